@@ -1,0 +1,146 @@
+"""The `keel` command. Every command takes `--json` and then prints one JSON object as its last line.
+
+Subpackages add their own command groups in `keel/<package>/cli.py` (a `typer.Typer` named `app`);
+they are listed in SUBCOMMANDS and registered here. Heavy imports happen inside commands, so that
+`keel --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+import time
+from typing import Annotated
+
+import typer
+
+from keel.cliutil import JSON_HELP, console, emit, err_console
+from keel.errors import KeelError
+from keel.io import to_json
+
+app = typer.Typer(
+    help="Keel: train agents' policies and memory with RL under formal specifications, then red-team them.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+SUBCOMMANDS = {
+    "spec": "keel.spec.cli",
+    "memory": "keel.memory.cli",
+    "games": "keel.games.cli",
+    "discover": "keel.discovery.cli",
+    "redteam": "keel.redteam.cli",
+}
+
+JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
+
+
+@app.command()
+def train(
+    source: Annotated[str, typer.Argument(help="A preset name (e.g. quickstart) or a path to a config .yaml")],
+    name: Annotated[str | None, typer.Option(help="Run name under runs/ (default: SOURCE-TIMESTAMP)")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue run NAME (or the latest unfinished run of SOURCE)")] = False,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a field: --set seed=3")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train: a preset or config file in, a run directory with metrics, checkpoints and a report out."""
+    from keel.config import load_job_config
+    from keel.jobs import job_module
+    from keel.report.html import write_report
+    from keel.runs import Run
+
+    cfg, short = load_job_config(source, set_)
+    module = job_module(cfg.kind)
+    config_dict = cfg.model_dump(mode="json")
+    if resume:
+        run = Run.resolve(f"{cfg.runs_dir}/{name}") if name else Run.latest_unfinished(cfg.runs_dir, source)
+        if run is None:
+            raise KeelError(f"no unfinished run of {source} under {cfg.runs_dir}/ to resume; drop --resume")
+        if run.config() != config_dict:
+            raise KeelError(f"{run.path}/config.yaml differs from this config; resume with the same config")
+    else:
+        run = Run.create(cfg.runs_dir, name or f"{short}-{time.strftime('%Y%m%d-%H%M%S')}", config_dict, source)
+    try:
+        summary = module.train(cfg, run, resume=resume, quiet=as_json)
+    except KeyboardInterrupt:
+        run.close()
+        console.print(f"[yellow]stopped.[/] resume with: keel train {source} --name {run.name} --resume")
+        raise typer.Exit(130) from None
+    run.write_summary(summary)
+    run.set_status("finished")
+    sections = module.report_sections(run) if hasattr(module, "report_sections") else None
+    report = write_report(run, sections)
+    run.close()
+    emit({"run": str(run.path), **summary, "report": str(report)}, as_json, title=f"run {run.name}")
+
+
+@app.command("eval")
+def evaluate(
+    run_dir: Annotated[str, typer.Argument(metavar="RUN", help="Run directory (or its name under runs/)")],
+    episodes: Annotated[int | None, typer.Option(help="Evaluation episodes (job default if unset)")] = None,
+    split: Annotated[str, typer.Option(help="Data split for text tasks: train or test")] = "test",
+    seed: Annotated[int, typer.Option(help="Evaluation seed")] = 12345,
+    as_json: JsonOpt = False,
+) -> None:
+    """Evaluate a run's last checkpoint and store the numbers in RUN/eval.json."""
+    from keel.io import atomic_write_json
+    from keel.jobs import job_module
+    from keel.runs import Run
+
+    run = Run.resolve(run_dir)
+    module = job_module(str(run.config().get("kind")))
+    result = module.evaluate(run, episodes=episodes, split=split, seed=seed, quiet=as_json)
+    atomic_write_json(run.path / "eval.json", result)
+    emit({"run": str(run.path), **result}, as_json, title=f"evaluation of {run.name}")
+
+
+@app.command()
+def report(
+    target: Annotated[str, typer.Argument(help="RUN, or `safety` followed by RUN for the safety card")],
+    run_dir: Annotated[str | None, typer.Argument(metavar="[RUN]", help="The run, after `safety`")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write a run's report.html (plots embedded); `keel report safety RUN` writes its safety card."""
+    from keel.runs import Run
+
+    if target == "safety":
+        if run_dir is None:
+            raise KeelError("usage: keel report safety RUN")
+        from keel.report.safety import write_safety_card
+
+        emit(write_safety_card(run_dir), as_json, title="safety card")
+        return
+    if run_dir is not None:
+        raise KeelError(f"unexpected argument {run_dir!r}: use `keel report RUN` or `keel report safety RUN`")
+    from keel.jobs import job_module
+    from keel.report.html import write_report
+
+    run = Run.resolve(target)
+    module = job_module(str(run.config().get("kind")))
+    sections = module.report_sections(run) if hasattr(module, "report_sections") else None
+    emit({"run": str(run.path), "report": str(write_report(run, sections))}, as_json)
+
+
+def _register_subcommands() -> None:
+    for group, module_name in SUBCOMMANDS.items():
+        if importlib.util.find_spec(module_name.rsplit(".", 1)[0]) is None:
+            continue
+        if importlib.util.find_spec(module_name) is None:
+            continue
+        app.add_typer(importlib.import_module(module_name).app, name=group)
+
+
+_register_subcommands()
+
+
+def main() -> None:
+    """Entry point: user errors become one clear message (and a JSON error object with --json)."""
+    try:
+        app()
+    except KeelError as e:
+        if "--json" in sys.argv:
+            print(to_json({"error": str(e)}))
+        err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        sys.exit(2)

@@ -1,0 +1,26 @@
+"""The kinds of training job `keel train` knows, each a module with `Config`, `train` and `evaluate`.
+
+A job module defines:
+    Config              a `keel.config.JobConfig` subclass (pydantic, unknown fields refused)
+    train(cfg, run)     trains, logging to `run` (a `keel.runs.Run`); returns a summary dict
+    evaluate(run, **kw) evaluates the run's last checkpoint; returns a dict of numbers
+Add a kind by adding one line here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from keel.errors import KeelError
+
+JOBS: dict[str, str] = {
+    "spec_rl": "keel.rl.spec_job",
+    "llm_rl": "keel.rl.llm_job",
+}
+
+
+def job_module(kind: str) -> ModuleType:
+    if kind not in JOBS:
+        raise KeelError(f"unknown job kind {kind!r}; known kinds: {', '.join(sorted(JOBS))}")
+    return importlib.import_module(JOBS[kind])

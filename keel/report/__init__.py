@@ -1,0 +1,1 @@
+"""Reports: plots and HTML for runs (`html`), and the safety card."""

@@ -1,0 +1,143 @@
+"""Run directories: `runs/NAME/` with config.yaml, metrics.jsonl, summary.json, checkpoints/, report.html.
+
+Every write that matters is atomic (`keel.io`), so a run killed at any moment resumes from its last
+checkpoint with a metrics log that agrees with it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from keel.errors import KeelError
+from keel.io import atomic_write_bytes, atomic_write_json, atomic_write_yaml, to_json
+
+KEEP_CHECKPOINTS = 3
+
+
+class Run:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.checkpoints = self.path / "checkpoints"
+        self._metrics_file = None
+
+    # --- opening -------------------------------------------------------------------------------
+    @classmethod
+    def create(cls, runs_dir: str | Path, name: str, config: dict[str, Any], source: str = "") -> Run:
+        run = cls(Path(runs_dir) / name)
+        if run.path.exists():
+            raise KeelError(f"run directory {run.path} already exists; pass --resume to continue it or --name NEW")
+        run.checkpoints.mkdir(parents=True)
+        atomic_write_yaml(run.path / "config.yaml", config)
+        atomic_write_json(run.path / "run.json", {"status": "running", "source": source, "created": time.time()})
+        return run
+
+    @classmethod
+    def open(cls, path: str | Path) -> Run:
+        path = Path(path)
+        if not (path / "config.yaml").is_file():
+            hint = ""
+            if not path.exists() and (Path("runs") / path).is_dir():
+                hint = f" (did you mean runs/{path}?)"
+            raise KeelError(f"{path} is not a Keel run directory (no config.yaml){hint}")
+        return cls(path)
+
+    @classmethod
+    def resolve(cls, name_or_path: str) -> Run:
+        """A run given as a path, or as a name under ./runs."""
+        p = Path(name_or_path)
+        if not (p / "config.yaml").is_file() and (Path("runs") / p / "config.yaml").is_file():
+            p = Path("runs") / p
+        return cls.open(p)
+
+    @staticmethod
+    def latest_unfinished(runs_dir: str | Path, source: str) -> Run | None:
+        candidates = []
+        for d in Path(runs_dir).glob("*/run.json"):
+            info = json.loads(d.read_text())
+            if info.get("source") == source and info.get("status") != "finished":
+                candidates.append((info.get("created", 0), d.parent))
+        return Run(max(candidates)[1]) if candidates else None
+
+    # --- contents ------------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def config(self) -> dict[str, Any]:
+        return yaml.safe_load((self.path / "config.yaml").read_text())
+
+    def info(self) -> dict[str, Any]:
+        f = self.path / "run.json"
+        return json.loads(f.read_text()) if f.is_file() else {}
+
+    def set_status(self, status: str) -> None:
+        atomic_write_json(self.path / "run.json", {**self.info(), "status": status})
+
+    # --- metrics -------------------------------------------------------------------------------
+    def log(self, step: int, **metrics: Any) -> None:
+        """Append one line to metrics.jsonl; flushed at once, fsynced at each checkpoint."""
+        if self._metrics_file is None:
+            self._metrics_file = open(self.path / "metrics.jsonl", "a", encoding="utf-8")
+        self._metrics_file.write(to_json({"step": int(step), "time": time.time(), **metrics}) + "\n")
+        self._metrics_file.flush()
+
+    def metrics(self) -> list[dict[str, Any]]:
+        f = self.path / "metrics.jsonl"
+        if not f.is_file():
+            return []
+        rows = []
+        for line in f.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                break  # a torn last line from a crash; everything before it is intact
+        return rows
+
+    def truncate_metrics(self, after_step: int) -> None:
+        """Drop log lines newer than the checkpoint we resume from, so the log never repeats a step."""
+        kept = [r for r in self.metrics() if r.get("step", 0) <= after_step]
+        atomic_write_bytes(self.path / "metrics.jsonl", "".join(to_json(r) + "\n" for r in kept).encode())
+
+    # --- checkpoints ---------------------------------------------------------------------------
+    def save_checkpoint(self, state: dict[str, Any], step: int) -> Path:
+        if self._metrics_file is not None:
+            os.fsync(self._metrics_file.fileno())
+        buf = io.BytesIO()
+        torch.save({"step": int(step), "state": state}, buf)
+        path = self.checkpoints / f"step_{int(step):010d}.pt"
+        atomic_write_bytes(path, buf.getvalue())
+        for old in sorted(self.checkpoints.glob("step_*.pt"))[:-KEEP_CHECKPOINTS]:
+            old.unlink()
+        return path
+
+    def latest_checkpoint(self) -> Path | None:
+        found = sorted(self.checkpoints.glob("step_*.pt"))
+        return found[-1] if found else None
+
+    def load_checkpoint(self, path: Path | None = None) -> tuple[dict[str, Any], int] | None:
+        path = path or self.latest_checkpoint()
+        if path is None:
+            return None
+        blob = torch.load(path, map_location="cpu", weights_only=False)  # our own file, written atomically
+        return blob["state"], blob["step"]
+
+    # --- results -------------------------------------------------------------------------------
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        atomic_write_json(self.path / "summary.json", summary)
+
+    def summary(self) -> dict[str, Any]:
+        f = self.path / "summary.json"
+        return json.loads(f.read_text()) if f.is_file() else {}
+
+    def close(self) -> None:
+        if self._metrics_file is not None:
+            self._metrics_file.close()
+            self._metrics_file = None
