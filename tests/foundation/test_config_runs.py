@@ -27,7 +27,7 @@ def test_ill_typed_field_is_named():
 
 def test_bad_yaml_names_line():
     with pytest.raises(KeelError, match="line 2"):
-        read_yaml("a: 1\nb: [\n", "x.yaml")
+        read_yaml("a: 1\nb: c: d\n", "x.yaml")
 
 
 def test_overrides_parse_values():
