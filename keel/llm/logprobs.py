@@ -1,0 +1,55 @@
+"""Per-token log-probabilities and entropies of given completions under a model, in one batched pass.
+
+Layout: prompts left-padded to a common width P, completions right-padded to T, so that every completion
+starts at column P. Only the T positions that predict completion tokens go through the vocabulary head
+(`logits_to_keep`), which is most of the cost for a 49k-token vocabulary.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def pack(prompt_ids: list[list[int]], completion_ids: list[list[int]], pad_id: int):
+    """(input_ids, attention_mask, completion_mask, P) for left-padded prompts + right-padded completions."""
+    P = max(len(p) for p in prompt_ids)
+    T = max(max((len(c) for c in completion_ids), default=0), 1)
+    B = len(prompt_ids)
+    ids = torch.full((B, P + T), pad_id, dtype=torch.long)
+    attn = torch.zeros((B, P + T), dtype=torch.long)
+    cmask = torch.zeros((B, T), dtype=torch.float32)
+    for i, (p, c) in enumerate(zip(prompt_ids, completion_ids, strict=True)):
+        ids[i, P - len(p) : P] = torch.tensor(p, dtype=torch.long)
+        attn[i, P - len(p) : P] = 1
+        if c:
+            ids[i, P : P + len(c)] = torch.tensor(c, dtype=torch.long)
+            attn[i, P : P + len(c)] = 1
+            cmask[i, : len(c)] = 1
+    return ids, attn, cmask, P
+
+
+def completion_logprobs(
+    model,
+    prompt_ids: list[list[int]],
+    completion_ids: list[list[int]],
+    pad_id: int,
+    with_entropy: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """(logp [B,T], entropy [B,T] or None, mask [B,T]) of each completion token given its prompt.
+
+    Gradients flow through logp when grad is enabled; entropy is always detached (it is only logged and
+    used for STAPO's threshold).
+    """
+    ids, attn, cmask, P = pack(prompt_ids, completion_ids, pad_id)
+    T = cmask.shape[1]
+    pos = (attn.cumsum(-1) - 1).clamp(min=0)
+    out = model(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=False, logits_to_keep=T + 1)
+    logits = out.logits[:, :-1, :].float()  # positions P-1 .. P+T-2 predict completion tokens 0 .. T-1
+    logp_all = torch.log_softmax(logits, dim=-1)
+    target = ids[:, P:]
+    logp = logp_all.gather(-1, target[..., None]).squeeze(-1) * cmask
+    entropy = None
+    if with_entropy:
+        with torch.no_grad():
+            entropy = -(logp_all.exp() * logp_all).sum(-1) * cmask
+    return logp, entropy, cmask

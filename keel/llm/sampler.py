@@ -1,0 +1,223 @@
+"""Batched sampling with a KV cache: left padding, temperature / top-p, stop strings, max tokens.
+
+Each distinct prompt is encoded once; its KV cache is then repeated for the `n` completions of its group
+(prefix sharing), so a GRPO group of 8 pays for one prompt pass instead of eight. Rows that finish are
+dropped from the cache, so the batch shrinks as completions end. Sampled tokens come back with their
+log-probabilities under the untempered model, which the RL losses use as the behaviour policy.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+
+import torch
+
+from keel.errors import KeelError
+
+Prompt = str | list[dict]
+
+
+@dataclass
+class Samples:
+    """One row per completion: `prompt_index[i]` says which input prompt row i continues."""
+
+    prompt_ids: list[list[int]]
+    completion_ids: list[list[int]]
+    logprobs: list[list[float]]
+    texts: list[str]
+    prompt_index: list[int]
+    stopped: list[bool] = field(default_factory=list)  # ended by EOS or a stop string (not by max tokens)
+
+    @property
+    def num_tokens(self) -> int:
+        return sum(len(c) for c in self.completion_ids)
+
+
+def encode_prompts(tokenizer, prompts: list[Prompt]) -> list[list[int]]:
+    """Token ids per prompt; chat message lists go through the tokenizer's chat template."""
+    out = []
+    for p in prompts:
+        if isinstance(p, str):
+            out.append(tokenizer(p, add_special_tokens=False)["input_ids"])
+        elif isinstance(p, list) and all(isinstance(m, dict) and "role" in m and "content" in m for m in p):
+            text = tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True)
+            out.append(tokenizer(text, add_special_tokens=False)["input_ids"])
+        else:
+            raise KeelError(
+                "a prompt must be a string or a list of chat messages like {'role': 'user', 'content': '...'}"
+            )
+        if not out[-1]:
+            raise KeelError("empty prompt: give at least one token of text")
+    return out
+
+
+def _cache_kw(model) -> str:
+    """The keyword the model's forward takes for the KV cache (transformers renamed it in v5)."""
+    params = inspect.signature(model.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
+def model_step(model, input_ids, attention_mask, position_ids, cache, kw: str | None = None):
+    """One forward pass that returns (last-position logits, updated cache)."""
+    kw = kw or _cache_kw(model)
+    out = model(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        position_ids=position_ids,
+        use_cache=True,
+        logits_to_keep=1,
+        **{kw: cache},
+    )
+    new_cache = getattr(out, "cache", None)
+    if new_cache is None:
+        new_cache = out.past_key_values
+    return out.logits[:, -1, :].float(), new_cache
+
+
+def left_pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, width - len(s) :] = torch.tensor(s, dtype=torch.long)
+        mask[i, width - len(s) :] = 1
+    return ids, mask
+
+
+def sample_next(logits: torch.Tensor, temperature: float, top_p: float, gen: torch.Generator) -> torch.Tensor:
+    """Next token per row: greedy at temperature 0, else nucleus sampling over the tempered distribution."""
+    if temperature <= 0:
+        return logits.argmax(-1)
+    probs = torch.softmax(logits / temperature, dim=-1)
+    if top_p < 1.0:
+        sorted_p, order = probs.sort(dim=-1, descending=True)
+        # keep the smallest prefix whose mass reaches top_p (the first token is always kept)
+        drop = (sorted_p.cumsum(-1) - sorted_p) >= top_p
+        sorted_p = sorted_p.masked_fill(drop, 0.0)
+        choice = torch.multinomial(sorted_p, 1, generator=gen).squeeze(-1)
+        return order.gather(-1, choice[:, None]).squeeze(-1)
+    return torch.multinomial(probs, 1, generator=gen).squeeze(-1)
+
+
+def _find_stop(text: str, stop: list[str]) -> int:
+    hits = [text.find(s) for s in stop if s and s in text]
+    return min(hits) if hits else -1
+
+
+@torch.no_grad()
+def sample(
+    model,
+    tokenizer,
+    prompts: list[Prompt],
+    n: int = 1,
+    max_new_tokens: int = 64,
+    temperature: float = 0.7,
+    top_p: float = 0.95,
+    stop: list[str] | None = None,
+    seed: int | None = None,
+) -> Samples:
+    """`n` completions for each prompt (rows grouped by prompt), with ids and per-token log-probs."""
+    if n < 1 or max_new_tokens < 1:
+        raise KeelError(f"n and max_new_tokens must be >= 1 (got n={n}, max_new_tokens={max_new_tokens})")
+    if not 0 < top_p <= 1:
+        raise KeelError(f"top_p must be in (0, 1], got {top_p}")
+    if not prompts:
+        return Samples([], [], [], [], [], [])
+    stop = [s for s in (stop or []) if s]
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    eos_ids = _eos_ids(model, tokenizer)
+    gen = torch.Generator().manual_seed(seed if seed is not None else torch.seed() % 2**63)
+    kw = _cache_kw(model)
+    was_training = model.training
+    model.eval()
+
+    # 1. encode each distinct prompt once
+    encoded = encode_prompts(tokenizer, prompts)
+    uniq: dict[tuple[int, ...], int] = {}
+    row_of_prompt = [uniq.setdefault(tuple(e), len(uniq)) for e in encoded]
+    uniq_ids = [list(k) for k in uniq]
+    ids, mask = left_pad(uniq_ids, pad_id)
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    logits, cache = model_step(model, ids, mask, pos, None, kw)
+
+    # 2. share the prompt's KV cache across its group: row r of the batch continues unique prompt src[r]
+    prompt_index = [i for i in range(len(prompts)) for _ in range(n)]
+    src = torch.tensor([row_of_prompt[i] for i in prompt_index], dtype=torch.long)
+    cache.reorder_cache(src)
+    logits, mask = logits[src], mask[src]
+    next_pos = mask.sum(-1)  # position id of the next token per row
+
+    B = len(prompt_index)
+    completion: list[list[int]] = [[] for _ in range(B)]
+    logps: list[list[float]] = [[] for _ in range(B)]
+    stopped = [False] * B
+    cut_text: list[str | None] = [None] * B
+    active = torch.arange(B)  # batch rows still generating, in cache order
+
+    for t in range(max_new_tokens):
+        tok = sample_next(logits, temperature, top_p, gen)
+        lp = torch.log_softmax(logits, -1).gather(-1, tok[:, None]).squeeze(-1)
+        keep = []
+        for j, row in enumerate(active.tolist()):
+            token = int(tok[j])
+            completion[row].append(token)
+            logps[row].append(float(lp[j]))
+            done = token in eos_ids
+            if not done and stop:
+                text = tokenizer.decode(completion[row], skip_special_tokens=True)
+                at = _find_stop(text, stop)
+                if at >= 0:
+                    cut_text[row], done = text[:at], True
+            if done:
+                stopped[row] = True
+            else:
+                keep.append(j)
+        if not keep or t == max_new_tokens - 1:
+            break
+        if len(keep) < len(active):  # drop finished rows from the batch and the cache
+            sel = torch.tensor(keep, dtype=torch.long)
+            cache.reorder_cache(sel)
+            active, tok, mask, next_pos = active[sel], tok[sel], mask[sel], next_pos[sel]
+        mask = torch.cat([mask, torch.ones((len(active), 1), dtype=torch.long)], dim=1)
+        logits, cache = model_step(model, tok[:, None], mask, next_pos[:, None], cache, kw)
+        next_pos = next_pos + 1
+
+    if was_training:
+        model.train()
+    texts = [
+        cut if cut is not None else tokenizer.decode(c, skip_special_tokens=True)
+        for c, cut in zip(completion, cut_text, strict=True)
+    ]
+    return Samples(
+        prompt_ids=[encoded[i] for i in prompt_index],
+        completion_ids=completion,
+        logprobs=logps,
+        texts=texts,
+        prompt_index=prompt_index,
+        stopped=stopped,
+    )
+
+
+def _eos_ids(model, tokenizer) -> set[int]:
+    ids = set()
+    for source in (tokenizer.eos_token_id, getattr(model.generation_config, "eos_token_id", None)):
+        if isinstance(source, int):
+            ids.add(source)
+        elif isinstance(source, (list, tuple)):
+            ids.update(int(x) for x in source)
+    return ids
+
+
+def generate(
+    model,
+    tokenizer,
+    prompts: list[Prompt],
+    max_new_tokens: int = 64,
+    temperature: float = 0.7,
+    top_p: float = 0.95,
+    stop: list[str] | None = None,
+    seed: int | None = None,
+) -> list[str]:
+    """One completion per prompt, as text (cut before the first stop string)."""
+    return sample(model, tokenizer, prompts, 1, max_new_tokens, temperature, top_p, stop, seed).texts
