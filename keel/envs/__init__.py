@@ -1,0 +1,22 @@
+"""Keel's environments. Importing this package registers the rooms worlds with Gymnasium:
+
+    keel/Rooms9-v0, keel/Rooms16-v0                       grid worlds (`keel.envs.rooms_grid.RoomsGrid`)
+    keel/Rooms9Continuous-v0, keel/Rooms16Continuous-v0   continuous (`keel.envs.rooms_continuous`)
+
+Registration uses entry-point strings, so importing this package loads no environment code.
+"""
+
+import gymnasium
+
+_ROOMS = {
+    "keel/Rooms9-v0": ("keel.envs.rooms_grid:RoomsGrid", 9),
+    "keel/Rooms16-v0": ("keel.envs.rooms_grid:RoomsGrid", 16),
+    "keel/Rooms9Continuous-v0": ("keel.envs.rooms_continuous:RoomsContinuous", 9),
+    "keel/Rooms16Continuous-v0": ("keel.envs.rooms_continuous:RoomsContinuous", 16),
+}
+
+for _id, (_entry, _n) in _ROOMS.items():
+    if _id not in gymnasium.registry:
+        # Episode length is the env's own `max_episode_steps` argument (so the batched env matches it);
+        # Gymnasium's TimeLimit wrapper is not added on top.
+        gymnasium.register(_id, entry_point=_entry, kwargs={"n_rooms": _n})

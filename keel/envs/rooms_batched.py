@@ -1,0 +1,136 @@
+"""`BatchedRooms`: N copies of the grid rooms world stepped at once with numpy arrays.
+
+The dynamics are the single env's (`rooms_grid.RoomsGrid`): both index the same `GridModel` tables,
+and one step draws the same random numbers per copy (a uniform for the slip test, then an action), so
+a batch of one seeded like a single env follows it exactly. A step is a few fancy-indexing operations
+over all copies; there is no Python loop over envs.
+
+Finished copies are reset in the same step (Gymnasium's "same-step" autoreset): the returned
+observation is the new episode's first one, and `infos` carries what the finishing step reached:
+
+    infos["labels"]      (N, P) bool   labels of the state each copy reached with this step
+    infos["final_obs"]   (N, ...)      observation of that state (equal to obs for copies not done)
+    infos["_final_obs"]  (N,) bool     which copies finished (and were reset)
+
+`label_matrix()` / `label_sets()` give the labels of the current states (after any reset), which is
+what a monitor or reward machine of a fresh episode starts from.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+from gymnasium.utils import seeding
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from keel.envs.rooms_grid import N_ACTIONS, check_common, make_model
+
+
+class BatchedRooms(VectorEnv):
+    metadata = {"autoreset_mode": AutoresetMode.SAME_STEP}
+
+    def __init__(
+        self,
+        num_envs: int = 8,
+        n_rooms: int = 16,
+        room_size: int = 5,
+        obs_mode: str = "index",
+        slip: float = 0.0,
+        max_episode_steps: int = 200,
+        task: str | None = None,
+        goals=None,
+        hazards=None,
+        start=None,
+    ):
+        self.model = m = make_model(n_rooms, room_size, goals, hazards, start)
+        check_common(obs_mode, slip, max_episode_steps, task, m.propositions)
+        self.num_envs = int(num_envs)
+        self.obs_mode, self.slip, self.max_episode_steps, self.task = obs_mode, float(slip), max_episode_steps, task
+        self._task_col = m.prop_index[task] if task else None
+        self.single_observation_space = m.observation_space(obs_mode)
+        self.single_action_space = spaces.Discrete(N_ACTIONS)
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self.render_mode = None
+        self.closed = False
+        self.proposition_list: list[str] = list(m.propositions)
+        self.cells = np.full(self.num_envs, m.start_cell, dtype=np.int64)
+        self.t = np.zeros(self.num_envs, dtype=np.int64)
+        self.rng, _ = seeding.np_random(None)
+
+    # --- the proposition contract, batched ------------------------------------------------------
+    @property
+    def propositions(self) -> frozenset[str]:
+        return frozenset(self.proposition_list)
+
+    def label_matrix(self) -> np.ndarray:
+        """(N, P) bool: the propositions true in each copy's current state, columns = proposition_list."""
+        return self.model.labels[self.cells]
+
+    def label_sets(self) -> list[frozenset[str]]:
+        return [self.model.label_sets[c] for c in self.cells]
+
+    def possible_label_matrix(self) -> np.ndarray:
+        """(N, A, K, P) bool: the label sets each action may produce (K outcomes; K = 1 without slip)."""
+        return self.model.labels[self.model.outcome_cells(self.cells, self.slip)]
+
+    def possible_labels_after(self, i: int, action: int) -> list[frozenset[str]]:
+        """The single env's `possible_labels_after(action)` for copy i."""
+        cells = self.model.outcome_cells(self.cells[i], self.slip)[int(action)]
+        return list(dict.fromkeys(self.model.label_sets[c] for c in cells))
+
+    def get_state(self) -> np.ndarray:
+        """(N, 2) int: each copy's cell and step count."""
+        return np.stack([self.cells, self.t], axis=1)
+
+    def set_state(self, state) -> None:
+        state = np.asarray(state, dtype=np.int64).reshape(self.num_envs, -1)
+        self.cells = state[:, 0].copy()
+        self.t = state[:, 1].copy() if state.shape[1] > 1 else np.zeros(self.num_envs, dtype=np.int64)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly where we are (for checkpoints)."""
+        return {"cells": self.cells.copy(), "t": self.t.copy(), "rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.cells, self.t = np.array(state["cells"]), np.array(state["t"])
+        self.rng.bit_generator.state = state["rng"]
+
+    def observe(self) -> np.ndarray:
+        return self.model.observe(self.cells.copy(), self.obs_mode)  # never a view of our state
+
+    # --- VectorEnv --------------------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        if seed is not None:
+            self.rng, _ = seeding.np_random(seed)
+        self.cells[:] = self.model.start_cell
+        self.t[:] = 0
+        return self.observe(), {"labels": self.label_matrix()}
+
+    def step(self, actions):
+        actions = np.asarray(actions, dtype=np.int64).reshape(self.num_envs)
+        u = self.rng.random(self.num_envs)
+        other = self.rng.integers(N_ACTIONS, size=self.num_envs)
+        actions = np.where(u < self.slip, other, actions)
+        self.cells = self.model.next_cell[self.cells, actions]
+        self.t += 1
+        labels = self.model.labels[self.cells]
+        if self._task_col is None:
+            terminated = np.zeros(self.num_envs, dtype=bool)
+        else:
+            terminated = labels[:, self._task_col].copy()
+        truncated = (self.t >= self.max_episode_steps) & ~terminated
+        rewards = terminated.astype(np.float32)
+        done = terminated | truncated
+        final_obs = self.observe()
+        if done.any():
+            self.cells[done] = self.model.start_cell
+            self.t[done] = 0
+            obs = self.observe()
+        else:
+            obs = final_obs
+        infos = {"labels": labels, "final_obs": final_obs, "_final_obs": done}
+        return obs, rewards, terminated, truncated, infos
