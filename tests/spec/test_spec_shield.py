@@ -1,0 +1,155 @@
+"""Shields: zero violations of the safety part under a random agent, given an exact one-step model."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from keel.spec import PostPosedShield, PreemptiveShield, Shield, SpecError, compile_ltlf
+
+MOVES = [(0, 0), (-1, 0), (1, 0), (0, -1), (0, 1)]  # stay, up, down, left, right
+
+
+class HazardGrid(gym.Env):
+    """A 6x6 grid with hazard cells, a key cell and a door; with probability `slip` a move fails (stay).
+
+    Propositions: hazard, key, door, goal. The one-step model lists every cell a move may lead to.
+    (Slipping to *any* neighbour would leave no safe action next to a hazard: a one-step shield cannot
+    help there; `Shield.solve` handles that with a full model, see test_spec_shield_game.)
+    """
+
+    metadata = {"render_modes": []}
+    SIZE = 6
+    HAZARDS = {(1, 1), (1, 2), (2, 4), (3, 1), (4, 3), (4, 4), (0, 4)}
+    KEY, DOOR, GOAL = (5, 0), (0, 5), (5, 5)
+
+    def __init__(self, slip: float = 0.2, horizon: int = 60):
+        self.slip = slip
+        self.horizon = horizon
+        self.observation_space = gym.spaces.Box(0, self.SIZE - 1, shape=(2,), dtype=np.int64)
+        self.action_space = gym.spaces.Discrete(len(MOVES))
+        self.propositions = frozenset({"hazard", "key", "door", "goal"})
+        self.pos = (0, 0)
+        self.t = 0
+
+    def _move(self, pos, a):
+        r, c = pos[0] + MOVES[a][0], pos[1] + MOVES[a][1]
+        return (min(max(r, 0), self.SIZE - 1), min(max(c, 0), self.SIZE - 1))
+
+    def _labels(self, pos) -> frozenset[str]:
+        out = set()
+        if pos in self.HAZARDS:
+            out.add("hazard")
+        if pos == self.KEY:
+            out.add("key")
+        if pos == self.DOOR:
+            out.add("door")
+        if pos == self.GOAL:
+            out.add("goal")
+        return frozenset(out)
+
+    def labels(self) -> frozenset[str]:
+        return self._labels(self.pos)
+
+    def possible_labels_after(self, action: int) -> list[frozenset[str]]:
+        cells = {self._move(self.pos, action)}
+        if self.slip > 0:
+            cells.add(self.pos)
+        return sorted({self._labels(c) for c in cells}, key=sorted)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.pos, self.t = (0, 0), 0
+        return np.array(self.pos), {"labels": self.labels()}
+
+    def step(self, action):
+        a = int(action)
+        if self.slip > 0 and self.np_random.random() < self.slip:
+            a = 0
+        self.pos = self._move(self.pos, a)
+        self.t += 1
+        return np.array(self.pos), 0.0, self.pos == self.GOAL, self.t >= self.horizon, {"labels": self.labels()}
+
+
+def rollout(env, steps: int, seed: int, use_mask: bool) -> tuple[int, int, int]:
+    """Random agent; returns (violations seen by an independent monitor, overrides, episodes)."""
+    rng = np.random.default_rng(seed)
+    monitor = SPEC.monitor()
+    obs, info = env.reset(seed=seed)
+    violations = overrides = episodes = 0
+    for _ in range(steps):
+        if use_mask:
+            action = int(rng.choice(np.flatnonzero(info["action_mask"])))
+        else:
+            action = int(rng.integers(env.action_space.n))
+        obs, _, term, trunc, info = env.step(action)
+        overrides += bool(info.get("shield_override", False))
+        if monitor.step(info["labels"]).value == "violated":
+            violations += 1
+            monitor.reset()
+        if term or trunc:
+            episodes += 1
+            monitor.reset()
+            obs, info = env.reset()
+    return violations, overrides, episodes
+
+
+SAFETY = "G !hazard & (!door W key)"  # never a hazard; no door before the key
+SPEC = compile_ltlf(SAFETY, HazardGrid().propositions)
+
+
+def test_unshielded_random_agent_violates():
+    violations, _, _ = rollout(HazardGrid(), 3000, seed=0, use_mask=False)
+    assert violations > 50
+
+
+@pytest.mark.parametrize("slip", [0.0, 0.2])
+def test_preemptive_shield_zero_violations(slip):
+    env = PreemptiveShield(HazardGrid(slip=slip), SPEC)
+    violations, overrides, episodes = rollout(env, 3000, seed=1, use_mask=True)
+    assert violations == 0 and env.violations == 0
+    assert overrides == 0  # the agent only picked from the mask
+    assert episodes > 10
+
+
+@pytest.mark.parametrize("slip", [0.0, 0.2])
+def test_preemptive_shield_refuses_unsafe_actions(slip):
+    env = PreemptiveShield(HazardGrid(slip=slip), SPEC)
+    violations, overrides, _ = rollout(env, 3000, seed=2, use_mask=False)
+    assert violations == 0 and env.violations == 0
+    assert overrides > 0 and env.overrides == overrides
+
+
+@pytest.mark.parametrize("slip", [0.0, 0.2])
+def test_post_posed_shield_zero_violations(slip):
+    env = PostPosedShield(HazardGrid(slip=slip), SPEC)
+    violations, overrides, _ = rollout(env, 3000, seed=3, use_mask=False)
+    assert violations == 0 and env.violations == 0
+    assert overrides > 0
+
+
+def test_functional_mask_next_to_hazard():
+    env = HazardGrid(slip=0.0)
+    env.reset(seed=0)
+    env.pos = (1, 0)  # hazard to the right (1,1), nothing else around
+    shield = Shield(SPEC)
+    mask = shield.safe_mask(shield.initial, env.possible_labels_after, env.action_space.n)
+    assert mask.tolist() == [True, True, True, True, False]
+    # Before the key, the door is as forbidden as a hazard; after it, allowed.
+    env.pos = (1, 5)  # below the door
+    q = shield.initial
+    assert shield.safe_mask(q, env.possible_labels_after, 5)[1] is np.False_  # up = door
+    q_key = shield.advance(q, {"key"})
+    assert shield.safe_mask(q_key, env.possible_labels_after, 5)[1] is np.True_
+
+
+def test_shield_refuses_bad_envs():
+    class Box(gym.Env):
+        action_space = gym.spaces.Box(-1, 1, shape=(1,))
+        observation_space = gym.spaces.Box(-1, 1, shape=(1,))
+
+    with pytest.raises(SpecError, match="Discrete"):
+        PreemptiveShield(Box(), SPEC)
+    with pytest.raises(SpecError, match="unknown proposition"):
+        PreemptiveShield(HazardGrid(), compile_ltlf("G !lava"))
