@@ -17,7 +17,7 @@ touches a [U, N] block (all machine states x all envs of the batch) with numpy f
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +33,7 @@ class MachineTables:
     terminal[u]   u itself is accepting or dead: it is never a state the agent acts in
     accepting[u]  u is accepting (the spec is satisfied)
     dead[u]       no accepting state is reachable from u (the spec is violated for ever)
+    potential[u]  the shaping potential Phi(u) (0 everywhere without shaping)
     """
 
     next_u: np.ndarray
@@ -42,6 +43,7 @@ class MachineTables:
     accepting: np.ndarray
     dead: np.ndarray
     initial: int
+    potential: np.ndarray | None = None
 
     @property
     def num_states(self) -> int:
@@ -78,28 +80,8 @@ def machine_tables(spec, cell_labels: Sequence[frozenset[str]], gamma: float, sh
         accepting=accepting,
         dead=dead,
         initial=index[int(rm.initial)],
+        potential=np.array([rm.potential(u) if shaping else 0.0 for u in states]),
     )
-
-
-def shield_table(
-    spec, tables: MachineTables, n_cells: int, n_actions: int, labels_after: Callable[[int, int], list]
-) -> np.ndarray:
-    """safe[u, c, a]: the pre-emptive shield's mask for every (machine state, cell), computed once.
-
-    `labels_after(c, a)` lists the label sets the env may produce after action a in cell c (the env's exact
-    one-step model). An action is unsafe when one of them drives the safety part of the spec into a dead state.
-    """
-    from keel.spec.shield import Shield
-
-    shield = Shield(spec)
-    states = sorted(int(u) for u in spec.reward_machine().states)
-    safe = np.ones((tables.num_states, n_cells, n_actions), dtype=bool)
-    for i, u in enumerate(states):
-        if tables.terminal[i]:
-            continue
-        for c in range(n_cells):
-            safe[i, c] = shield.safe_mask(u, lambda a, c=c: labels_after(c, a), n_actions)
-    return safe
 
 
 @dataclass
@@ -107,7 +89,7 @@ class QRMConfig:
     gamma: float = 0.99
     alpha: float = 0.5  # learning rate; the grid is deterministic, so a large step is fine
     epsilon: float = 0.1  # epsilon-greedy exploration among the (shield-)safe actions
-    q_init: float = 1.0  # optimistic initial values drive systematic exploration of the rooms
+    q_init: float = 1.0  # optimism margin: Q starts at an upper bound of the return, plus this
 
 
 class QRM:
@@ -117,7 +99,11 @@ class QRM:
                  safe: np.ndarray | None = None):
         self.t, self.cfg = tables, cfg
         self.n_actions = n_actions
-        self.Q = np.full((tables.num_states, n_cells, n_actions), cfg.q_init, dtype=np.float64)
+        # Optimistic initial values drive systematic exploration of the rooms. With shaping, the return from
+        # u telescopes to at most 1 - Phi(u) (Phi <= 0), so that is where "optimistic" starts.
+        phi = tables.potential if tables.potential is not None else np.zeros(tables.num_states)
+        q0 = cfg.q_init - phi
+        self.Q = np.repeat(q0[:, None, None], n_cells, axis=1).repeat(n_actions, axis=2).astype(np.float64)
         self.Q[tables.terminal] = 0.0  # terminal machine states have no future
         self.safe = safe
         self.active = np.flatnonzero(~tables.terminal)  # the machine states the agent can be in
@@ -167,3 +153,69 @@ class QRM:
 
     def load_state_dict(self, state: dict) -> None:
         self.Q[...] = state["Q"]
+
+
+class QRMLearner:
+    """QRM run on N copies of the product world (`keel.rl.product.ProductVecEnv`).
+
+    Shield: `preemptive` masks unsafe actions when acting and when bootstrapping (the agent lives in the
+    shielded MDP); `postposed` lets the agent pick, and the env replaces an unsafe pick by the best safe
+    action; the update then uses the action actually taken.
+    """
+
+    def __init__(self, world, cfg: QRMConfig, num_envs: int, seed: int, shield: str,
+                 epsilon_end: float | None = None, decay_steps: int = 1):
+        from keel.rl.product import ProductVecEnv
+
+        self.world, self.cfg = world, cfg
+        self.env = ProductVecEnv(world, num_envs, seed, shield)
+        self.env.reset()
+        self.agent = QRM(world.tables, world.n_cells, world.n_actions, cfg,
+                         safe=world.safe if shield == "preemptive" else None)
+        self.rng = np.random.default_rng(seed + 2)
+        self.eps0, self.eps1 = cfg.epsilon, cfg.epsilon if epsilon_end is None else epsilon_end
+        self.decay_steps = max(1, decay_steps)
+        self.env_steps = 0
+
+    @property
+    def stats(self):
+        return self.env.stats
+
+    def epsilon(self) -> float:
+        frac = min(1.0, self.env_steps / self.decay_steps)
+        return self.eps0 + frac * (self.eps1 - self.eps0)
+
+    def train_iteration(self) -> None:
+        """One step of every copy, then one counterfactual update per copy for every machine state."""
+        env = self.env
+        c, u = env.venv.cells.copy(), env.u
+        a = self.agent.act(u, c, self.rng, self.epsilon())
+        env.step(a, scores=self.agent.Q[u, c])
+        self.agent.update(c, env.last_actions, env.last_cells, np.zeros(env.num_envs, dtype=bool))
+        self.env_steps += env.num_envs
+
+    def policy(self):
+        return _GreedyQ(self.agent.Q)
+
+    def state_dict(self) -> dict:
+        return {"agent": self.agent.state_dict(), "env": self.env.state_dict(),
+                "rng": self.rng.bit_generator.state, "env_steps": self.env_steps}
+
+    def load_state_dict(self, s: dict) -> None:
+        self.agent.load_state_dict(s["agent"])
+        self.env.load_state_dict(s["env"])
+        self.rng.bit_generator.state = s["rng"]
+        self.env_steps = int(s["env_steps"])
+
+
+class _GreedyQ:
+    """The greedy policy of a Q-table over (machine state, cell): scores are the Q-values."""
+
+    def __init__(self, Q: np.ndarray):
+        self.Q = Q
+
+    def reset(self, mask: np.ndarray) -> None:
+        pass
+
+    def scores(self, u: np.ndarray, cells: np.ndarray) -> np.ndarray:
+        return self.Q[u, cells]

@@ -1,0 +1,284 @@
+"""The `spec_rl` job: train a policy in the rooms grid under an LTLf formula, shielded, with a report.
+
+    keel train quickstart            # keel/presets/quickstart.yaml: QRM + pre-emptive shield + shaping
+
+Learners (all act in the product of the batched grid world and the formula's automaton, `keel.rl.product`):
+    qrm   tabular Q-learning for reward machines with counterfactual updates (`keel.rl.qrm`)
+    ppo   Keel's PPO on the product (observation = cell one-hot ++ automaton one-hot; `keel.rl.ppo`)
+    dirl  compositional RL over a SPECTRL spec's abstract graph (`keel.rl.dirl`)
+
+Training logs per-interval metrics, saves checkpoints every `checkpoint_every` env steps and resumes
+exactly from the last one (`keel train ... --resume`): the checkpoint holds the learner, every env copy,
+the automaton states and all random generators, so a resumed seeded run ends with the same numbers as
+an uninterrupted one. `KEEL_STOP_AFTER_ITERATIONS=N` interrupts a run after N iterations (as Ctrl-C
+would), for testing that.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import time
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from keel.config import JobConfig, KeelModel
+from keel.errors import KeelError
+
+
+class EnvSection(KeelModel):
+    rooms: Literal[9, 16] = 16
+    room_size: int = Field(5, ge=3, le=15, description="cells per room side")
+    slip: float = Field(0.0, ge=0.0, lt=1.0, description="probability that a random action replaces the chosen one")
+    max_episode_steps: int = Field(400, ge=1)
+    random_start: bool = Field(True, description="start anywhere in the start room (else at its centre)")
+    goals: dict[str, list[int]] | None = Field(None, description="goal name -> [row, col] of its room")
+    hazards: list | None = Field(None, description="[[row, col], [y_frac, x_frac]] per hazard")
+
+
+class QRMSection(KeelModel):
+    alpha: float = Field(0.5, gt=0.0, le=1.0)
+    epsilon: float = Field(0.2, ge=0.0, le=1.0, description="exploration at the start")
+    epsilon_end: float = Field(0.01, ge=0.0, le=1.0, description="exploration at the end (linear decay)")
+    optimism: float = Field(1.0, ge=0.0, description="initial Q above the return's upper bound")
+
+
+class PPOSection(KeelModel):
+    lr: float = Field(2.5e-3, gt=0.0)
+    rollout_steps: int = Field(128, ge=1, description="steps per env per update")
+    epochs: int = Field(4, ge=1)
+    minibatches: int = Field(4, ge=1)
+    clip: float = Field(0.2, gt=0.0)
+    ent_coef: float = Field(0.01, ge=0.0)
+    gae_lambda: float = Field(0.95, ge=0.0, le=1.0)
+    hidden: int = Field(64, ge=1)
+
+
+class DiRLSection(KeelModel):
+    spectrl: str | None = Field(None, description="SPECTRL task (default: derived from the formula's goals)")
+    rollouts: int = Field(200, ge=1, description="rollouts to estimate each edge's success probability")
+
+
+class Config(JobConfig):
+    kind: Literal["spec_rl"] = "spec_rl"
+    env: EnvSection = EnvSection()
+    formula: str = "F(goal_a & F goal_b) & G !hazard"
+    learner: Literal["qrm", "ppo", "dirl"] = "qrm"
+    shield: Literal["none", "preemptive", "postposed"] = "preemptive"
+    shaping: bool = True
+    gamma: float = Field(0.99, gt=0.0, le=1.0)
+    total_steps: int = Field(400_000, ge=1, description="environment steps of training")
+    num_envs: int = Field(32, ge=1)
+    log_every: int = Field(20_000, ge=1, description="env steps between metric lines")
+    checkpoint_every: int = Field(100_000, ge=1, description="env steps between checkpoints")
+    eval_episodes: int = Field(200, ge=1)
+    qrm: QRMSection = QRMSection()
+    ppo: PPOSection = PPOSection()
+    dirl: DiRLSection = DiRLSection()
+
+
+# ---------------------------------------------------------------------------------------------- building
+
+
+def make_world(cfg: Config):
+    from keel.rl.product import build_world
+
+    e = cfg.env
+    return build_world(e.rooms, e.room_size, cfg.formula, e.slip, e.max_episode_steps, e.random_start,
+                       cfg.gamma, cfg.shaping, goals=e.goals, hazards=e.hazards)
+
+
+def make_learner(cfg: Config, world):
+    if cfg.learner == "qrm":
+        from keel.rl.qrm import QRMConfig, QRMLearner
+
+        q = cfg.qrm
+        return QRMLearner(world, QRMConfig(gamma=cfg.gamma, alpha=q.alpha, epsilon=q.epsilon, q_init=q.optimism),
+                          cfg.num_envs, cfg.seed, cfg.shield, epsilon_end=q.epsilon_end,
+                          decay_steps=cfg.total_steps)
+    if cfg.learner == "ppo":
+        from keel.rl.product import ProductPPOLearner
+
+        return ProductPPOLearner(world, cfg.ppo, cfg.gamma, cfg.num_envs, cfg.seed, cfg.shield)
+    from keel.rl.dirl import DiRLLearner
+
+    return DiRLLearner(world, cfg.dirl.spectrl, cfg.total_steps, cfg.num_envs, cfg.seed, cfg.shield,
+                       gamma=cfg.gamma, rollouts=cfg.dirl.rollouts)
+
+
+# ---------------------------------------------------------------------------------------------- train
+
+
+def train(cfg: Config, run, resume: bool = False, quiet: bool = False) -> dict:
+    from keel.progress import progress_bar
+    from keel.rl.product import evaluate_policy
+
+    world = make_world(cfg)
+    learner = make_learner(cfg, world)
+    wall_before = 0.0
+    if resume:
+        found = run.load_checkpoint()
+        if found is not None:
+            state, step = found
+            learner.load_state_dict(state["learner"])
+            wall_before = float(state["wall_seconds"])
+            run.truncate_metrics(step)
+    stop_after = int(os.environ.get("KEEL_STOP_AFTER_ITERATIONS", "0") or 0)
+    t0 = time.perf_counter()
+    last_t, last_steps = t0, learner.env_steps
+    iterations = 0
+
+    def wall() -> float:
+        return wall_before + time.perf_counter() - t0
+
+    def checkpoint() -> None:
+        run.save_checkpoint({"learner": learner.state_dict(), "wall_seconds": wall()}, learner.env_steps)
+
+    with progress_bar(quiet) as bar:
+        task = bar.add_task(f"{cfg.learner} on {cfg.formula}", total=cfg.total_steps,
+                            completed=learner.env_steps, info="")
+        while learner.env_steps < cfg.total_steps:
+            before = learner.env_steps
+            learner.train_iteration()
+            iterations += 1
+            now_steps = learner.env_steps
+            if now_steps // cfg.log_every > before // cfg.log_every or now_steps >= cfg.total_steps:
+                now = time.perf_counter()
+                m = learner.stats.flush()
+                m["env_steps"] = now_steps
+                m["steps_per_s"] = (now_steps - last_steps) / max(now - last_t, 1e-9)
+                last_t, last_steps = now, now_steps
+                run.log(now_steps, **m)
+                sat = m.get("satisfaction_train")
+                bar.update(task, completed=now_steps,
+                           info=f"sat {sat:.2f} viol {m['violations_train']}" if sat is not None else "")
+            if now_steps // cfg.checkpoint_every > before // cfg.checkpoint_every:
+                checkpoint()
+            if stop_after and iterations >= stop_after:
+                raise KeyboardInterrupt
+        bar.update(task, completed=cfg.total_steps)
+    checkpoint()
+    train_wall = wall()
+    ev = evaluate_policy(world, learner.policy(), cfg.eval_episodes, cfg.seed + 10_000, cfg.shield)
+    return {
+        "learner": cfg.learner,
+        "formula": cfg.formula,
+        "shield": cfg.shield,
+        "satisfaction": ev["satisfaction"],
+        "violations_train": int(learner.stats.violations),
+        "violations_eval": ev["violations_eval"],
+        "mean_episode_length_eval": ev["mean_episode_length"],
+        "eval_episodes": ev["episodes"],
+        "env_steps": int(learner.env_steps),
+        "episodes_train": int(learner.stats.episodes),
+        "shield_overrides_train": int(learner.stats.overrides),
+        "wall_seconds": round(train_wall, 3),
+    }
+
+
+# ---------------------------------------------------------------------------------------------- evaluate
+
+
+def _load(run):
+    from keel.config import validate
+
+    cfg = validate(Config, run.config(), f"{run.path}/config.yaml")
+    found = run.load_checkpoint()
+    if found is None:
+        raise KeelError(f"{run.path} has no checkpoint yet; train it first (keel train ... --resume)")
+    world = make_world(cfg)
+    learner = make_learner(cfg, world)
+    learner.load_state_dict(found[0]["learner"])
+    return cfg, world, learner
+
+
+def evaluate(run, episodes: int | None = None, split: str = "test", seed: int = 12345, quiet: bool = False) -> dict:
+    from keel.rl.product import evaluate_policy
+
+    if episodes is not None and episodes < 1:
+        raise KeelError(f"--episodes must be >= 1, got {episodes}")
+    cfg, world, learner = _load(run)
+    ev = evaluate_policy(world, learner.policy(), episodes or cfg.eval_episodes, seed, cfg.shield)
+    return {"formula": cfg.formula, "shield": cfg.shield, **ev}
+
+
+# ---------------------------------------------------------------------------------------------- report
+
+
+def report_sections(run) -> list[tuple[str, str]]:
+    from keel.report.html import figure_png, table
+
+    sections = []
+    rows = [r for r in run.metrics() if "satisfaction_train" in r]
+    if rows:
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6, 3.2))
+        ax.plot([r["env_steps"] for r in rows], [r["satisfaction_train"] for r in rows], lw=1.6,
+                label="satisfaction (training episodes)")
+        ax.plot([r["env_steps"] for r in rows], [min(1.0, r["violations_train"]) for r in rows], lw=1.2,
+                ls="--", label="any violation so far")
+        ax.set_xlabel("environment steps")
+        ax.set_ylim(-0.05, 1.05)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right", fontsize=8)
+        sections.append(("Spec satisfaction vs environment steps",
+                         f'<img alt="satisfaction" src="data:image/png;base64,{figure_png(fig)}">'))
+    try:
+        cfg, world, learner = _load(run)
+    except KeelError:
+        return sections
+    sections.append(("Greedy trajectory", _trajectory_figure(world, learner)))
+    d = world.spec.describe()
+    sections.append(("Automaton of the formula", table({
+        "formula": d["formula"], "states": d["states"], "initial": d["initial"], "accepting": d["accepting"],
+        "dead": d["dead"], "shortest accepting trace": d["shortest_accepting_trace"]})
+        + table({f"{t['from']} -> {t['to']}": t["guard"] for t in d["transitions"]})
+        + f"<pre>{html.escape(world.spec.dfa.to_dot(cfg.formula))}</pre>"))
+    return sections
+
+
+def _trajectory_figure(world, learner) -> str:
+    """The map (walls implied by cells, hazards, goals) with one greedy shielded episode drawn on it."""
+    import matplotlib.pyplot as plt
+
+    from keel.report.html import figure_png
+    from keel.rl.product import apply_shield
+
+    m = world.model
+    img = np.ones((m.height, m.width, 3))
+    img[tuple(m.yx[m.hazard_cells].T)] = (0.9, 0.3, 0.3)
+    policy = learner.policy()
+    policy.reset(np.ones(1, dtype=bool))
+    cell, u, path = np.array([world.start_cells[len(world.start_cells) // 2]]), np.array([world.tables.initial]), []
+    for _ in range(world.max_episode_steps):
+        path.append(int(cell[0]))
+        a, _ = apply_shield(learner_shield(learner), world.safe[u, cell], policy.scores(u, cell))
+        cell2 = m.next_cell[cell, a]
+        if world.tables.done[u, cell2][0]:
+            path.append(int(cell2[0]))
+            break
+        u, cell = world.tables.next_u[u, cell2], cell2
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.imshow(img, interpolation="nearest")
+    k = m.k
+    for i in range(0, m.height + 1, k):
+        ax.axhline(i - 0.5, color="0.4", lw=1.5)
+    for j in range(0, m.width + 1, k):
+        ax.axvline(j - 0.5, color="0.4", lw=1.5)
+    for name, room in m.layout.goals.items():
+        y, x = m.yx[m.centre_cell(room)]
+        ax.text(x, y, name.upper(), ha="center", va="center", fontweight="bold", color="tab:green")
+    yx = m.yx[path]
+    ax.plot(yx[:, 1], yx[:, 0], "-", color="tab:blue", lw=1.5)
+    ax.plot(yx[0, 1], yx[0, 0], "o", color="tab:blue")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(f"greedy episode: {len(path) - 1} steps")
+    return f'<img alt="trajectory" src="data:image/png;base64,{figure_png(fig)}">'
+
+
+def learner_shield(learner) -> str:
+    return getattr(getattr(learner, "env", None), "shield", "preemptive")
