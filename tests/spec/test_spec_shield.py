@@ -72,10 +72,10 @@ class HazardGrid(gym.Env):
         return np.array(self.pos), 0.0, self.pos == self.GOAL, self.t >= self.horizon, {"labels": self.labels()}
 
 
-def rollout(env, steps: int, seed: int, use_mask: bool) -> tuple[int, int, int]:
+def rollout(env, spec, steps: int, seed: int, use_mask: bool) -> tuple[int, int, int]:
     """Random agent; returns (violations seen by an independent monitor, overrides, episodes)."""
     rng = np.random.default_rng(seed)
-    monitor = SPEC.monitor()
+    monitor = spec.monitor()
     obs, info = env.reset(seed=seed)
     violations = overrides = episodes = 0
     for _ in range(steps):
@@ -96,44 +96,48 @@ def rollout(env, steps: int, seed: int, use_mask: bool) -> tuple[int, int, int]:
 
 
 SAFETY = "G !hazard & (!door W key)"  # never a hazard; no door before the key
-SPEC = compile_ltlf(SAFETY, HazardGrid().propositions)
 
 
-def test_unshielded_random_agent_violates():
-    violations, _, _ = rollout(HazardGrid(), 3000, seed=0, use_mask=False)
+@pytest.fixture(scope="module")
+def spec():
+    return compile_ltlf(SAFETY, HazardGrid().propositions)
+
+
+def test_unshielded_random_agent_violates(spec):
+    violations, _, _ = rollout(HazardGrid(), spec, 3000, seed=0, use_mask=False)
     assert violations > 50
 
 
 @pytest.mark.parametrize("slip", [0.0, 0.2])
-def test_preemptive_shield_zero_violations(slip):
-    env = PreemptiveShield(HazardGrid(slip=slip), SPEC)
-    violations, overrides, episodes = rollout(env, 3000, seed=1, use_mask=True)
+def test_preemptive_shield_zero_violations(slip, spec):
+    env = PreemptiveShield(HazardGrid(slip=slip), spec)
+    violations, overrides, episodes = rollout(env, spec, 3000, seed=1, use_mask=True)
     assert violations == 0 and env.violations == 0
     assert overrides == 0  # the agent only picked from the mask
     assert episodes > 10
 
 
 @pytest.mark.parametrize("slip", [0.0, 0.2])
-def test_preemptive_shield_refuses_unsafe_actions(slip):
-    env = PreemptiveShield(HazardGrid(slip=slip), SPEC)
-    violations, overrides, _ = rollout(env, 3000, seed=2, use_mask=False)
+def test_preemptive_shield_refuses_unsafe_actions(slip, spec):
+    env = PreemptiveShield(HazardGrid(slip=slip), spec)
+    violations, overrides, _ = rollout(env, spec, 3000, seed=2, use_mask=False)
     assert violations == 0 and env.violations == 0
     assert overrides > 0 and env.overrides == overrides
 
 
 @pytest.mark.parametrize("slip", [0.0, 0.2])
-def test_post_posed_shield_zero_violations(slip):
-    env = PostPosedShield(HazardGrid(slip=slip), SPEC)
-    violations, overrides, _ = rollout(env, 3000, seed=3, use_mask=False)
+def test_post_posed_shield_zero_violations(slip, spec):
+    env = PostPosedShield(HazardGrid(slip=slip), spec)
+    violations, overrides, _ = rollout(env, spec, 3000, seed=3, use_mask=False)
     assert violations == 0 and env.violations == 0
     assert overrides > 0
 
 
-def test_functional_mask_next_to_hazard():
+def test_functional_mask_next_to_hazard(spec):
     env = HazardGrid(slip=0.0)
     env.reset(seed=0)
     env.pos = (1, 0)  # hazard to the right (1,1), nothing else around
-    shield = Shield(SPEC)
+    shield = Shield(spec)
     mask = shield.safe_mask(shield.initial, env.possible_labels_after, env.action_space.n)
     assert mask.tolist() == [True, True, True, True, False]
     # Before the key, the door is as forbidden as a hazard; after it, allowed.
@@ -144,12 +148,12 @@ def test_functional_mask_next_to_hazard():
     assert shield.safe_mask(q_key, env.possible_labels_after, 5)[1] is np.True_
 
 
-def test_shield_refuses_bad_envs():
+def test_shield_refuses_bad_envs(spec):
     class Box(gym.Env):
         action_space = gym.spaces.Box(-1, 1, shape=(1,))
         observation_space = gym.spaces.Box(-1, 1, shape=(1,))
 
     with pytest.raises(SpecError, match="Discrete"):
-        PreemptiveShield(Box(), SPEC)
+        PreemptiveShield(Box(), spec)
     with pytest.raises(SpecError, match="unknown proposition"):
         PreemptiveShield(HazardGrid(), compile_ltlf("G !lava"))
