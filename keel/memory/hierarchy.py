@@ -1,0 +1,321 @@
+"""Organising memory as it grows, after xMemory (Hu, Zhu, Yan, He, Gui: "Beyond RAG for Agent Memory:
+Retrieval by Decoupling and Aggregation", arXiv 2602.02007).
+
+xMemory decouples a dialogue stream into intact units and aggregates them into a hierarchy that drives
+retrieval: messages -> episodes -> semantic facts -> themes, then retrieves top-down, choosing a compact,
+diverse set of themes and facts and expanding to raw messages. Here, without a language model:
+
+- episodes: a message joins the open episode unless the time gap exceeds `episode_gap_s`, or the topic
+  shifts (cosine to the episode centroid below `topic_sim` once it has 3 messages), or it is full;
+- facts: `keel.memory.facts` extracts slot/value statements; a fact equal to an active one in the same
+  slot merges into it (provenance grows, consensus rises); a fact that contradicts an older one from a
+  source about as credible supersedes it (status "superseded", the old version kept in history);
+- themes: each new fact joins the nearest theme centroid (cosine >= `theme_sim`) or founds a theme; a
+  theme larger than `theme_max` splits in two by 2-means, and two themes whose centroids come within
+  `theme_merge_sim` merge (xMemory's split/merge keeps themes both sparse and coherent; we use these
+  thresholds in place of its sparsity-semantics objective);
+- top-down retrieval: themes -> facts chosen by MMR -> the messages behind them plus hybrid candidates,
+  again chosen by MMR, so the result is relevant and non-redundant;
+- pruning under a capacity keeps the most valuable items: value = reliability * (1 + log(1 + uses)/2).
+
+MMA consensus (`keel.memory.reliability`) is maintained here too, since it is a property of neighbours.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from keel.memory import facts as factlib
+from keel.memory import reliability as rel
+from keel.memory.retrieval import mmr, rrf
+from keel.memory.store import Where, matches
+
+if TYPE_CHECKING:
+    from keel.memory.memory import Hits, Memory
+
+_STOP = set(
+    "the a an and or but to of in on at for with is are was were be been i you he she it we they my your his "
+    "her its our their me him them this that these those do does did have has had not no so as by from "
+    "about just really very now also what when where who how which there here will would can could".split()
+)
+
+
+@dataclass
+class HierarchyConfig:
+    episode_gap_s: float = 1800.0
+    topic_sim: float = 0.2
+    episode_max: int = 24
+    theme_sim: float = 0.45
+    theme_max: int = 24
+    theme_merge_sim: float = 0.9
+    supersede_margin: float = 0.15  # a newer fact supersedes an older one unless its source is this much less credible
+    neighbours: int = 8
+
+
+class Organiser:
+    def __init__(self, memory: Memory, cfg: HierarchyConfig | None = None):
+        self.m = memory
+        self.store = memory.store
+        self.cfg = cfg or HierarchyConfig()
+
+    @property
+    def ns(self) -> str:
+        return self.m.namespace
+
+    # -- on add -----------------------------------------------------------------------------------
+    def annotate(self, items: list[dict[str, Any]]) -> None:
+        """Give each message its main slot/value before it is stored (explicit metadata wins)."""
+        for it in items:
+            md = it["metadata"]
+            if isinstance(md.get("slot"), str) and md["slot"]:
+                it["slot"], it["value"] = md["slot"], str(md.get("value", "")).lower()
+                it["polarity"] = -1 if md.get("polarity") in (-1, "negative", False) else 1
+                it["_facts"] = [factlib.Fact(it["slot"], it["value"], it["polarity"], it["text"])]
+                continue
+            found = factlib.extract(it["text"])
+            it["_facts"] = found
+            if found:
+                it["slot"], it["value"], it["polarity"] = found[0].slot, found[0].value, found[0].polarity
+
+    def observe(self, items: list[dict[str, Any]]) -> None:
+        for it in items:
+            self.refresh_consensus([it])
+            episode = self._episode_for(it)
+            new_facts = self._facts_from(it, episode)
+            for f in new_facts:
+                self._theme_for(f)
+
+    # -- MMA consensus --------------------------------------------------------------------------------
+    def _neighbours(self, item: dict[str, Any]) -> list[tuple[dict[str, Any], float]]:
+        where = Where(self.ns, kinds=(item["kind"],), statuses=("active",))
+        found = dict(self.store.dense(where, item["vec"], self.cfg.neighbours + 1))
+        found = {i: s for i, s in found.items() if s >= self.m.rcfg.related_sim and i != item["id"]}
+        if item.get("slot"):
+            for nb in self.store.slot_items(self.ns, item["slot"]):
+                if nb["kind"] == item["kind"] and nb["status"] == "active" and nb["id"] != item["id"]:
+                    found.setdefault(nb["id"], None)
+        if item["kind"] == "fact":  # later messages merged into this fact are its corroborating witnesses
+            for mid in item["provenance"].get("messages", [])[1:]:
+                found.setdefault(mid, None)
+        if not found:
+            return []
+        nbs = self.store.get(self.ns, list(found), with_vec=True)
+        return [(nb, float(np.dot(nb["vec"], item["vec"]))) for nb in nbs]
+
+    def refresh_consensus(self, items: list[dict[str, Any]], depth: int = 1) -> None:
+        """Recompute consensus of each item and (depth 1) of its neighbours that it agrees or disagrees with."""
+        for it in items:
+            nbs = self._neighbours(it)
+            c = rel.consensus(it, nbs, self.m.rcfg)
+            if abs(c - it["consensus"]) > 1e-4:
+                self.store.update(self.ns, it["id"], {"consensus": c}, "consensus", record_history=False)
+                it["consensus"] = c
+            if depth > 0:
+                touched = [nb for nb, s in nbs if rel.relation(it, nb, s, self.m.rcfg) != 0]
+                self.refresh_consensus(touched, depth - 1)
+
+    # -- episodes -----------------------------------------------------------------------------------
+    def _episode_for(self, msg: dict[str, Any]) -> dict[str, Any]:
+        cur = self.store.select(Where(self.ns, kinds=("episode",), statuses=("active",)), with_vec=True,
+                                limit=1, order="ts DESC")
+        ep = cur[0] if cur else None
+        if ep is not None:
+            members = ep["metadata"].get("members", [])
+            gap = msg["ts"] - ep["ts"]
+            shift = len(members) >= 3 and float(np.dot(ep["vec"], msg["vec"])) < self.cfg.topic_sim
+            if gap > self.cfg.episode_gap_s or shift or len(members) >= self.cfg.episode_max or gap < 0:
+                ep = None
+        if ep is None:
+            ep = self.m._item(msg["text"][:2000], msg["vec"], kind="episode", source=msg["source"], ts=msg["ts"],
+                              metadata={"members": [msg["id"]], "start": msg["ts"]},
+                              provenance={"messages": [msg["id"]]})
+            self.store.insert([ep])
+        else:
+            members = ep["metadata"]["members"] + [msg["id"]]
+            n = len(members)
+            v = ep["vec"] * (n - 1) + msg["vec"]
+            v = v / max(float(np.linalg.norm(v)), 1e-12)
+            text = (ep["text"] + "\n" + msg["text"])[-2000:]
+            md = dict(ep["metadata"], members=members)
+            ep = self.store.update(self.ns, ep["id"], {"text": text, "vec": v, "ts": msg["ts"], "metadata": md,
+                                                       "provenance": {"messages": members}},
+                                   "grow", record_history=False)
+        self.store.update(self.ns, msg["id"], {"parent": ep["id"]}, "episode", record_history=False)
+        return ep
+
+    # -- facts ----------------------------------------------------------------------------------------
+    def _facts_from(self, msg: dict[str, Any], episode: dict[str, Any]) -> list[dict[str, Any]]:
+        found = msg.get("_facts") or []
+        if not found:
+            return []
+        vecs = self.m.embedder.encode([f.text for f in found])
+        created = []
+        for f, v in zip(found, vecs, strict=True):
+            same_slot = [x for x in self.store.slot_items(self.ns, f.slot) if x["kind"] == "fact"
+                         and x["status"] == "active"]
+            twin = next((x for x in same_slot if x["value"] == f.value and x["polarity"] == f.polarity), None)
+            if twin is not None:  # near-duplicate: merge into the existing fact
+                prov = dict(twin["provenance"])
+                prov["messages"] = list(dict.fromkeys(prov.get("messages", []) + [msg["id"]]))
+                self.store.update(self.ns, twin["id"], {"provenance": prov, "ts": max(twin["ts"], msg["ts"])},
+                                  "merge")
+                twin = self.store.get(self.ns, [twin["id"]], with_vec=True)[0]
+                self.refresh_consensus([twin])
+                continue
+            fact = self.m._item(f.text, v, kind="fact", source=msg["source"], ts=msg["ts"],
+                                modality=msg["modality"], metadata={"slot": f.slot, "value": f.value},
+                                provenance={"messages": [msg["id"]], "episode": episode["id"]},
+                                slot=f.slot, value=f.value, polarity=f.polarity, parent=episode["id"])
+            self.store.insert([fact])
+            for old in same_slot:  # a contradiction: the newer, credible-enough statement supersedes
+                if old["ts"] <= fact["ts"] and fact["credibility"] >= old["credibility"] - self.cfg.supersede_margin:
+                    md = dict(old["metadata"], superseded_by=fact["id"])
+                    self.store.update(self.ns, old["id"], {"status": "superseded", "metadata": md}, "supersede")
+            self.refresh_consensus([fact])
+            created.append(fact)
+        return created
+
+    # -- themes ---------------------------------------------------------------------------------------
+    def _label(self, texts: list[str]) -> str:
+        words = Counter(w for t in texts for w in re.findall(r"[a-z][a-z'-]+", t.lower()) if w not in _STOP)
+        return " ".join(w for w, _ in words.most_common(8)) or texts[0][:80]
+
+    def _theme_for(self, fact: dict[str, Any]) -> None:
+        where = Where(self.ns, kinds=("theme",), statuses=("active",))
+        near = self.store.dense(where, fact["vec"], 1)
+        if not near or near[0][1] < self.cfg.theme_sim:
+            theme = self.m._item(self._label([fact["text"]]), fact["vec"], kind="theme", source="system",
+                                 ts=fact["ts"], metadata={"members": [fact["id"]]}, provenance={"facts": [fact["id"]]})
+            self.store.insert([theme])
+            return
+        theme = self.store.get(self.ns, [near[0][0]])[0]
+        members = theme["metadata"]["members"] + [fact["id"]]
+        self._set_members(theme, members)
+        if len(members) > self.cfg.theme_max:
+            self._split(theme, members)
+        else:
+            self._maybe_merge(theme["id"])
+
+    def _set_members(self, theme: dict[str, Any], members: list[str]) -> dict[str, Any]:
+        got = self.store.get(self.ns, members, with_vec=True)
+        if not got:
+            self.store.update(self.ns, theme["id"], {"status": "deleted"}, "empty")
+            return theme
+        c = np.mean([g["vec"] for g in got], axis=0)
+        c = c / max(float(np.linalg.norm(c)), 1e-12)
+        return self.store.update(
+            self.ns, theme["id"],
+            {"metadata": dict(theme["metadata"], members=[g["id"] for g in got]),
+             "provenance": {"facts": [g["id"] for g in got]}, "vec": c, "text": self._label([g["text"] for g in got]),
+             "ts": max(g["ts"] for g in got)},
+            "theme", record_history=False,
+        )
+
+    def _split(self, theme: dict[str, Any], members: list[str]) -> None:
+        got = self.store.get(self.ns, members, with_vec=True)
+        x = np.stack([g["vec"] for g in got])
+        # 2-means, seeded with the two mutually farthest members (deterministic)
+        a = int(np.argmin(x @ x.mean(0)))
+        b = int(np.argmin(x @ x[a]))
+        cents = x[[a, b]]
+        for _ in range(10):
+            assign = np.argmax(x @ cents.T, axis=1)
+            if assign.min() == assign.max():
+                return
+            cents = np.stack([x[assign == j].mean(0) for j in (0, 1)])
+            cents /= np.linalg.norm(cents, axis=1, keepdims=True)
+        keep = [g["id"] for g, j in zip(got, assign, strict=True) if j == 0]
+        move = [g["id"] for g, j in zip(got, assign, strict=True) if j == 1]
+        self._set_members(theme, keep)
+        new = self.m._item("theme", cents[1], kind="theme", source="system", ts=theme["ts"],
+                           metadata={"members": move, "split_from": theme["id"]}, provenance={"facts": move})
+        self.store.insert([new])
+        self._set_members(new, move)
+
+    def _maybe_merge(self, theme_id: str) -> None:
+        theme = self.store.get(self.ns, [theme_id], with_vec=True)[0]
+        where = Where(self.ns, kinds=("theme",), statuses=("active",))
+        for other_id, sim in self.store.dense(where, theme["vec"], 2):
+            if other_id == theme_id or sim < self.cfg.theme_merge_sim:
+                continue
+            other = self.store.get(self.ns, [other_id])[0]
+            big, small = (theme, other) if len(theme["metadata"]["members"]) >= len(other["metadata"]["members"]) \
+                else (other, theme)
+            members = list(dict.fromkeys(big["metadata"]["members"] + small["metadata"]["members"]))
+            if len(members) <= self.cfg.theme_max:
+                self._set_members(big, members)
+                self.store.update(self.ns, small["id"], {"status": "deleted",
+                                  "metadata": dict(small["metadata"], merged_into=big["id"])}, "merge")
+            return
+
+    # -- top-down retrieval ---------------------------------------------------------------------------
+    def top_down(self, query: str, k: int, where: Where, now: float | None = None) -> Hits:
+        from keel.memory.memory import Hits
+
+        now = time.time() if now is None else now
+        cfg = self.m.rcfg
+        qvec = self.m.embedder.encode([query])[0]
+        active = dict(statuses=("active",))
+        themes = self.store.dense(Where(self.ns, kinds=("theme",), **active), qvec, 3)
+        fact_ids: list[str] = []
+        for t in self.store.get(self.ns, [t for t, _ in themes]):
+            fact_ids += t["metadata"].get("members", [])
+        fact_ids += [f for f, _ in self.store.dense(Where(self.ns, kinds=("fact",), **active), qvec, 2 * k)]
+        facts = [f for f in self.store.get(self.ns, list(dict.fromkeys(fact_ids)), with_vec=True)
+                 if f["status"] == "active"]
+        chosen_facts: list[dict[str, Any]] = []
+        if facts:
+            fv = np.stack([f["vec"] for f in facts])
+            frel = (fv @ qvec) * np.array([0.5 + rel.reliability(f, now, cfg) for f in facts])
+            chosen_facts = [facts[i] for i in mmr(frel, fv, k) if frel[i] > 0]
+        # expand: the messages behind the chosen facts, plus lexical+dense candidates for coverage
+        linked: dict[str, float] = {}
+        for rank, f in enumerate(chosen_facts):
+            for mid in f["provenance"].get("messages", []):
+                linked.setdefault(mid, 1.0 / (1 + rank))
+        n = max(50, 4 * k)
+        flat = rrf([self.store.fts(where, query, n), self.store.dense(where, qvec, n)])[: 3 * k]
+        cand_ids = list(dict.fromkeys(list(linked) + [d for d, _ in flat]))
+        msgs = [m for m in self.store.get(self.ns, cand_ids, with_vec=True) if matches(m, where)]
+        out = Hits()
+        out.mode = "hierarchical"
+        if not msgs:
+            out.abstained = True
+            return out
+        mv = np.stack([m["vec"] for m in msgs])
+        rels = np.array([rel.reliability(m, now, cfg) for m in msgs])
+        sims = mv @ qvec
+        score = sims * (0.5 + rels) + 0.15 * np.array([linked.get(m["id"], 0.0) for m in msgs])
+        for i in mmr(score, mv, k):
+            out.append(self.m._public(msgs[i], score=float(score[i]), reliability=float(rels[i]),
+                                      similarity=float(sims[i])))
+        out.support = float(np.max(sims * rels))
+        out.facts = [self.m._public(f) for f in chosen_facts]  # type: ignore[attr-defined]
+        out.themes = [t for t, _ in themes]  # type: ignore[attr-defined]
+        if out.support < self.m.abstain_below:
+            out.abstained = True
+            out.clear()
+        return out
+
+    # -- pruning ----------------------------------------------------------------------------------------
+    def prune(self, capacity: int, now: float | None = None) -> list[str]:
+        now = time.time() if now is None else now
+        items = self.store.select(Where(self.ns, kinds=("message", "fact"), statuses=("active",)))
+        excess = len(items) - capacity
+        if excess <= 0:
+            return []
+
+        def value(it: dict[str, Any]) -> float:
+            return rel.reliability(it, now, self.m.rcfg) * (1 + 0.5 * math.log1p(it["uses"]))
+
+        victims = sorted(items, key=value)[:excess]
+        for it in victims:
+            self.store.update(self.ns, it["id"], {"status": "pruned"}, "prune")
+        return [it["id"] for it in victims]

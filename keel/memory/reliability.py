@@ -1,0 +1,92 @@
+"""Reliability of a memory item, after MMA: Multimodal Memory Agent (Lu, Cheng, Zhang, Tang; arXiv 2602.16493).
+
+MMA scores each memory item by three signals and uses the score to reweight evidence and to abstain:
+
+    r_i = w_s * C(source_i) + w_t * 0.5 ** (age_i / half_life) + w_c * K_i
+
+C is a configurable source-credibility table. K_i is the item's consensus with its network of related
+items: related items that agree raise it, items that contradict it lower it, each weighted by the
+neighbour's own credibility and its similarity to i:
+
+    K_i = 1/2 + 1/2 * sum_j a_ij c_j s_ij w_ij / (1 + sum_j |a_ij| c_j s_ij w_ij)
+
+with a_ij in {+1 agree, -1 contradict, 0 unrelated} and w_ij = 1 for a newer neighbour and 1/2 for an
+older one (a later statement weighs more against an earlier one than the reverse). The 1 in the
+denominator is a prior: an item nobody has confirmed or denied sits at K = 1/2.
+
+Contradiction without a language model (the method, stated plainly):
+  1. slot conflict: both items state a value for the same (subject, attribute) slot — extracted by
+     `keel.memory.facts` — and the values differ, or the polarity differs ("I like X" / "I don't like X");
+  2. same slot, same value, same polarity: agreement;
+  3. no slot on either: embedding similarity >= `dup_sim` counts as agreement, unless exactly one of the
+     two carries a negation cue ("not", "never", "no longer", ...), which makes it a contradiction.
+Consensus is stored per item and recomputed for an item and its neighbours whenever one of them is
+added or changed; recency depends on the clock, so it is computed at query time.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_CREDIBILITY = {
+    "system": 1.0, "user": 0.9, "tool": 0.8, "assistant": 0.6, "document": 0.7, "web": 0.5,
+    "unknown": 0.5, "rumor": 0.2,
+}
+NEGATION = re.compile(r"\b(not|never|no longer|don't|doesn't|didn't|isn't|aren't|wasn't|won't|no)\b", re.I)
+
+
+@dataclass
+class ReliabilityConfig:
+    credibility: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_CREDIBILITY))
+    half_life_days: float = 30.0
+    w_source: float = 0.4
+    w_time: float = 0.2
+    w_consensus: float = 0.4
+    dup_sim: float = 0.9  # cosine above which two unslotted items are "the same claim"
+    related_sim: float = 0.5  # cosine above which an item is a neighbour at all
+
+    def source_credibility(self, source: str) -> float:
+        return float(self.credibility.get(source, self.credibility.get("unknown", 0.5)))
+
+
+def recency(ts: float, now: float, half_life_days: float) -> float:
+    age = max(0.0, now - ts)
+    return 0.5 ** (age / (half_life_days * 86400.0))
+
+
+def relation(a: dict[str, Any], b: dict[str, Any], sim: float, cfg: ReliabilityConfig) -> int:
+    """+1 if b supports a, -1 if it contradicts a, 0 if unrelated (see the module docstring)."""
+    if a.get("slot") and a.get("slot") == b.get("slot"):
+        same = (a.get("value") or "").lower() == (b.get("value") or "").lower()
+        return 1 if same and a.get("polarity", 1) == b.get("polarity", 1) else -1
+    if a.get("slot") and b.get("slot"):
+        return 0  # two different slots: neither supports nor denies
+    if sim >= cfg.dup_sim:
+        neg_a, neg_b = bool(NEGATION.search(a["text"])), bool(NEGATION.search(b["text"]))
+        return -1 if neg_a != neg_b else 1
+    return 0
+
+
+def consensus(item: dict[str, Any], neighbours: list[tuple[dict[str, Any], float]], cfg: ReliabilityConfig) -> float:
+    num, den = 0.0, 1.0
+    for nb, sim in neighbours:
+        if nb["id"] == item["id"]:
+            continue
+        a = relation(item, nb, sim, cfg)
+        if a == 0:
+            continue
+        w = 1.0 if nb["ts"] >= item["ts"] else 0.5
+        mass = nb["credibility"] * max(sim, 0.0) * w
+        num += a * mass
+        den += mass
+    return 0.5 + 0.5 * num / den
+
+
+def reliability(item: dict[str, Any], now: float, cfg: ReliabilityConfig) -> float:
+    return (
+        cfg.w_source * item["credibility"]
+        + cfg.w_time * recency(item["ts"], now, cfg.half_life_days)
+        + cfg.w_consensus * item["consensus"]
+    )

@@ -1,0 +1,417 @@
+"""The embedded default store: one SQLite file (WAL, transactions), FTS5 for BM25, FAISS for vectors.
+
+Durability: SQLite is the source of truth. Each write is one `BEGIN IMMEDIATE` transaction that writes
+the item, its full-text row, a history row and a change-log row together, with `synchronous=FULL`,
+so an acknowledged write survives a SIGKILL or power loss. The FAISS index (an exact inner-product
+index per namespace and kind) is derived data: it remembers the change-log sequence number it reflects,
+is saved atomically next to the database, and on open (or when another process has written) it
+replays the change log from that number. A missing or corrupt index file is rebuilt from SQLite.
+
+Several processes may write one file at once: SQLite serialises the writers (busy timeout 60 s), and
+each process catches its in-memory vector index up from the change log before it searches.
+
+(The Python here is built without `enable_load_extension`, so `sqlite-vec` cannot be loaded; FAISS,
+kept beside the file, is the vector index.)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import struct
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from keel.errors import KeelError
+from keel.io import atomic_write_bytes
+from keel.memory.store import COLUMNS, INDEXED, Where, query_terms
+
+SCHEMA_VERSION = 1
+SAVE_EVERY = 5000  # replayed changes after which the vector index is saved again
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS items (
+  rid INTEGER PRIMARY KEY AUTOINCREMENT,
+  id TEXT NOT NULL, namespace TEXT NOT NULL, kind TEXT NOT NULL, text TEXT NOT NULL,
+  source TEXT NOT NULL, modality TEXT NOT NULL, ts REAL NOT NULL, created REAL NOT NULL,
+  metadata TEXT NOT NULL, provenance TEXT NOT NULL, status TEXT NOT NULL, version INTEGER NOT NULL,
+  credibility REAL NOT NULL, consensus REAL NOT NULL, uses INTEGER NOT NULL, last_used REAL,
+  parent TEXT, slot TEXT, value TEXT, polarity INTEGER NOT NULL, vec BLOB NOT NULL,
+  UNIQUE (namespace, id)
+);
+CREATE INDEX IF NOT EXISTS items_ns ON items(namespace, kind, status, ts);
+CREATE INDEX IF NOT EXISTS items_slot ON items(namespace, slot);
+CREATE VIRTUAL TABLE IF NOT EXISTS items_fts USING fts5(text, tokenize='porter unicode61');
+CREATE TABLE IF NOT EXISTS history (
+  hid INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL, namespace TEXT NOT NULL, version INTEGER NOT NULL,
+  op TEXT NOT NULL, at REAL NOT NULL, record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS history_id ON history(id);
+CREATE TABLE IF NOT EXISTS changes (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, namespace TEXT NOT NULL, kind TEXT NOT NULL, rid INTEGER NOT NULL,
+  op TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS changes_ns ON changes(namespace, kind, seq);
+"""
+
+_SELECT = ", ".join(COLUMNS)
+
+
+def _row_to_item(row: sqlite3.Row | tuple, with_vec: bool = False) -> dict[str, Any]:
+    item = dict(zip(COLUMNS, row[: len(COLUMNS)], strict=True))
+    item["metadata"] = json.loads(item["metadata"])
+    item["provenance"] = json.loads(item["provenance"])
+    if with_vec:
+        item["vec"] = np.frombuffer(row[len(COLUMNS)], dtype=np.float32)
+    return item
+
+
+class _VectorIndex:
+    """One namespace+kind's FAISS index and the change-log sequence number it reflects."""
+
+    def __init__(self, dim: int):
+        import faiss
+
+        self.faiss = faiss
+        self.index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        self.seq = 0
+        self.unsaved = 0
+
+    def to_bytes(self) -> bytes:
+        blob = self.faiss.serialize_index(self.index).tobytes()
+        return b"KEELVEC1" + struct.pack("<q", self.seq) + hashlib.sha1(blob).digest() + blob
+
+    @classmethod
+    def from_bytes(cls, dim: int, data: bytes) -> _VectorIndex | None:
+        if len(data) < 36 or data[:8] != b"KEELVEC1":
+            return None
+        seq = struct.unpack("<q", data[8:16])[0]
+        blob = data[36:]
+        if hashlib.sha1(blob).digest() != data[16:36]:
+            return None
+        vi = cls(dim)
+        index = vi.faiss.deserialize_index(np.frombuffer(blob, dtype=np.uint8))
+        if index.d != dim:
+            return None
+        vi.index, vi.seq = index, seq
+        return vi
+
+
+class SQLiteStore:
+    backend = "sqlite"
+
+    def __init__(self, path: str | Path, dim: int, embedder_name: str):
+        self.path = Path(path)
+        self.dim = dim
+        if self.path.exists() and self.path.is_dir():
+            raise KeelError(f"{self.path} is a folder; give the path of a memory file (e.g. memory.db)")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.vec_dir = self.path.with_name(self.path.name + ".vec")
+        try:
+            self.db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.execute("PRAGMA busy_timeout=60000")
+            self.db.executescript(_SCHEMA)  # idempotent CREATE ... IF NOT EXISTS, each autocommitted
+            with self._tx():
+                self._check_meta(embedder_name)
+        except sqlite3.DatabaseError as e:
+            raise KeelError(
+                f"{self.path} is not a readable Keel memory ({e}); restore it from a backup or an export "
+                "(keel memory import), or choose a new path"
+            ) from None
+        self._indexes: dict[tuple[str, str], _VectorIndex] = {}
+
+    # -- plumbing ---------------------------------------------------------------------------------
+    class _Tx:
+        def __init__(self, db: sqlite3.Connection):
+            self.db = db
+
+        def __enter__(self):
+            self.db.execute("BEGIN IMMEDIATE")
+            return self.db
+
+        def __exit__(self, exc_type, exc, tb):
+            self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+            return False
+
+    def _tx(self) -> SQLiteStore._Tx:
+        return SQLiteStore._Tx(self.db)
+
+    def _check_meta(self, embedder_name: str) -> None:
+        meta = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
+        want = {"schema": str(SCHEMA_VERSION), "dim": str(self.dim), "embedder": embedder_name}
+        if not meta:
+            self.db.executemany("INSERT INTO meta VALUES (?, ?)", list(want.items()))
+            return
+        if meta.get("schema") != want["schema"]:
+            raise KeelError(f"{self.path}: schema version {meta.get('schema')}, this Keel reads {SCHEMA_VERSION}")
+        if meta.get("embedder") != embedder_name or meta.get("dim") != want["dim"]:
+            raise KeelError(
+                f"{self.path} was written with embedder {meta.get('embedder')} (dim {meta.get('dim')}), "
+                f"not {embedder_name} (dim {self.dim}); open it with the same embedder, or export and re-import"
+            )
+
+    def close(self) -> None:
+        for key, vi in self._indexes.items():
+            if vi.unsaved:
+                self._save_index(key, vi)
+        self._indexes.clear()
+        self.db.close()
+
+    # -- writes -----------------------------------------------------------------------------------
+    def insert(self, items: list[dict[str, Any]]) -> list[str]:
+        """Insert items in one transaction: all are stored, or none."""
+        now = time.time()
+        with self._tx() as db:
+            for it in items:
+                vec = np.asarray(it["vec"], dtype=np.float32)
+                values = [it[c] for c in COLUMNS]
+                values[COLUMNS.index("metadata")] = json.dumps(it["metadata"], sort_keys=True)
+                values[COLUMNS.index("provenance")] = json.dumps(it["provenance"], sort_keys=True)
+                cur = db.execute(
+                    f"INSERT INTO items ({_SELECT}, vec) VALUES ({', '.join('?' * (len(COLUMNS) + 1))})",
+                    [*values, vec.tobytes()],
+                )
+                rid = cur.lastrowid
+                if it["status"] in INDEXED:
+                    db.execute("INSERT INTO items_fts(rowid, text) VALUES (?, ?)", (rid, it["text"]))
+                    db.execute(
+                        "INSERT INTO changes(namespace, kind, rid, op) VALUES (?, ?, ?, 'put')",
+                        (it["namespace"], it["kind"], rid),
+                    )
+                self._history(db, it, "add", now)
+        return [it["id"] for it in items]
+
+    def _history(self, db, item: dict[str, Any], op: str, at: float) -> None:
+        record = {k: item[k] for k in COLUMNS if k not in ("namespace",)}
+        db.execute(
+            "INSERT INTO history(id, namespace, version, op, at, record) VALUES (?, ?, ?, ?, ?, ?)",
+            (item["id"], item["namespace"], item["version"], op, at, json.dumps(record, sort_keys=True)),
+        )
+
+    def update(self, namespace: str, item_id: str, fields: dict[str, Any], op: str,
+               record_history: bool = True) -> dict[str, Any]:
+        """Change fields of one item; text or vector changes re-index it, leaving the index drops it."""
+        with self._tx() as db:
+            row = db.execute(
+                f"SELECT {_SELECT}, rid FROM items WHERE id = ? AND namespace = ?", (item_id, namespace)
+            ).fetchone()
+            if row is None:
+                raise KeelError(f"no memory {item_id!r} in namespace {namespace!r}")
+            item = _row_to_item(row)
+            rid = row[-1]
+            was_indexed = item["status"] in INDEXED
+            item.update({k: v for k, v in fields.items() if k != "vec"})
+            if record_history:
+                item["version"] += 1
+            sets = {k: item[k] for k in fields if k != "vec"}
+            sets["version"] = item["version"]
+            sets["metadata"] = json.dumps(item["metadata"], sort_keys=True)
+            sets["provenance"] = json.dumps(item["provenance"], sort_keys=True)
+            if "vec" in fields:
+                sets["vec"] = np.asarray(fields["vec"], dtype=np.float32).tobytes()
+            db.execute(
+                f"UPDATE items SET {', '.join(f'{k} = ?' for k in sets)} WHERE rid = ?", [*sets.values(), rid]
+            )
+            now_indexed = item["status"] in INDEXED
+            if was_indexed and (not now_indexed or "text" in fields):
+                db.execute("DELETE FROM items_fts WHERE rowid = ?", (rid,))
+            if now_indexed and (not was_indexed or "text" in fields):
+                db.execute("INSERT INTO items_fts(rowid, text) VALUES (?, ?)", (rid, item["text"]))
+            if was_indexed != now_indexed or "vec" in fields:
+                db.execute(
+                    "INSERT INTO changes(namespace, kind, rid, op) VALUES (?, ?, ?, ?)",
+                    (namespace, item["kind"], rid, "put" if now_indexed else "del"),
+                )
+            if record_history:
+                self._history(db, item, op, time.time())
+        return item
+
+    def touch(self, namespace: str, ids: list[str], at: float) -> None:
+        """Count a use of each item (retrieval), without a history row: usage is not content."""
+        if not ids:
+            return
+        with self._tx() as db:
+            db.executemany(
+                "UPDATE items SET uses = uses + 1, last_used = ? WHERE id = ? AND namespace = ?",
+                [(at, i, namespace) for i in ids],
+            )
+
+    # -- reads ------------------------------------------------------------------------------------
+    def _where_sql(self, where: Where, alias: str = "") -> tuple[str, list[Any]]:
+        a = alias
+        parts = [f"{a}namespace = ?"]
+        params: list[Any] = [where.namespace]
+        for col, values in (("kind", where.kinds), ("status", where.statuses)):
+            parts.append(f"{a}{col} IN ({', '.join('?' * len(values))})")
+            params += list(values)
+        for col, values in where.equals.items():
+            parts.append(f"{a}{col} IN ({', '.join('?' * len(values))})")
+            params += list(values)
+        for key, values in where.meta.items():
+            parts.append(f"json_extract({a}metadata, '$.{key}') IN ({', '.join('?' * len(values))})")
+            params += [int(v) if isinstance(v, bool) else v for v in values]
+        lo, hi = where.time_range
+        if lo is not None:
+            parts.append(f"{a}ts >= ?")
+            params.append(lo)
+        if hi is not None:
+            parts.append(f"{a}ts <= ?")
+            params.append(hi)
+        return " AND ".join(parts), params
+
+    def get(self, namespace: str, ids: list[str], with_vec: bool = False) -> list[dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        cols = _SELECT + (", vec" if with_vec else "")
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            rows = self.db.execute(
+                f"SELECT {cols} FROM items WHERE namespace = ? AND id IN ({', '.join('?' * len(chunk))})",
+                [namespace, *chunk],
+            ).fetchall()
+            for r in rows:
+                it = _row_to_item(r, with_vec)
+                out[it["id"]] = it
+        return [out[i] for i in ids if i in out]
+
+    def select(self, where: Where, with_vec: bool = False, limit: int | None = None,
+               order: str = "ts") -> list[dict[str, Any]]:
+        sql, params = self._where_sql(where)
+        cols = _SELECT + (", vec" if with_vec else "")
+        lim = f" LIMIT {int(limit)}" if limit else ""
+        rows = self.db.execute(f"SELECT {cols} FROM items WHERE {sql} ORDER BY {order}{lim}", params).fetchall()
+        return [_row_to_item(r, with_vec) for r in rows]
+
+    def slot_items(self, namespace: str, slot: str) -> list[dict[str, Any]]:
+        rows = self.db.execute(
+            f"SELECT {_SELECT} FROM items WHERE namespace = ? AND slot = ? AND status IN ('active', 'superseded')",
+            (namespace, slot),
+        ).fetchall()
+        return [_row_to_item(r) for r in rows]
+
+    def fts(self, where: Where, query: str, n: int) -> list[tuple[str, float]]:
+        """BM25 (FTS5's bm25(), negated so that higher is better) over items matching `where`."""
+        terms = query_terms(query)
+        if not terms:
+            return []
+        match = " OR ".join('"' + t.replace('"', "") + '"' for t in terms)
+        sql, params = self._where_sql(where, "i.")
+        rows = self.db.execute(
+            f"SELECT i.id, -bm25(items_fts) AS s FROM items_fts JOIN items i ON i.rid = items_fts.rowid "
+            f"WHERE items_fts MATCH ? AND {sql} ORDER BY bm25(items_fts) LIMIT ?",
+            [match, *params, n],
+        ).fetchall()
+        return [(r[0], float(r[1])) for r in rows]
+
+    def dense(self, where: Where, qvec: np.ndarray, n: int) -> list[tuple[str, float]]:
+        """Exact inner-product (cosine) search; filters other than kind use FAISS ID selectors."""
+        q = np.asarray(qvec, dtype=np.float32).reshape(1, -1)
+        scored: dict[int, float] = {}
+        for kind in where.kinds:
+            vi = self._index(where.namespace, kind)
+            if vi.index.ntotal == 0:
+                continue
+            if where.is_plain():
+                dist, ids = vi.index.search(q, min(n, vi.index.ntotal))
+            else:
+                sql, params = self._where_sql(Where(**{**where.__dict__, "kinds": (kind,)}))
+                allowed = np.array([r[0] for r in self.db.execute(f"SELECT rid FROM items WHERE {sql}", params)],
+                                   dtype=np.int64)
+                if allowed.size == 0:
+                    continue
+                sel = vi.faiss.IDSelectorBatch(allowed)
+                dist, ids = vi.index.search(q, min(n, allowed.size), params=vi.faiss.SearchParameters(sel=sel))
+            for d, i in zip(dist[0], ids[0], strict=True):
+                if i >= 0:
+                    scored[int(i)] = float(d)
+        top = sorted(scored.items(), key=lambda x: -x[1])[:n]
+        if not top:
+            return []
+        rids = [r for r, _ in top]
+        names = dict(self.db.execute(
+            f"SELECT rid, id FROM items WHERE rid IN ({', '.join('?' * len(rids))})", rids).fetchall())
+        return [(names[r], s) for r, s in top if r in names]
+
+    def history(self, namespace: str, item_id: str) -> list[dict[str, Any]]:
+        rows = self.db.execute(
+            "SELECT version, op, at, record FROM history WHERE namespace = ? AND id = ? ORDER BY hid",
+            (namespace, item_id),
+        ).fetchall()
+        return [{"version": v, "op": op, "at": at, **json.loads(rec)} for v, op, at, rec in rows]
+
+    def taken(self, namespace: str, ids: list[str]) -> set[str]:
+        """Which of these ids exist in the namespace."""
+        return {it["id"] for it in self.get(namespace, ids)}
+
+    def namespaces(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT DISTINCT namespace FROM items ORDER BY namespace")]
+
+    def counts(self, namespace: str) -> dict[str, int]:
+        rows = self.db.execute(
+            "SELECT kind, status, COUNT(*) FROM items WHERE namespace = ? GROUP BY kind, status", (namespace,)
+        ).fetchall()
+        return {f"{k}.{s}": c for k, s, c in rows}
+
+    def history_ids(self, namespace: str) -> list[str]:
+        """Every item id that ever existed in the namespace (for export of full history)."""
+        return [r[0] for r in self.db.execute(
+            "SELECT DISTINCT id FROM history WHERE namespace = ? ORDER BY hid", (namespace,))]
+
+    def integrity(self) -> str:
+        return self.db.execute("PRAGMA integrity_check").fetchone()[0]
+
+    # -- the vector index ---------------------------------------------------------------------------
+    def _index_file(self, key: tuple[str, str]) -> Path:
+        h = hashlib.sha1(f"{key[0]}\x00{key[1]}".encode()).hexdigest()[:16]
+        return self.vec_dir / f"{h}.faiss"
+
+    def _save_index(self, key: tuple[str, str], vi: _VectorIndex) -> None:
+        atomic_write_bytes(self._index_file(key), vi.to_bytes())
+        vi.unsaved = 0
+
+    def _index(self, namespace: str, kind: str) -> _VectorIndex:
+        """The (namespace, kind) index, loaded or rebuilt, then caught up with the change log."""
+        key = (namespace, kind)
+        vi = self._indexes.get(key)
+        if vi is None:
+            f = self._index_file(key)
+            if f.exists():
+                try:
+                    vi = _VectorIndex.from_bytes(self.dim, f.read_bytes())
+                except Exception:  # a damaged file is only a cache: rebuild it
+                    vi = None
+            max_seq = self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0]
+            if vi is None or vi.seq > max_seq:
+                vi = _VectorIndex(self.dim)
+            self._indexes[key] = vi
+        rows = self.db.execute(
+            "SELECT seq, rid, op FROM changes WHERE namespace = ? AND kind = ? AND seq > ? ORDER BY seq",
+            (namespace, kind, vi.seq),
+        ).fetchall()
+        if rows:
+            last: dict[int, str] = {}
+            for _, rid, op in rows:
+                last[rid] = op
+            rids = np.array(list(last), dtype=np.int64)
+            vi.index.remove_ids(rids)
+            puts = [r for r, op in last.items() if op == "put"]
+            for i in range(0, len(puts), 5000):
+                chunk = puts[i : i + 5000]
+                got = self.db.execute(
+                    f"SELECT rid, vec FROM items WHERE rid IN ({', '.join('?' * len(chunk))}) "
+                    "AND status IN ('active', 'superseded')", chunk,
+                ).fetchall()
+                if got:
+                    vecs = np.stack([np.frombuffer(v, dtype=np.float32) for _, v in got])
+                    vi.index.add_with_ids(vecs, np.array([r for r, _ in got], dtype=np.int64))
+            vi.seq = rows[-1][0]
+            vi.unsaved += len(rows)
+            if vi.unsaved >= SAVE_EVERY:
+                self._save_index(key, vi)
+        return vi
