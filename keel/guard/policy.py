@@ -1,0 +1,220 @@
+"""Guard policies as code: a YAML file, validated against a schema, refused at load with the line of the error.
+
+A policy says, per tool, which argument values are acceptable (a JSON-schema subset and allow/deny
+globs), which arguments must not carry data from untrusted tool outputs (information flow), how often the
+tool may run, and how to rewrite its arguments; plus temporal rules, LTLf formulas over propositions that
+name kinds of calls, compiled by `keel.spec`. The design follows symbolic guardrails over tool calls
+(arXiv 2604.15579), Progent (Shi et al. 2025, privilege policies for agents) and AgentSpec (Wang et al. 2025,
+rules over triggers, predicates and enforcement).
+
+    version: 1
+    default: allow                  # tools without a rule: allow | deny | ask
+    deny_tools: [wipe_disk]
+    tools:
+      send_money:
+        args: {amount: {type: number, minimum: 0, maximum: 5000}}
+        deny_values: {recipient: ["XK*"]}
+        untrusted_args: [recipient, amount]   # tainted values -> on_untrusted (ask by default)
+        rate_limit: {max_calls: 3}            # per episode; add window_s for a time window
+        rewrite: {amount: {max: 2000}}        # clamp instead of refusing
+    propositions:
+      large_transfer: {tool: send_money, args: {amount: {gt: 1000}}}
+    temporal:
+      - {name: confirm_large, formula: "G(large_transfer -> approved)", decision: ask}
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from keel.errors import KeelError
+
+
+class PolicyError(KeelError):
+    """A policy file that cannot be used; the message names the file, the line and the fix."""
+
+
+class _M(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ArgSchema(_M):
+    type: Literal["string", "number", "integer", "boolean"] | None = None
+    enum: list[Any] | None = None
+    pattern: str | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    max_length: int | None = Field(None, alias="maxLength")
+
+    @field_validator("pattern")
+    @classmethod
+    def _regex(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                re.compile(v)
+            except re.error as e:
+                raise ValueError(f"not a valid regular expression: {e}") from None
+        return v
+
+
+class RateLimit(_M):
+    max_calls: int = Field(gt=0)
+    window_s: float | None = Field(None, gt=0)  # None: per episode
+
+
+class Clamp(_M):
+    min: float | None = None
+    max: float | None = None
+
+
+class ToolRule(_M):
+    decision: Literal["allow", "deny", "ask"] = "allow"
+    args: dict[str, ArgSchema] = {}
+    required: list[str] = []
+    allow_values: dict[str, list[str]] = {}  # globs; a value matching none -> ask
+    deny_values: dict[str, list[str]] = {}  # globs; a value matching one -> deny
+    untrusted_args: list[str] = []
+    on_untrusted: Literal["deny", "ask"] = "ask"
+    rate_limit: RateLimit | None = None
+    rewrite: dict[str, Clamp] = {}
+
+
+class Comparison(_M):
+    gt: float | None = None
+    ge: float | None = None
+    lt: float | None = None
+    le: float | None = None
+
+
+class Proposition(_M):
+    """True on a call to one of `tool` whose arguments all match (`"!glob"` negates a glob)."""
+
+    tool: list[str] | str | None = None
+    args: dict[str, str | Comparison] = {}
+
+    @field_validator("tool")
+    @classmethod
+    def _listify(cls, v):
+        return [v] if isinstance(v, str) else v
+
+
+class TemporalRule(_M):
+    name: str
+    formula: str
+    decision: Literal["deny", "ask"] = "deny"
+    description: str = ""
+
+
+PROP_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+BUILTIN_PROPS = {"approved"}  # true on a call a human approved after an `ask`
+
+
+class Policy(_M):
+    version: Literal[1] = 1
+    name: str = "policy"
+    default: Literal["allow", "deny", "ask"] = "allow"
+    allow_tools: list[str] = []
+    deny_tools: list[str] = []
+    tools: dict[str, ToolRule] = {}
+    propositions: dict[str, Proposition] = {}
+    temporal: list[TemporalRule] = []
+
+    @model_validator(mode="after")
+    def _names(self) -> Policy:
+        for p in self.propositions:
+            if not PROP_NAME.match(p) or p in BUILTIN_PROPS:
+                raise ValueError(f"proposition name {p!r} must match [a-z][a-z0-9_]* and not be 'approved'")
+        return self
+
+    def source_text(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json", exclude_defaults=True, by_alias=True), sort_keys=False)
+
+
+# --- loading with line numbers --------------------------------------------------------------------
+def _line_index(node: yaml.Node, path: tuple = (), out: dict | None = None) -> dict[tuple, int]:
+    """Map every key path in the YAML document to its 1-based line, so schema errors can name it."""
+    out = {} if out is None else out
+    out.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            out[(*path, k.value)] = k.start_mark.line + 1
+            _line_index(v, (*path, k.value), out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, v in enumerate(node.value):
+            _line_index(v, (*path, i), out)
+    return out
+
+
+def _line_for(lines: dict[tuple, int], loc: tuple) -> int | None:
+    loc = tuple(x for x in loc if not (isinstance(x, str) and x in ("str", "list[str]", "Comparison")))
+    while loc:
+        if loc in lines:
+            return lines[loc]
+        loc = loc[:-1]
+    return lines.get(())
+
+
+def parse_policy(text: str, origin: str = "policy") -> Policy:
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f", line {mark.line + 1}" if mark else ""
+        raise PolicyError(f"{origin}{where}: invalid YAML: {getattr(e, 'problem', None) or e}") from None
+    if not isinstance(data, dict):
+        raise PolicyError(f"{origin}: a policy must be a YAML mapping (version:, tools:, ...)")
+    lines = _line_index(node) if node is not None else {}
+    try:
+        policy = Policy.model_validate(data)
+    except ValidationError as e:
+        msgs = []
+        for err in e.errors():
+            line = _line_for(lines, tuple(err["loc"]))
+            field = ".".join(str(x) for x in err["loc"]) or "(top level)"
+            what = "unknown field (remove it or check its spelling)" if err["type"] == "extra_forbidden" \
+                else err["msg"]
+            msgs.append(f"{origin}, line {line}: {field}: {what}")
+        raise PolicyError("invalid policy\n  " + "\n  ".join(msgs)) from None
+    # Cross-references are checked here too, so that a bad policy never reaches a running agent.
+    for i, rule in enumerate(policy.temporal):
+        line = lines.get(("temporal", i, "formula"))
+        _check_formula(rule, policy, f"{origin}, line {line}")
+    return policy
+
+
+def _check_formula(rule: TemporalRule, policy: Policy, where: str) -> None:
+    words = set(re.findall(r"\b[a-z][a-z0-9_]*\b", rule.formula)) - {"true", "false", "last", "end"}
+    unknown = sorted(w for w in words if w not in policy.propositions and w not in BUILTIN_PROPS
+                     and w not in {"X", "G", "F", "U", "R", "W", "N"})
+    if unknown:
+        raise PolicyError(f"{where}: temporal rule {rule.name!r} uses undefined proposition(s) {unknown}; "
+                          f"define them under propositions: (defined: {sorted(policy.propositions)})")
+
+
+def load_policy(path: str | Path) -> Policy:
+    path = Path(path)
+    if not path.is_file():
+        raise PolicyError(f"policy file not found: {path}")
+    return parse_policy(path.read_text(), str(path))
+
+
+def builtin_policy(name: str = "toolworld") -> Policy:
+    """A policy shipped with Keel, under keel/guard/policies/NAME.yaml."""
+    from importlib import resources
+
+    f = resources.files("keel.guard") / "policies" / f"{name}.yaml"
+    if not f.is_file():
+        raise PolicyError(f"no built-in policy {name!r}")
+    return parse_policy(f.read_text(), f"builtin policy {name}")
+
+
+def glob_regex(patterns: list[str]) -> re.Pattern:
+    """One compiled regex for a list of globs (matching is then one C-level call per value)."""
+    return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns) or r"(?!x)x")
