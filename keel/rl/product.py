@@ -179,9 +179,13 @@ class ProductVecEnv:
     pre-emptive mask for learners that mask their logits.
     """
 
+    metadata = {"autoreset_mode": "same_step"}
+
     def __init__(self, world: SpecWorld, num_envs: int, seed: int, shield: str):
         import gymnasium
+        from gymnasium.vector import AutoresetMode
 
+        self.metadata = {"autoreset_mode": AutoresetMode.SAME_STEP}  # what keel.rl.ppo checks for
         self.world, self.num_envs, self.shield = world, num_envs, shield
         self.venv = world.make_venv(num_envs, seed)
         self.rng = np.random.default_rng(seed + 1)
@@ -207,7 +211,10 @@ class ProductVecEnv:
         self.u = self.world.initial_u(cells)
         self.ep_return = np.zeros(self.num_envs)
         self.ep_len = np.zeros(self.num_envs, dtype=np.int64)
-        return self.observe(), {}
+        return self.observe(), self._infos()
+
+    def _infos(self) -> dict:
+        return {"action_mask": self.action_masks()} if self.shield == "preemptive" else {}
 
     def step(self, actions, scores: np.ndarray | None = None):
         """One step of every copy. With a shield, an unsafe action is replaced by the safe action that
@@ -233,7 +240,7 @@ class ProductVecEnv:
         self.stats.add(finished, t.accepting[u2], t.dead[u2], self.ep_return, self.ep_len)
         self.stats.violations += int(t.dead[u2].sum())
         self.stats.overrides += int(override.sum())
-        final_obs = None
+        final_obs = None  # observation of the state each copy reached, before any reset
         if finished.any():
             final_obs = self.observe_cells(c2, u2)
             fresh = self.world.sample_starts(self.rng, int(finished.sum()))
@@ -246,7 +253,9 @@ class ProductVecEnv:
             self.ep_len[finished] = 0
         self.venv.cells[:] = c2
         self.u = u2
-        info = {"shield_override": override, "final_obs": final_obs, "_final_obs": finished}
+        if final_obs is None:
+            final_obs = self.observe()
+        info = {"shield_override": override, "final_obs": final_obs, "_final_obs": finished, **self._infos()}
         return self.observe(), reward, done, trunc, info
 
     def observe_cells(self, cells, u) -> np.ndarray:
@@ -300,3 +309,23 @@ class EpisodeStats:
         self.episodes, self.satisfied = s["episodes"], s["satisfied"]
         self.violations, self.overrides = s["violations"], s["overrides"]
         self.window = [tuple(x) for x in s["window"]]
+
+
+class PolicyScores:
+    """A torch policy over product observations (`keel.rl.ppo.Policy`) seen as scores for `evaluate_policy`:
+    the logits of its actor (the greedy action is their argmax)."""
+
+    def __init__(self, policy, world: SpecWorld):
+        self.policy, self.world = policy, world
+
+    def reset(self, mask: np.ndarray) -> None:
+        pass
+
+    def scores(self, u: np.ndarray, cells: np.ndarray) -> np.ndarray:
+        import torch
+
+        obs = np.zeros((len(cells), self.world.n_cells + self.world.num_states), dtype=np.float32)
+        obs[np.arange(len(cells)), cells] = 1.0
+        obs[np.arange(len(cells)), self.world.n_cells + u] = 1.0
+        with torch.inference_mode():
+            return self.policy.actor(torch.from_numpy(obs)).numpy().astype(np.float64)

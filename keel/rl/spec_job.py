@@ -99,9 +99,7 @@ def make_learner(cfg: Config, world):
                           cfg.num_envs, cfg.seed, cfg.shield, epsilon_end=q.epsilon_end,
                           decay_steps=cfg.total_steps)
     if cfg.learner == "ppo":
-        from keel.rl.product import ProductPPOLearner
-
-        return ProductPPOLearner(world, cfg.ppo, cfg.gamma, cfg.num_envs, cfg.seed, cfg.shield)
+        raise AssertionError("PPO is driven by keel.rl.ppo.train_ppo (see _train_ppo)")
     from keel.rl.dirl import DiRLLearner
 
     return DiRLLearner(world, cfg.dirl.spectrl, cfg.total_steps, cfg.num_envs, cfg.seed, cfg.shield,
@@ -116,6 +114,8 @@ def train(cfg: Config, run, resume: bool = False, quiet: bool = False) -> dict:
     from keel.rl.product import evaluate_policy
 
     world = make_world(cfg)
+    if cfg.learner == "ppo":
+        return _train_ppo(cfg, run, world, resume, quiet)
     learner = make_learner(cfg, world)
     wall_before = 0.0
     if resume:
@@ -162,20 +162,70 @@ def train(cfg: Config, run, resume: bool = False, quiet: bool = False) -> dict:
     checkpoint()
     train_wall = wall()
     ev = evaluate_policy(world, learner.policy(), cfg.eval_episodes, cfg.seed + 10_000, cfg.shield)
+    return _summary(cfg, ev, learner.stats, learner.env_steps, train_wall)
+
+
+def _summary(cfg: Config, ev: dict, stats, env_steps: int, wall: float) -> dict:
     return {
         "learner": cfg.learner,
         "formula": cfg.formula,
         "shield": cfg.shield,
         "satisfaction": ev["satisfaction"],
-        "violations_train": int(learner.stats.violations),
+        "violations_train": int(stats.violations),
         "violations_eval": ev["violations_eval"],
         "mean_episode_length_eval": ev["mean_episode_length"],
         "eval_episodes": ev["episodes"],
-        "env_steps": int(learner.env_steps),
-        "episodes_train": int(learner.stats.episodes),
-        "shield_overrides_train": int(learner.stats.overrides),
-        "wall_seconds": round(train_wall, 3),
+        "env_steps": int(env_steps),
+        "episodes_train": int(stats.episodes),
+        "shield_overrides_train": int(stats.overrides),
+        "wall_seconds": round(wall, 3),
     }
+
+
+def ppo_config(cfg: Config):
+    from keel.rl.ppo import PPOConfig
+
+    p = cfg.ppo
+    batch = max(2, p.rollout_steps * cfg.num_envs // p.minibatches)
+    every = max(1, cfg.checkpoint_every // (p.rollout_steps * cfg.num_envs))
+    return PPOConfig(n_steps=p.rollout_steps, batch_size=batch, n_epochs=p.epochs, lr=p.lr, gamma=cfg.gamma,
+                     gae_lambda=p.gae_lambda, clip_coef=p.clip, ent_coef=p.ent_coef, hidden=[p.hidden, p.hidden],
+                     seed=cfg.seed, checkpoint_every=every)
+
+
+def _train_ppo(cfg: Config, run, world, resume: bool, quiet: bool) -> dict:
+    """PPO on the product env; keel.rl.ppo checkpoints the policy, optimiser and env (with our counters)."""
+    from keel.progress import progress_bar
+    from keel.rl.ppo import train_ppo
+    from keel.rl.product import PolicyScores, ProductVecEnv, evaluate_policy
+
+    env = ProductVecEnv(world, cfg.num_envs, cfg.seed, cfg.shield)
+    stop_after = int(os.environ.get("KEEL_STOP_AFTER_ITERATIONS", "0") or 0)
+    t0 = time.perf_counter()
+    state = {"last_t": t0, "last_steps": None, "iterations": 0}
+    with progress_bar(quiet) as bar:
+        task = bar.add_task(f"ppo on {cfg.formula}", total=cfg.total_steps, info="")
+
+        def callback(policy, info) -> None:
+            step = info["step"]
+            state["iterations"] += 1
+            prev = step - cfg.ppo.rollout_steps * cfg.num_envs
+            if step // cfg.log_every > prev // cfg.log_every or step >= cfg.total_steps:
+                now = time.perf_counter()
+                m = env.stats.flush()
+                last = prev if state["last_steps"] is None else state["last_steps"]
+                m["env_steps"] = step
+                m["steps_per_s"] = (step - last) / max(now - state["last_t"], 1e-9)
+                state["last_t"], state["last_steps"] = now, step
+                run.log(step, **m)
+            bar.update(task, completed=step, info=f"viol {env.stats.violations}")
+            if stop_after and state["iterations"] >= stop_after:
+                raise KeyboardInterrupt
+
+        policy, stats = train_ppo(ppo_config(cfg), env, cfg.total_steps, run=run, log_every=10**9,
+                                  callback=callback, resume=resume)
+    ev = evaluate_policy(world, PolicyScores(policy, world), cfg.eval_episodes, cfg.seed + 10_000, cfg.shield)
+    return _summary(cfg, ev, env.stats, stats["steps"], time.perf_counter() - t0)
 
 
 # ---------------------------------------------------------------------------------------------- evaluate
@@ -189,9 +239,35 @@ def _load(run):
     if found is None:
         raise KeelError(f"{run.path} has no checkpoint yet; train it first (keel train ... --resume)")
     world = make_world(cfg)
+    if cfg.learner == "ppo":
+        return cfg, world, _PPOFromCheckpoint(cfg, world, found[0])
     learner = make_learner(cfg, world)
     learner.load_state_dict(found[0]["learner"])
     return cfg, world, learner
+
+
+class _PPOFromCheckpoint:
+    """The trained PPO policy of a run, with the interface evaluate/report use (`policy()`)."""
+
+    def __init__(self, cfg: Config, world, state: dict):
+        import gymnasium
+
+        from keel.rl.ppo import Policy
+
+        obs_space = gymnasium.spaces.Box(0.0, 1.0, (world.n_cells + world.num_states,), np.float32)
+        self.net = Policy(obs_space, gymnasium.spaces.Discrete(world.n_actions), ppo_config(cfg))
+        self.net.load_state_dict(state["policy"])
+        self.world = world
+
+        class _Env:
+            shield = cfg.shield
+
+        self.env = _Env()
+
+    def policy(self):
+        from keel.rl.product import PolicyScores
+
+        return PolicyScores(self.net, self.world)
 
 
 def evaluate(run, episodes: int | None = None, split: str = "test", seed: int = 12345, quiet: bool = False) -> dict:
