@@ -181,8 +181,9 @@ class DFA:
         }
 
     def guard_text(self, cubes: list[Cube]) -> str:
+        """A readable sum of products for a set of disjoint cubes (merged where they differ in one place)."""
         terms = []
-        for cube in cubes:
+        for cube in _merge_cubes(cubes):
             lits = [p if c == "1" else f"!{p}" for p, c in zip(self.order, cube, strict=True) if c != "X"]
             terms.append(" & ".join(lits) or "true")
         return " | ".join(terms)
@@ -201,6 +202,25 @@ class DFA:
                 lines.append(f'  {q} -> {nxt} [label="{_dot_escape(label)}"];')
         lines.append("}")
         return "\n".join(lines) + "\n"
+
+
+def _merge_cubes(cubes: list[Cube]) -> list[Cube]:
+    """Merge cubes that differ in exactly one fixed position (x&a | x&!a = x) until none do."""
+    cubes = sorted(set(cubes))
+    merged = True
+    while merged:
+        merged = False
+        for i, x in enumerate(cubes):
+            for y in cubes[i + 1:]:
+                diff = [j for j, (u, v) in enumerate(zip(x, y, strict=True)) if u != v]
+                if len(diff) == 1 and "X" not in (x[diff[0]], y[diff[0]]):
+                    j = diff[0]
+                    cubes = sorted((set(cubes) - {x, y}) | {x[:j] + "X" + x[j + 1:]})
+                    merged = True
+                    break
+            if merged:
+                break
+    return cubes
 
 
 def _dot_escape(s: str) -> str:
