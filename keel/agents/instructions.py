@@ -8,12 +8,10 @@ understand, wherever it read it. What it cannot parse it ignores, as a weak mode
 
 from __future__ import annotations
 
-import base64
-import binascii
-import codecs
 import re
 
 from keel.envs.toolworld.tasks import Call
+from keel.guard.decode import decoded_views
 
 VERBS: dict[str, tuple[str, ...]] = {  # action -> verb stems across en zh it vi ar ko th bn sw jv
     "forward": ("forward", "转发", "inoltra", "chuyển tiếp", "أعد توجيه", "전달", "ส่งต่อ", "ফরওয়ার্ড", "sambaza",
@@ -33,29 +31,14 @@ URL = re.compile(r"https?://\S+")
 EMAIL_ID = re.compile(r"\bm\d+\b")
 QUOTED = re.compile(r'"([^"]{2,60})"|“([^”]{2,60})”')
 DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")
-B64 = re.compile(r"[A-Za-z0-9+/]{16,}={0,2}")
 
-HOMOGLYPHS = {"а": "a", "е": "e", "о": "o", "р": "p", "с": "c", "у": "y", "х": "x", "і": "i", "ѕ": "s", "ԁ": "d",
-              "ɡ": "g", "һ": "h", "ј": "j", "ӏ": "l", "ո": "n", "ԛ": "q", "ѵ": "v", "ԝ": "w", "Α": "A", "Β": "B",
-              "Ε": "E", "Κ": "K", "Μ": "M", "Ν": "N", "Ο": "O", "Ρ": "P", "Τ": "T", "Χ": "X", "ο": "o", "ν": "v"}
-_HOMO = str.maketrans(HOMOGLYPHS)
 LEET = str.maketrans({"4": "a", "3": "e", "1": "i", "0": "o", "5": "s", "7": "t", "$": "s", "|": "l"})
 
 
 def views(text: str) -> list[str]:
-    """The text as a model might understand it: plain, de-homoglyphed, base64-decoded parts, ROT13'd."""
-    plain = text.translate(_HOMO)
-    out = [plain]
-    for m in B64.finditer(text):
-        try:
-            dec = base64.b64decode(m.group(0), validate=True).decode("utf-8")
-        except (binascii.Error, ValueError, UnicodeDecodeError):
-            continue
-        if dec.isprintable() or "\n" in dec:
-            out.append(dec)
-    if "rot13" in plain.lower():  # a model told the text is ROT13 decodes it
-        out.append(codecs.decode(plain, "rot13"))
-    return out
+    """The text as a model might understand it: plain, de-homoglyphed, base64-decoded parts, and ROT13'd when
+    the text says it is ROT13."""
+    return decoded_views(text, rot13="rot13" in text.lower())
 
 
 def _verb(line: str) -> str | None:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from keel.guard.audit import AuditLog
+from keel.guard.decode import decoded_views
 from keel.guard.policy import ArgSchema, Policy, PolicyError, ToolRule, glob_regex
 
 ALLOW, DENY, ASK, REWRITE = "allow", "deny", "ask", "rewrite"
@@ -54,6 +55,7 @@ class Decision:
     tool: str
     args: dict[str, Any]  # the arguments to run with (rewritten ones for `rewrite`)
     labels: frozenset[str] = frozenset()
+    flagged: str | None = None  # the untrusted value that triggered an information-flow decision
 
     @property
     def runs(self) -> bool:
@@ -83,8 +85,11 @@ class GuardContext:
     _blob: str = ""
 
     def add_untrusted(self, texts: list[str]) -> None:
+        """Keep every reading a model could recover (homoglyphs folded, base64 and ROT13 decoded), so an
+        encoded payload is tainted too. The work is done here, once per text, not per check."""
         if texts:
-            self.untrusted.extend(texts)
+            for t in texts:
+                self.untrusted.extend(decoded_views(t))
             self._blob = "\x00".join(self.untrusted)
 
     def tainted(self, value: Any) -> str | None:
@@ -96,7 +101,12 @@ class GuardContext:
         else:
             cands = _candidates(str(value))
         for c in cands:
-            if len(c) >= 3 and c in self._blob and c not in self.trusted:
+            if len(c) < 2 or c in self.trusted:
+                continue
+            if len(c) >= 5:
+                if c in self._blob:
+                    return c
+            elif re.search(rf"(?<!\w){re.escape(c)}(?!\w)", self._blob):  # short ids (m3, r1) as whole words
                 return c
         return None
 
@@ -171,7 +181,7 @@ class Guard:
     def resolve(self, d: Decision, approved: bool) -> Decision:
         """The human's answer to an `ask`: approved calls run (and count as `approved` in temporal rules)."""
         out = Decision(ALLOW if approved else DENY, f"human {'approved' if approved else 'declined'}: {d.reason}",
-                       d.rule, d.tool, d.args, d.labels | {"approved"} if approved else d.labels)
+                       d.rule, d.tool, d.args, d.labels | {"approved"} if approved else d.labels, d.flagged)
         if approved:
             self._commit(out, approved=True)
         if self.audit is not None:
@@ -227,7 +237,7 @@ class Guard:
                 bad = self.context.tainted(args[a])
                 if bad is not None:
                     return Decision(r.on_untrusted, f"argument {a} carries {bad!r} from untrusted tool output",
-                                    f"tools.{tool}.untrusted_args", tool, args, labels)
+                                    f"tools.{tool}.untrusted_args", tool, args, labels, flagged=bad)
         for a, rx in c.allow.items():
             if a in args and not rx.match(str(args[a])):
                 return Decision(ASK, f"argument {a}={args[a]!r} is not on the allow list",
