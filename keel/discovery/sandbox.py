@@ -1,0 +1,232 @@
+"""Run untrusted candidate algorithm code: an AST allow-list, then a separate, resource-limited process.
+
+Layer 1 (static): the source must parse, and may only contain a small set of syntax: function
+definitions, arithmetic, comparisons, conditionals, loops, calls of allow-listed names and
+attributes. No imports except `numpy` and `math`, no names or attributes starting with `_` (which
+closes the `().__class__.__bases__` escapes), no `open`/`exec`/`eval`/`getattr`..., no I/O.
+
+Layer 2 (dynamic): the code runs in a forked child with restricted builtins (no `open`, `print`,
+`__import__` beyond numpy/math), stdout/stderr sent to /dev/null, and `resource.setrlimit` limits on
+CPU seconds, address space, file size (0: no writes), open files (none new) and processes (no
+forks, where the kernel enforces it for this user); the parent kills it after a wall-clock timeout.
+A candidate that fails any of this is scored as failed; the caller just moves on.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import multiprocessing as mp
+import os
+import resource
+import signal
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+MAX_SOURCE_CHARS = 20_000
+
+PARTS = ("accumulate_regret", "regret_to_policy", "accumulate_policy")
+
+ALLOWED_NODES = (
+    ast.Module, ast.FunctionDef, ast.arguments, ast.arg, ast.Return, ast.Assign, ast.AugAssign, ast.AnnAssign,
+    ast.If, ast.IfExp, ast.For, ast.While, ast.Break, ast.Continue, ast.Pass, ast.Expr, ast.Name, ast.Load,
+    ast.Store, ast.Del, ast.Constant, ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.Call, ast.keyword,
+    ast.Attribute, ast.Subscript, ast.Slice, ast.Tuple, ast.List, ast.Dict, ast.ListComp, ast.GeneratorExp,
+    ast.comprehension, ast.Import, ast.alias,
+    ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow, ast.USub, ast.UAdd, ast.Not,
+    ast.And, ast.Or, ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.BitAnd, ast.BitOr, ast.Invert,
+)
+
+SAFE_BUILTINS = {
+    "abs": abs, "min": min, "max": max, "float": float, "int": int, "bool": bool, "range": range, "len": len,
+    "sum": sum, "round": round, "pow": pow, "enumerate": enumerate, "zip": zip, "list": list, "tuple": tuple,
+    "dict": dict, "ValueError": ValueError,
+}
+
+# numpy functions, array/dict methods and Segments helpers a candidate may use. Nothing that does I/O
+# (np.load, np.save, tofile, memmap), reaches into internals (ctypes, base, lib) or evaluates code.
+ALLOWED_ATTRS = {
+    "abs", "absolute", "sqrt", "exp", "expm1", "log", "log1p", "log2", "log10", "power", "square", "sign", "tanh",
+    "maximum", "minimum", "fmax", "fmin", "clip", "where", "sum", "mean", "max", "min", "prod", "cumsum", "std", "var",
+    "zeros_like", "ones_like", "full_like", "zeros", "ones", "full", "asarray", "array", "copy", "isfinite",
+    "isnan", "nan_to_num", "argmax", "argmin", "dot", "floor", "ceil", "sin", "cos", "pi", "e", "inf",
+    "size", "shape", "ndim", "any", "all", "get", "setdefault", "keys", "values", "items", "normalize",
+    "float64", "exp2", "hypot", "reciprocal", "negative", "positive", "heaviside", "logaddexp", "fabs",
+    "sigmoid", "isclose", "allclose", "linspace", "arange", "dtype", "T", "reshape", "ravel", "flatten",
+}
+
+BLOCKED_NAMES = {
+    "open", "exec", "eval", "compile", "getattr", "setattr", "delattr", "globals", "locals", "vars", "input",
+    "breakpoint", "help", "type", "object", "super", "memoryview", "bytearray", "bytes", "classmethod",
+    "staticmethod", "property", "dir", "id", "hash", "print", "exit", "quit", "os", "sys", "subprocess",
+    "builtins", "importlib", "socket", "shutil", "pathlib", "ctypes", "signal", "resource",
+}
+
+
+class UnsafeCode(ValueError):
+    """The candidate's source failed the static allow-list."""
+
+
+def check_source(source: str) -> ast.Module:
+    """Parse and vet candidate source; raise UnsafeCode naming the first offending construct."""
+    if len(source) > MAX_SOURCE_CHARS:
+        raise UnsafeCode(f"source is {len(source)} characters (limit {MAX_SOURCE_CHARS})")
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as e:
+        raise UnsafeCode(f"syntax error: {e.msg} (line {e.lineno})") from None
+    for stmt in tree.body:
+        if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant) and isinstance(stmt.value.value, str):
+            continue  # docstring
+        if not isinstance(stmt, (ast.FunctionDef, ast.Assign, ast.AnnAssign, ast.Import)):
+            raise UnsafeCode(f"line {stmt.lineno}: only imports, functions and constants at top level")
+    for node in ast.walk(tree):
+        if not isinstance(node, ALLOWED_NODES):
+            raise UnsafeCode(f"line {getattr(node, 'lineno', '?')}: {type(node).__name__} is not allowed")
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name not in ("numpy", "math") or (alias.asname or "np") not in ("np", "math"):
+                    raise UnsafeCode(f"line {node.lineno}: import {alias.name} is not allowed (numpy, math only)")
+        elif isinstance(node, ast.Name):
+            if node.id.startswith("_") or node.id in BLOCKED_NAMES:
+                raise UnsafeCode(f"line {node.lineno}: name {node.id!r} is not allowed")
+        elif isinstance(node, ast.Attribute):
+            if node.attr.startswith("_") or node.attr not in ALLOWED_ATTRS:
+                raise UnsafeCode(f"line {node.lineno}: attribute .{node.attr} is not allowed")
+        elif isinstance(node, ast.FunctionDef):
+            if node.name.startswith("_") or node.decorator_list:
+                raise UnsafeCode(f"line {node.lineno}: function {node.name!r} (or its decorators) not allowed")
+        elif isinstance(node, ast.Constant) and isinstance(node.value, (str, bytes)) and len(node.value) > 2000:
+            raise UnsafeCode(f"line {node.lineno}: string constant too long")
+    names = {s.name for s in tree.body if isinstance(s, ast.FunctionDef)}
+    missing = [p for p in PARTS if p not in names]
+    if missing:
+        raise UnsafeCode(f"missing function(s): {', '.join(missing)}")
+    return tree
+
+
+def _guarded_import(name, globals=None, locals=None, fromlist=(), level=0):
+    if level == 0 and name == "numpy":
+        return np
+    if level == 0 and name == "math":
+        return math
+    raise ImportError(f"import of {name!r} is not allowed")
+
+
+def load_parts(source: str, check: bool = True):
+    """Execute vetted source in a namespace with restricted builtins; return its three parts."""
+    from types import SimpleNamespace
+
+    if check:
+        check_source(source)
+    builtins = dict(SAFE_BUILTINS, __import__=_guarded_import)
+    ns: dict = {"__builtins__": builtins, "np": np, "math": math}
+    exec(compile(source, "<candidate>", "exec"), ns)  # noqa: S102 - vetted above, limited by the caller
+    defaults = ns.get("DEFAULTS", {})
+    if not isinstance(defaults, dict):
+        raise UnsafeCode("DEFAULTS must be a dict")
+    for p in PARTS:
+        if not callable(ns.get(p)):
+            raise UnsafeCode(f"{p} is not a function")
+    return SimpleNamespace(**{p: ns[p] for p in PARTS}, defaults=dict(defaults))
+
+
+@dataclass
+class Limits:
+    cpu_seconds: int = 60
+    memory_mb: int = 1024
+    wall_seconds: float = 120.0
+
+
+@dataclass
+class Result:
+    ok: bool
+    scores: dict = field(default_factory=dict)  # game -> {iteration: exploitability}
+    error: str = ""
+    seconds: float = 0.0
+
+
+def _apply_limits(limits: Limits) -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 1))
+    with open("/proc/self/statm") as f:
+        vm_bytes = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    cap = vm_bytes + limits.memory_mb * 2**20
+    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
+    highest = max(int(fd) for fd in os.listdir("/proc/self/fd"))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (highest + 1, highest + 1))
+
+
+def _child(conn, source, trees, iters, marks, limits, check) -> None:
+    try:
+        _apply_limits(limits)
+        from keel.games.cfr import CFRSolver
+        from keel.games.exploitability import exploitability
+
+        parts = load_parts(source, check=check)
+        scores = {}
+        for tree in trees:
+            solver = CFRSolver(tree, parts, alternating=True)
+            curve = {}
+            for t in range(1, iters + 1):
+                solver.iteration()
+                if t in marks:
+                    e = exploitability(tree, solver.average_policy())
+                    if not np.isfinite(e):
+                        raise ValueError(f"exploitability is {e} on {tree.spec}")
+                    curve[t] = float(e)
+            scores[tree.spec] = curve
+        conn.send({"ok": True, "scores": scores})
+    except BaseException as e:  # noqa: BLE001 - anything the candidate does is a failed candidate
+        try:
+            conn.send({"ok": False, "error": f"{type(e).__name__}: {str(e)[:300]}"})
+        except BaseException:  # noqa: BLE001
+            pass
+    finally:
+        os._exit(0)
+
+
+def evaluate(source: str, trees: list, iters: int, marks: list[int] | None = None,
+             limits: Limits | None = None, check: bool = True) -> Result:
+    """Run the candidate CFR variant for `iters` iterations on each tree, in a limited child process.
+
+    Returns exploitability of the average policy at each of `marks` (default: the last iteration)."""
+    limits = limits or Limits()
+    t0 = time.monotonic()
+    if check:
+        try:
+            check_source(source)
+        except UnsafeCode as e:
+            return Result(False, error=f"rejected: {e}", seconds=time.monotonic() - t0)
+    ctx = mp.get_context("fork")
+    parent_conn, child_conn = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(child_conn, source, trees, iters, set(marks or [iters]), limits, check))
+    proc.start()
+    child_conn.close()
+    msg = None
+    try:
+        if parent_conn.poll(limits.wall_seconds):
+            msg = parent_conn.recv()
+    except (EOFError, OSError):
+        msg = None
+    finally:
+        if proc.is_alive():
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.join(5)
+        parent_conn.close()
+    dt = time.monotonic() - t0
+    if msg is None:
+        code = proc.exitcode
+        why = "wall-clock timeout" if dt >= limits.wall_seconds else f"killed (exit {code}: cpu or memory limit)"
+        return Result(False, error=why, seconds=dt)
+    if not isinstance(msg, dict) or not msg.get("ok"):
+        return Result(False, error=str(msg.get("error") if isinstance(msg, dict) else msg)[:400], seconds=dt)
+    return Result(True, scores=msg["scores"], seconds=dt)
