@@ -12,12 +12,15 @@ label sets moves q to a dead state.
 - Post-posed shield: the agent acts freely; an unsafe action is replaced by a safe one and
   `info["shield_override"]` says so.
 
-Guarantee: as long as some action is safe in each visited state, no violation ever happens. The shield
-looks one step ahead only (that is all an exact one-step model supports), so for formulas whose
-violation can be forced several steps after an innocent-looking move (`G(a -> X b)` where `b` may be
-unreachable), it cannot promise that a safe action always exists; it then picks the action with the
-fewest violating outcomes and flags `info["shield_no_safe_action"]`. State invariants (`G !hazard`),
-orderings (`!open W unlocked`) and reach-avoid tasks are covered exactly.
+Guarantee: as long as some action is safe in each visited state, no violation ever happens. The
+wrappers look one step ahead only (that is all an exact one-step model supports), so where a violation
+can be forced several steps after an innocent-looking move (a slippery cell next to a hazard, or
+`G(a -> X b)` where `b` may be unreachable) no safe action may be left; the shield then picks the action
+with the fewest violating outcomes and flags `info["shield_no_safe_action"]`. With a full finite model
+(every cell's possible successors), `Shield.solve` plays the safety game of Alshiekh et al. instead: it
+computes the largest set of (automaton state, cell) pairs from which violations can be avoided for ever
+(a greatest fixpoint) and allows exactly the actions that stay inside it, so zero violations are
+guaranteed from every winning start.
 
 The automaton steps on the labels of each state reached by an action (`info["labels"]` after `step`);
 the labels returned by `reset` are not a step, as in reward machines.
@@ -26,6 +29,7 @@ the labels returned by `reset` are not a step, as in reward machines.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -71,6 +75,48 @@ class Shield:
         """True for the actions none of whose possible outcomes violates; if there is none, the least risky."""
         risk = self.risk(q, possible_labels_after, n_actions)
         return risk <= risk.min()  # == (risk == 0) whenever some action is safe
+
+
+    def solve(self, cell_labels: Sequence[Iterable[str]], outcomes: np.ndarray) -> ShieldTable:
+        """The safety game on a finite model: `outcomes[s, a]` lists the cells action a may lead to from
+        cell s (shape (S, A, K); repeat a cell to pad), `cell_labels[s]` the labels of cell s."""
+        outcomes = np.asarray(outcomes, dtype=np.int64)
+        if outcomes.ndim == 2:
+            outcomes = outcomes[:, :, None]
+        if outcomes.ndim != 3 or outcomes.shape[0] != len(cell_labels):
+            raise SpecError(f"outcomes must have shape (cells, actions, K) with cells = {len(cell_labels)}, "
+                            f"got {outcomes.shape}")
+        if outcomes.size and (outcomes.min() < 0 or outcomes.max() >= len(cell_labels)):
+            raise SpecError("outcomes lists a cell index outside 0..cells-1")
+        labels = [frozenset(x) for x in cell_labels]
+        n_q = self.dfa.num_states
+        # next_q[q, s]: the automaton state after entering cell s from automaton state q.
+        next_q = np.array([[self.dfa.step(q, lab) for lab in labels] for q in range(n_q)], dtype=np.int64)
+        dead = np.array([self.dfa.is_dead(q) for q in range(n_q)])
+        win = np.repeat(~dead[:, None], len(labels), axis=1)  # start from "not violated yet", shrink
+        while True:
+            # ok[q, s, a]: every outcome of a lands in a winning (automaton state, cell) pair.
+            ok = win[next_q[:, outcomes], outcomes[None]].all(axis=-1)
+            new = win & ok.any(axis=-1)
+            if (new == win).all():
+                break
+            win = new
+        return ShieldTable(safe=ok & win[:, :, None], winning=win, next_q=next_q, initial=self.initial)
+
+
+@dataclass
+class ShieldTable:
+    """A solved shield: `safe[q, s, a]` (only actions that keep the run winning), `winning[q, s]`."""
+
+    safe: np.ndarray
+    winning: np.ndarray
+    next_q: np.ndarray
+    initial: int
+
+    def mask(self, q: int, cell: int) -> np.ndarray:
+        """Safe actions in (q, cell); if the pair is already lost, every action (nothing can be promised)."""
+        row = self.safe[q, cell]
+        return row if row.any() else np.ones_like(row)
 
 
 def _check_env(env: gym.Env) -> None:

@@ -157,3 +157,73 @@ def test_shield_refuses_bad_envs(spec):
         PreemptiveShield(Box(), spec)
     with pytest.raises(SpecError, match="unknown proposition"):
         PreemptiveShield(HazardGrid(), compile_ltlf("G !lava"))
+
+
+PERPENDICULAR = {1: (3, 4), 2: (3, 4), 3: (1, 2), 4: (1, 2)}  # up/down slip sideways, left/right slip vertically
+
+
+class SlipperyGrid(HazardGrid):
+    """Four moves (no stay); with probability `slip` a move goes sideways instead. Cell (2, 1) sits between
+    hazards (1, 1) and (3, 1): every move from it may end in a hazard, yet entering it from (2, 0) is
+    safe one step ahead. Only the safety game (`Shield.solve`) sees that trap coming."""
+
+    def __init__(self, slip: float = 0.3, horizon: int = 80):
+        super().__init__(slip, horizon)
+        self.action_space = gym.spaces.Discrete(4)
+
+    def _outcomes(self, pos, action: int) -> list[tuple[int, int]]:
+        move = action + 1  # index into MOVES, skipping stay
+        return [self._move(pos, move), *(self._move(pos, m) for m in PERPENDICULAR[move])]
+
+    def step(self, action):
+        intended, *sideways = self._outcomes(self.pos, int(action))
+        self.pos = sideways[int(self.np_random.integers(2))] if self.np_random.random() < self.slip else intended
+        self.t += 1
+        return np.array(self.pos), 0.0, self.pos == self.GOAL, self.t >= self.horizon, {"labels": self.labels()}
+
+    def possible_labels_after(self, action):
+        return sorted({self._labels(c) for c in self._outcomes(self.pos, int(action))}, key=sorted)
+
+    def model(self):
+        cells = [(r, c) for r in range(self.SIZE) for c in range(self.SIZE)]
+        index = {cell: i for i, cell in enumerate(cells)}
+        outcomes = np.array([[[index[x] for x in self._outcomes(cell, a)] for a in range(4)] for cell in cells])
+        return [self._labels(c) for c in cells], outcomes, index
+
+
+def test_safety_game_shield_zero_violations_where_one_step_fails(spec):
+    env = SlipperyGrid(slip=0.3, horizon=80)
+    labels, outcomes, index = env.model()
+    table = Shield(spec).solve(labels, outcomes)
+    q0 = spec.dfa.initial
+    assert table.winning[q0, index[(0, 0)]]
+    assert not table.winning[q0, index[(2, 1)]]  # the trap between two hazards
+    assert not table.safe[q0, index[(2, 0)], 3]  # so moving right into it is refused
+    one_step = Shield(spec).safe_mask(q0, lambda a: [labels[c] for c in outcomes[index[(2, 0)], a]], 4)
+    assert one_step[3]  # ... which one step of lookahead allows
+    rng = np.random.default_rng(0)
+    violations = {"game": 0, "one_step": 0}
+    for kind in violations:
+        shield = Shield(spec)
+        env.reset(seed=5)
+        q = shield.initial
+        for _ in range(4000):
+            if kind == "game":
+                mask = table.mask(q, index[env.pos])
+            else:
+                mask = shield.safe_mask(q, env.possible_labels_after, 4)
+            _, _, term, trunc, info = env.step(int(rng.choice(np.flatnonzero(mask))))
+            q = shield.advance(q, info["labels"])
+            if spec.dfa.is_dead(q) or term or trunc:
+                violations[kind] += spec.dfa.is_dead(q)
+                env.reset()
+                q = shield.initial
+    assert violations["game"] == 0
+    assert violations["one_step"] > 0
+
+
+def test_solve_refuses_bad_shapes(spec):
+    with pytest.raises(SpecError, match="shape"):
+        Shield(spec).solve([frozenset()] * 3, np.zeros((2, 5, 1)))
+    with pytest.raises(SpecError, match="outside"):
+        Shield(spec).solve([frozenset()] * 2, np.full((2, 5, 1), 7))
