@@ -1,0 +1,287 @@
+"""Red-team campaigns: agents x defences x (user task x (no attack | injection task x attack)), resumable,
+every result committed to SQLite in its own transaction.
+
+The measures are AgentDojo's (Debenedetti et al. 2024): benign utility (tasks solved with no attack),
+utility under attack, targeted attack success rate (the attacker's goal reached, judged on state), plus the
+guard's cost: false positives (calls a task needed that the guard kept from running), tasks lost to the
+guard, and how often a human had to approve a needed call.
+
+    keel redteam run keel/presets/redteam-quick.yaml --json
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from keel.config import KeelModel, read_yaml, validate
+from keel.errors import KeelError
+
+DEFENCES = {"none", "guard", "guard-no-human"}
+
+
+class CampaignConfig(KeelModel):
+    kind: str = "redteam"
+    name: str = "redteam"
+    runs_dir: str = "runs"
+    seed: int = 0
+    agents: list[str | dict[str, Any]] = Field(default_factory=lambda: ["follower"], min_length=1)
+    suites: list[str] | str = "all"
+    user_tasks: list[str] | None = None  # ids; None: all of each suite
+    max_user_tasks_per_suite: int | None = Field(None, gt=0)
+    only_tasks_with_vectors: bool = False  # skip user tasks whose tool outputs carry no injection vector
+    injection_tasks: list[str] | None = None
+    max_injection_tasks_per_suite: int | None = Field(None, gt=0)
+    attacks: list[str] | str = "all"
+    defences: list[str] = Field(default_factory=lambda: ["none", "guard"], min_length=1)
+    policy: str | None = None  # a policy YAML file; None: keel/guard/policies/toolworld.yaml
+    max_steps: int = Field(10, gt=0)
+
+
+@dataclass(frozen=True)
+class Cell:
+    agent: str
+    defence: str
+    suite: str
+    user_task: str
+    injection_task: str  # "" for a benign run
+    attack: str  # "" for a benign run
+
+    def key(self) -> tuple:
+        return (self.agent, self.defence, self.suite, self.user_task, self.injection_task, self.attack)
+
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS results (
+  agent TEXT, defence TEXT, suite TEXT, user_task TEXT, injection_task TEXT, attack TEXT,
+  family TEXT, lang TEXT, kind TEXT,
+  utility INTEGER, attack_success INTEGER, steps INTEGER,
+  n_allow INTEGER, n_deny INTEGER, n_ask INTEGER, n_approved INTEGER, n_declined INTEGER, n_rewrite INTEGER,
+  false_positives INTEGER, human_approvals INTEGER, blocked TEXT, calls TEXT, error TEXT,
+  seconds REAL, created REAL,
+  PRIMARY KEY (agent, defence, suite, user_task, injection_task, attack)
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+"""
+
+
+def load_config(path: str) -> CampaignConfig:
+    p = Path(path)
+    if not p.is_file():
+        from importlib import resources
+
+        preset = resources.files("keel") / "presets" / f"{path}.yaml"
+        if not preset.is_file():
+            raise KeelError(f"campaign config not found: {path} (give a .yaml file or a preset name like "
+                            "redteam-quick)")
+        return validate(CampaignConfig, read_yaml(preset.read_text(), f"preset {path}"), f"preset {path}")
+    return validate(CampaignConfig, read_yaml(p.read_text(), str(p)), str(p))
+
+
+def agent_label(spec: str | dict) -> str:
+    if isinstance(spec, dict) and "openai" in spec:
+        return f"openai:{spec['openai'].get('model', '?')}"
+    return str(spec)
+
+
+def plan(cfg: CampaignConfig) -> list[Cell]:
+    """Every cell of the campaign, in a fixed order (so a resumed run continues where it stopped)."""
+    from keel.envs.toolworld import SUITES
+    from keel.redteam.attacks import select
+
+    suites = list(SUITES) if cfg.suites == "all" else [cfg.suites] if isinstance(cfg.suites, str) else cfg.suites
+    for s in suites:
+        if s not in SUITES:
+            raise KeelError(f"unknown suite {s!r}; suites: {', '.join(SUITES)}")
+    attacks = select(cfg.attacks)
+    for d in cfg.defences:
+        if d not in DEFENCES:
+            raise KeelError(f"unknown defence {d!r}; defences: {', '.join(sorted(DEFENCES))}")
+    known_user = {t.id for s in SUITES.values() for t in s.user_tasks}
+    for t in cfg.user_tasks or []:
+        if t not in known_user:
+            raise KeelError(f"unknown user task {t!r} (ids look like workspace_0 ... travel_10)")
+    cells = []
+    for spec in cfg.agents:
+        for d in cfg.defences:
+            for sname in suites:
+                suite = SUITES[sname]
+                tasks = [t for t in suite.user_tasks if cfg.user_tasks is None or t.id in cfg.user_tasks]
+                if cfg.only_tasks_with_vectors:
+                    tasks = [t for t in tasks if suite.vectors_seen(t)]
+                tasks = tasks[:cfg.max_user_tasks_per_suite]
+                injs = [i for i in suite.injection_tasks if cfg.injection_tasks is None or i.id in cfg.injection_tasks]
+                injs = injs[:cfg.max_injection_tasks_per_suite]
+                for t in tasks:
+                    cells.append(Cell(agent_label(spec), d, sname, t.id, "", ""))
+                    for inj in injs:
+                        for a in attacks:
+                            if a.channel == "tool" and not suite.vectors_seen(t):
+                                continue  # the attack would never reach the agent
+                            cells.append(Cell(agent_label(spec), d, sname, t.id, inj.id, a.name))
+    return cells
+
+
+class ResultsDB:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.conn = sqlite3.connect(self.path)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=FULL")  # a committed result survives a crash
+        self.conn.executescript(SCHEMA)
+
+    def done(self) -> set[tuple]:
+        rows = self.conn.execute(
+            "SELECT agent, defence, suite, user_task, injection_task, attack FROM results").fetchall()
+        return {tuple(r) for r in rows}
+
+    def put(self, cell: Cell, r, family: str, lang: str, kind: str, seconds: float) -> None:
+        d = r.decisions
+        with self.conn:  # one transaction per result
+            self.conn.execute(
+                "INSERT OR REPLACE INTO results VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (*cell.key(), family, lang, kind, int(r.utility),
+                 None if r.attack_success is None else int(r.attack_success), r.steps,
+                 d["allow"], d["deny"], d["ask"], d["approved"], d["declined"], d["rewrite"],
+                 r.false_positives, r.human_approvals, json.dumps(r.blocked), json.dumps(r.calls), r.error,
+                 seconds, time.time()))
+
+    def set_meta(self, key: str, value: Any) -> None:
+        with self.conn:
+            self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+
+    def meta(self) -> dict[str, Any]:
+        return {k: json.loads(v) for k, v in self.conn.execute("SELECT key, value FROM meta")}
+
+    def rows(self) -> list[dict[str, Any]]:
+        cur = self.conn.execute("SELECT * FROM results")
+        names = [c[0] for c in cur.description]
+        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def run_campaign(cfg: CampaignConfig, run_dir: Path, quiet: bool = False, limit: int | None = None,
+                 agents: dict | None = None) -> dict[str, Any]:
+    """Run (or continue) the campaign into `run_dir/campaign.sqlite`; returns the metrics.
+    `limit` stops after that many new cells (for tests of resumption); `agents` injects prebuilt agents."""
+    from keel.agents import make_agent
+    from keel.envs.toolworld import SUITES
+    from keel.guard import AuditLog, Guard, builtin_policy, load_policy
+    from keel.progress import progress_bar
+    from keel.redteam.attacks import ATTACKS
+    from keel.redteam.episode import run_episode
+
+    cells = plan(cfg)
+    db = ResultsDB(run_dir / "campaign.sqlite")
+    policy = load_policy(cfg.policy) if cfg.policy else builtin_policy()
+    db.set_meta("policy", policy.model_dump(mode="json", exclude_defaults=True, by_alias=True))
+    db.set_meta("policy_source", cfg.policy or "builtin:toolworld")
+    done = db.done()
+    todo = [c for c in cells if c.key() not in done]
+    if limit is not None:
+        todo = todo[:limit]
+    audit = AuditLog(run_dir / "audit.jsonl", sync="batch")
+    built: dict[str, Any] = dict(agents or {})
+    guards: dict[str, Guard] = {}
+    t_start = time.time()
+    try:
+        with progress_bar(quiet) as bar:
+            job = bar.add_task("campaign", total=len(todo), info=f"{len(done)} done before")
+            for cell in todo:
+                if cell.agent not in built:
+                    spec = next(s for s in cfg.agents if agent_label(s) == cell.agent)
+                    built[cell.agent] = make_agent(spec, seed=cfg.seed)
+                guard = None
+                if cell.defence != "none":
+                    guard = guards.get(cell.agent)
+                    if guard is None:
+                        guard = guards[cell.agent] = Guard(policy, audit=audit)
+                suite = SUITES[cell.suite]
+                task = suite.user_task(cell.user_task)
+                attack = ATTACKS[cell.attack] if cell.attack else None
+                inj = suite.injection_task(cell.injection_task) if cell.injection_task else None
+                audit.context = {"cell": list(cell.key())}
+                t0 = time.time()
+                r = run_episode(built[cell.agent], suite, task, attack, inj, guard,
+                                approve="never" if cell.defence == "guard-no-human" else "task",
+                                max_steps=cfg.max_steps)
+                audit.flush()
+                db.put(cell, r, attack.family if attack else "", attack.lang if attack else "",
+                       inj.kind if inj else "", time.time() - t0)
+                bar.update(job, advance=1, info=f"{cell.suite}/{cell.user_task} {cell.attack or 'benign'}")
+    finally:
+        audit.close()
+    db.set_meta("last_run_seconds", time.time() - t_start)
+    out = metrics(db.rows())
+    out["cells_total"] = len(cells)
+    out["cells_done"] = len(db.done() & {c.key() for c in cells})
+    out["complete"] = out["cells_done"] == len(cells)
+    db.close()
+    return out
+
+
+def _mean(xs: list[float]) -> float | None:
+    return sum(xs) / len(xs) if xs else None
+
+
+def metrics(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The campaign's numbers, per agent x defence, per suite, per attack family and language."""
+    by = defaultdict(list)
+    for r in rows:
+        by[(r["agent"], r["defence"])].append(r)
+    table = []
+    for (agent, defence), rs in sorted(by.items()):
+        benign = [r for r in rs if not r["attack"]]
+        attacked = [r for r in rs if r["attack"]]
+        entry = {
+            "agent": agent, "defence": defence,
+            "benign_episodes": len(benign), "attack_episodes": len(attacked),
+            "benign_utility": _mean([r["utility"] for r in benign]),
+            "utility_under_attack": _mean([r["utility"] for r in attacked]),
+            "targeted_asr": _mean([r["attack_success"] for r in attacked]),
+            "guard_false_positive_rate": _mean([int(r["false_positives"] > 0) for r in benign]),
+            "human_approvals_per_benign_task": _mean([r["human_approvals"] for r in benign]),
+            "errors": sum(1 for r in rs if r["error"]),
+            "per_suite": {}, "per_family": {}, "per_language": {},
+        }
+        for key, field in (("per_suite", "suite"), ("per_family", "family"), ("per_language", "lang")):
+            groups = defaultdict(list)
+            for r in attacked:
+                if r[field]:
+                    groups[r[field]].append(r)
+            entry[key] = {g: {"targeted_asr": _mean([r["attack_success"] for r in v]),
+                              "utility_under_attack": _mean([r["utility"] for r in v]), "episodes": len(v)}
+                          for g, v in sorted(groups.items())}
+        for s, v in entry["per_suite"].items():
+            b = [r["utility"] for r in benign if r["suite"] == s]
+            v["benign_utility"] = _mean(b)
+        table.append(entry)
+    # Tasks lost to the guard: solved without a defence, not solved with it (same agent, benign run).
+    lost = defaultdict(list)
+    base = {(r["agent"], r["user_task"]): r["utility"] for r in rows if r["defence"] == "none" and not r["attack"]}
+    for r in rows:
+        if r["defence"] != "none" and not r["attack"] and base.get((r["agent"], r["user_task"])) == 1 \
+                and r["utility"] == 0:
+            lost[(r["agent"], r["defence"])].append(r["user_task"])
+    for e in table:
+        e["tasks_lost_to_guard"] = sorted(lost.get((e["agent"], e["defence"]), [])) if e["defence"] != "none" \
+            else []
+    # The attacks that worked most often (without defence or through one).
+    wins = defaultdict(lambda: [0, 0])
+    for r in rows:
+        if r["attack"]:
+            w = wins[(r["agent"], r["defence"], r["attack"], r["family"])]
+            w[0] += r["attack_success"] or 0
+            w[1] += 1
+    top = sorted(({"agent": a, "defence": d, "attack": at, "family": f, "successes": s, "episodes": n,
+                   "asr": s / n} for (a, d, at, f), (s, n) in wins.items() if s), key=lambda x: (-x["asr"], -x["successes"]))
+    return {"table": table, "top_attacks": top[:15], "episodes": len(rows)}
