@@ -1,0 +1,109 @@
+"""SQLite durability: SIGKILL mid bulk add, several writer processes, corrupt files, the vector index
+rebuilt from the database."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from keel.errors import KeelError
+from keel.memory import HashEmbedder, Memory
+
+WRITER = r"""
+import sys
+from keel.memory import HashEmbedder, Memory
+path, tag, n, batch = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+m = Memory(path, namespace="shared", embedder=HashEmbedder(), organise=False)
+for start in range(0, n, batch):
+    ids = m.add([f"{tag} item {i} says hello" for i in range(start, min(n, start + batch))])
+    print(" ".join(ids), flush=True)  # acknowledged: add() returned
+m.close()
+"""
+
+
+def _writer(path, tag, n, batch):
+    return subprocess.Popen([sys.executable, "-c", WRITER, str(path), tag, str(n), str(batch)],
+                            stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def test_sigkill_mid_bulk_add_loses_nothing_acknowledged(tmp_path):
+    path = tmp_path / "m.db"
+    proc = _writer(path, "w", 100_000, 20)
+    acked: list[str] = []
+    deadline = time.time() + 60
+    while len(acked) < 200 and time.time() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        acked += line.split()
+    os.kill(proc.pid, signal.SIGKILL)  # in the middle of the bulk add
+    proc.wait()
+    assert len(acked) >= 200
+    con = sqlite3.connect(path)
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    con.close()
+    m = Memory(path, namespace="shared", embedder=HashEmbedder(), organise=False)
+    got = m.store.get("shared", acked)
+    assert len(got) == len(acked)  # every acknowledged item is readable
+    assert m.search("w item 7 says hello", k=1, mode="dense")[0]["text"] == "w item 7 says hello"
+    m.add("still writable after the crash")
+    m.close()
+
+
+def test_several_writer_processes_lose_nothing(tmp_path):
+    path = tmp_path / "m.db"
+    Memory(path, namespace="shared", embedder=HashEmbedder()).close()  # create the schema once
+    procs = [_writer(path, f"p{j}", 60, 5) for j in range(3)]
+    outs = [p.communicate(timeout=120)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    acked = [i for out in outs for i in out.split()]
+    assert len(acked) == 180
+    m = Memory(path, namespace="shared", embedder=HashEmbedder(), organise=False)
+    assert m.stats()["messages_active"] == 180
+    assert len(m.store.get("shared", acked)) == 180
+    for j in range(3):  # both indexes caught up with every writer
+        assert m.search(f"p{j} item 59 says hello", k=1, mode="dense")[0]["text"] == f"p{j} item 59 says hello"
+        assert len(m.search(f"p{j}", k=100, mode="bm25")) == 60
+    assert m.store.integrity() == "ok"
+    m.close()
+
+
+def test_corrupt_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "m.db"
+    path.write_bytes(b"this is not a database, just some bytes" * 100)
+    with pytest.raises(KeelError, match="not a readable Keel memory"):
+        Memory(path, embedder=HashEmbedder())
+    assert path.read_bytes().startswith(b"this is not a database")  # left untouched
+    with pytest.raises(KeelError, match="is a folder"):
+        Memory(tmp_path, embedder=HashEmbedder())
+
+
+def test_wrong_embedder_is_refused(tmp_path):
+    path = tmp_path / "m.db"
+    Memory(path, embedder=HashEmbedder(384)).close()
+    with pytest.raises(KeelError, match="same embedder"):
+        Memory(path, embedder=HashEmbedder(128))
+
+
+def test_vector_index_persists_and_rebuilds(tmp_path):
+    path = tmp_path / "m.db"
+    m = Memory(path, embedder=HashEmbedder(), organise=False)
+    m.add([f"note {i} about topic {i % 7}" for i in range(50)])
+    m.search("note 3", mode="dense")
+    m.close()
+    files = list((tmp_path / "m.db.vec").glob("*.faiss"))
+    assert files  # saved on close
+    m = Memory(path, embedder=HashEmbedder(), organise=False)
+    assert m.search("note 3 about topic 3", k=1, mode="dense")[0]["text"] == "note 3 about topic 3"
+    m.close()
+    for f in files:
+        f.write_bytes(b"garbage")  # a damaged index is only a cache
+    m = Memory(path, embedder=HashEmbedder(), organise=False)
+    assert m.search("note 3 about topic 3", k=1, mode="dense")[0]["text"] == "note 3 about topic 3"
+    m.close()
