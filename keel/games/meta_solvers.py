@@ -24,6 +24,8 @@ NAMES = ["uniform", "nash", "rm", "prd", "shor"]
 
 def pure_payoffs(M: np.ndarray, mixes: list[np.ndarray], p: int) -> np.ndarray:
     """Player p's expected return of each of its members against the others' mixtures."""
+    if M.ndim == 3:  # two players: plain matrix-vector products
+        return M[:, :, 0] @ mixes[1] if p == 0 else mixes[0] @ M[:, :, 1]
     u = M[..., p]
     for j in reversed(range(len(mixes))):
         if j != p:
@@ -78,7 +80,7 @@ def _rm(r: np.ndarray) -> np.ndarray:
     return pos / s if s > 0 else np.full(len(r), 1.0 / len(r))
 
 
-def prd(M: np.ndarray, iteration: int = 0, iters: int = 3000, dt: float = 0.05, gamma: float = 1e-6) -> list[np.ndarray]:
+def prd(M: np.ndarray, iteration: int = 0, iters: int = 2000, dt: float = 0.05, gamma: float = 1e-6) -> list[np.ndarray]:
     n = M.shape[-1]
     x = uniform(M)
     avg = [np.zeros_like(v) for v in x]
