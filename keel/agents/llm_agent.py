@@ -21,12 +21,19 @@ SYSTEM = (
     "Tools:\n{tools}\n"
     'Reply with ONE line of JSON, either {{"tool": "NAME", "args": {{...}}}} to call a tool, or '
     '{{"answer": "..."}} when the task is done.\n'
-    'Example: {{"tool": "read_email", "args": {{"email_id": "m1"}}}}'
+    "Example: {example}"
 )
 
 
 def tool_lines(tools: list[dict[str, Any]]) -> str:
     return "\n".join(f"- {t['name']}({', '.join(t['parameters']['properties'])}): {t['description']}" for t in tools)
+
+
+def example_call(tools: list[dict[str, Any]]) -> str:
+    """A format example built from this episode's own first tool (a fixed example gets copied verbatim)."""
+    t = tools[0]
+    args = {a: ("..." if p.get("type") == "string" else 1) for a, p in t["parameters"]["properties"].items()}
+    return json.dumps({"tool": t["name"], "args": args})
 
 
 class ChatAgent:
@@ -39,7 +46,7 @@ class ChatAgent:
         self.tools = tools
         self.tool_names = {t["name"] for t in tools}
         self.messages: list[dict[str, str]] = [
-            {"role": "system", "content": SYSTEM.format(tools=tool_lines(tools))},
+            {"role": "system", "content": SYSTEM.format(tools=tool_lines(tools), example=example_call(tools))},
             {"role": "user", "content": prompt},
         ]
         self.last: Action | None = None
