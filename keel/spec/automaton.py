@@ -31,7 +31,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from keel.io import atomic_write_json
-from keel.spec.ltlf import Binary, Const, Formula, Prop, SpecError, Unary, propositions, rename, to_string
+from keel.spec.ltlf import (
+    Binary,
+    Const,
+    Formula,
+    Prop,
+    SpecError,
+    Unary,
+    has_past,
+    propositions,
+    rename,
+    to_string,
+)
 
 CACHE_VERSION = 1
 DEAD_DISTANCE = 10**9  # distance() of a state from which no accepting state can be reached
@@ -312,7 +323,13 @@ def ltlf2dfa_string(f: Formula) -> str:
 def _run_mona(formula: Formula, k: int) -> str:
     from ltlf2dfa.base import MonaProgram
 
-    program = MonaProgram(_ltlf2dfa_parser()(ltlf2dfa_string(formula))).mona_program()
+    if has_past(formula):  # ltlf2dfa's LTLf parser has no past operators: build its objects directly
+        from keel.spec.past import to_ltlf2dfa
+
+        tree = to_ltlf2dfa(formula)
+    else:
+        tree = _ltlf2dfa_parser()(ltlf2dfa_string(formula))
+    program = MonaProgram(tree).mona_program()
     with tempfile.TemporaryDirectory(prefix="keel-mona-") as tmp:
         path = Path(tmp) / "formula.mona"
         path.write_text(program)

@@ -11,16 +11,19 @@ Grammar, loosest binding first (binary temporal operators bind tighter than `&`/
     implies  := or ('->' implies)?                      right-associative
     or       := and ('|' and)*
     and      := binary ('&' binary)*
-    binary   := unary (('U' | 'R' | 'W') binary)?       right-associative
-    unary    := ('!' | 'G' | 'F' | 'X' | 'WX') unary | atom
+    binary   := unary (('U' | 'R' | 'W' | 'S') binary)?  right-associative
+    unary    := ('!' | 'G' | 'F' | 'X' | 'WX' | 'Y' | 'O' | 'H') unary | atom
     atom     := proposition | 'true' | 'false' | '(' formula ')'
 
 Propositions are lowercase identifiers `[a-z][a-z0-9_]*`. Alternative spellings: `~` for `!`, `&&`,
 `||`, `=>`, `<=>`. Operators may touch their operand: `GFa` reads as `G(F(a))`.
 
-Past time ("no transfer unless confirm happened before") is written in LTLf with weak until:
-`!transfer W confirm` says transfer never happens before (or without) a confirm; a confirm at the same
-step counts. For "strictly before" use `!transfer W (confirm & !transfer)`.
+Past operators may be mixed in (Lichtenstein, Pnueli, Zuck, "The glory of the past", 1985): `Y f`
+(f held at the previous step; false at the first), `O f` (once: at some step so far, this one
+included), `H f` (historically: at every step so far), `f S g` (since: g held at some step so far and f
+at every step after it). "No transfer unless a confirm happened before" is `G(transfer -> O confirm)`;
+in pure future LTLf the same rule is `!transfer W confirm` (a confirm at the same step counts; for
+"strictly before" write `G(transfer -> Y O confirm)` or `!transfer W (confirm & !transfer)`).
 
 `holds(f, trace)` evaluates a formula directly by its definition. It is the reference the compiled
 automata are tested against.
@@ -61,19 +64,20 @@ class Prop(Formula):
 
 @dataclass(frozen=True)
 class Unary(Formula):
-    op: str  # "!", "X", "WX", "G", "F"
+    op: str  # "!", "X", "WX", "G", "F", and past "Y", "O", "H"
     arg: Formula
 
 
 @dataclass(frozen=True)
 class Binary(Formula):
-    op: str  # "&", "|", "->", "<->", "U", "R", "W"
+    op: str  # "&", "|", "->", "<->", "U", "R", "W", and past "S"
     left: Formula
     right: Formula
 
 
-UNARY_OPS = ("!", "X", "WX", "G", "F")
-BINARY_OPS = ("&", "|", "->", "<->", "U", "R", "W")
+UNARY_OPS = ("!", "X", "WX", "G", "F", "Y", "O", "H")
+BINARY_OPS = ("&", "|", "->", "<->", "U", "R", "W", "S")
+PAST_OPS = frozenset({"Y", "O", "H", "S"})
 
 
 def to_string(f: Formula) -> str:
@@ -98,6 +102,14 @@ def propositions(f: Formula) -> frozenset[str]:
     return frozenset()
 
 
+def has_past(f: Formula) -> bool:
+    if isinstance(f, Unary):
+        return f.op in PAST_OPS or has_past(f.arg)
+    if isinstance(f, Binary):
+        return f.op in PAST_OPS or has_past(f.left) or has_past(f.right)
+    return False
+
+
 def rename(f: Formula, mapping: dict[str, str]) -> Formula:
     if isinstance(f, Prop):
         return Prop(mapping[f.name])
@@ -114,7 +126,7 @@ _TOKEN = re.compile(
     r"\s*(?:(?P<op><->|<=>|->|=>|&&|\|\||[!~&|()])|(?P<word>[A-Za-z_][A-Za-z0-9_]*)|(?P<bad>\S))"
 )
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
-_OP_LETTERS = re.compile(r"(WX|[GFXURW])")
+_OP_LETTERS = re.compile(r"(WX|[GFXURWYOHS])")
 _CANON = {"~": "!", "&&": "&", "||": "|", "=>": "->", "<=>": "<->"}
 
 
@@ -143,7 +155,7 @@ def _split_word(text: str, word: str, pos: int) -> list[Token]:
         if m is None:
             raise _error(
                 text, pos + i,
-                f"unknown operator {word[i]!r} (operators: G F X WX U R W; propositions are lowercase)",
+                f"unknown operator {word[i]!r} (operators: G F X WX U R W Y O H S; propositions are lowercase)",
             )
         tokens.append(Token("op", m.group(1), pos + i))
         i = m.end()
@@ -175,7 +187,7 @@ def tokenize(text: str) -> list[Token]:
 
 # ---------------------------------------------------------------------------------------------- parser
 
-_ATOM_EXPECTED = "expected a proposition, true, false, '(' or a unary operator (! G F X WX)"
+_ATOM_EXPECTED = "expected a proposition, true, false, '(' or a unary operator (! G F X WX Y O H)"
 
 
 class _Parser:
@@ -206,7 +218,7 @@ class _Parser:
             raise SpecError("empty formula: write e.g. `F goal & G !hazard`")
         f = self.equiv()
         if self.peek().kind != "end":
-            raise self.fail("expected a binary operator (& | -> <-> U R W) or the end of the formula")
+            raise self.fail("expected a binary operator (& | -> <-> U R W S) or the end of the formula")
         return f
 
     def equiv(self) -> Formula:
@@ -239,7 +251,7 @@ class _Parser:
 
     def binary(self) -> Formula:
         f = self.unary()
-        if self.at_op("U", "R", "W"):
+        if self.at_op("U", "R", "W", "S"):
             op = self.take().text
             return Binary(op, f, self.binary())
         return f
@@ -317,6 +329,12 @@ def holds(f: Formula, trace: Sequence[frozenset[str]] | Sequence[set[str]], i: i
             return all(holds(f.arg, trace, j) for j in range(i, n))
         if f.op == "F":
             return any(holds(f.arg, trace, j) for j in range(i, n))
+        if f.op == "Y":
+            return i > 0 and holds(f.arg, trace, i - 1)
+        if f.op == "O":
+            return any(holds(f.arg, trace, j) for j in range(i + 1))
+        if f.op == "H":
+            return all(holds(f.arg, trace, j) for j in range(i + 1))
     if isinstance(f, Binary):
         a, b = f.left, f.right
         if f.op == "&":
@@ -334,6 +352,13 @@ def holds(f: Formula, trace: Sequence[frozenset[str]] | Sequence[set[str]], i: i
                 if not holds(a, trace, j):
                     return False
             return f.op == "W"  # b never came: U fails, W holds since a held throughout
+        if f.op == "S":  # b at some step j <= i, a at every step after j up to i
+            for j in range(i, -1, -1):
+                if holds(b, trace, j):
+                    return True
+                if not holds(a, trace, j):
+                    return False
+            return False
         if f.op == "R":  # b holds up to and including the first a, or for ever
             for j in range(i, n):
                 if not holds(b, trace, j):

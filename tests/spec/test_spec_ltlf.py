@@ -34,6 +34,9 @@ a, b, c = Prop("a"), Prop("b"), Prop("c")
         ("a => b", Binary("->", a, b)),
         ("!transfer W confirm", Binary("W", Unary("!", Prop("transfer")), Prop("confirm"))),
         ("a R b", Binary("R", a, b)),
+        ("G(a -> O b)", Unary("G", Binary("->", a, Unary("O", b)))),
+        ("a S b & Y c", Binary("&", Binary("S", a, b), Unary("Y", c))),
+        ("H!a", Unary("H", Unary("!", a))),
         ("true & !false", Binary("&", Const(True), Unary("!", Const(False)))),
         ("  F ( room_3_2 )  ", Unary("F", Prop("room_3_2"))),
     ],
@@ -84,7 +87,8 @@ def traces(props, max_len):
 @pytest.mark.parametrize(
     "text",
     ["G(a -> X b) & F c", "a U b", "a R b", "!a W b", "X a", "WX a", "G a", "F a & G !b", "a <-> X b",
-     "true", "false", "G false", "F(a & X(b & X c))"],
+     "true", "false", "G false", "F(a & X(b & X c))", "G(a -> O b)", "G(a -> Y O b)", "F(a & Y b)",
+     "H a", "a S b", "G(c -> (a S b))", "X(Y a)", "F(Y(Y a) & c)", "G(a -> X F b) S c"],
 )
 def test_dfa_agrees_with_semantics_on_all_short_traces(text):
     spec = compile_ltlf(text)
@@ -159,8 +163,8 @@ def formulas():
 
     def extend(children):
         return st.one_of(
-            st.builds(Unary, st.sampled_from(["!", "X", "WX", "G", "F"]), children),
-            st.builds(Binary, st.sampled_from(["&", "|", "->", "<->", "U", "R", "W"]), children, children),
+            st.builds(Unary, st.sampled_from(["!", "X", "WX", "G", "F", "Y", "O", "H"]), children),
+            st.builds(Binary, st.sampled_from(["&", "|", "->", "<->", "U", "R", "W", "S"]), children, children),
         )
 
     return st.recursive(leaves, extend, max_leaves=6)
@@ -169,7 +173,7 @@ def formulas():
 letter = st.frozensets(st.sampled_from(PROPS))
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(f=formulas(), trace_list=st.lists(st.lists(letter, min_size=1, max_size=7), min_size=1, max_size=8))
 def test_dfa_matches_direct_evaluator_on_random_formulas(f, trace_list):
     spec = compile_ltlf(to_string(f))
