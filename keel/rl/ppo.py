@@ -1,0 +1,393 @@
+"""Proximal Policy Optimization over vectorised environments, in one file.
+
+Schulman, Wolski, Dhariwal, Radford, Klimov. "Proximal Policy Optimization Algorithms", 2017
+(arXiv 1707.06347), with generalized advantage estimation (Schulman et al. 2016, arXiv 1506.02438)
+and the implementation details catalogued by Huang et al., "The 37 Implementation Details of PPO"
+(ICLR blog track 2022): orthogonal init, Adam eps 1e-5, per-minibatch advantage normalisation,
+optional value clipping, global gradient clipping. Written top to bottom like CleanRL's ppo.py.
+
+    policy, stats = train_ppo(PPOConfig(), envs, total_steps=100_000, run=run)
+    actions = policy.act(obs, mask=None, deterministic=True)
+
+`envs` is any Gymnasium VectorEnv with a Discrete or Box single action space: Keel's `BatchedRooms`,
+Gymnasium's `SyncVectorEnv`, or `CartPoleVectorEnv`. Both autoreset modes are handled:
+- next-step (Gymnasium's default): the step after an episode ends only resets that copy; it is not a
+  real transition, so it is left out of the loss;
+- same-step (BatchedRooms): the returned observation already starts the next episode and
+  `infos["final_obs"]` holds the last one.
+A truncated episode is bootstrapped with the value of its final observation (it did not end, we just
+stopped watching). A pre-emptive shield's `infos["action_mask"]` (N, A) masks logits to -inf, so
+unsafe actions are never sampled nor given probability in the loss.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode
+from torch import nn
+
+from keel.config import KeelModel
+from keel.errors import KeelError
+
+
+class PPOConfig(KeelModel):
+    n_steps: int = 128  # rollout length per env copy; a batch is n_steps * num_envs transitions
+    batch_size: int = 256  # minibatch size
+    n_epochs: int = 4
+    lr: float = 2.5e-4
+    anneal_lr: bool = False  # linearly to 0 over total_steps
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip_coef: float = 0.2
+    clip_vloss: bool = False
+    ent_coef: float = 0.0
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    norm_adv: bool = True
+    target_kl: float | None = None  # stop the epochs early when the approximate KL exceeds this
+    hidden: list[int] = [64, 64]
+    activation: Literal["tanh", "relu"] = "tanh"
+    adam_eps: float = 1e-5
+    init_log_std: float = 0.0  # Box actions: initial log standard deviation
+    num_threads: int = 1  # small MLPs run fastest on one thread; more only adds sync overhead
+    seed: int = 0
+    checkpoint_every: int = 10  # iterations between checkpoints (when a run is given)
+
+
+def _mlp(n_in: int, hidden: list[int], n_out: int, act: type[nn.Module], out_gain: float) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for h in hidden:
+        lin = nn.Linear(n_in, h)
+        nn.init.orthogonal_(lin.weight, np.sqrt(2))
+        nn.init.zeros_(lin.bias)
+        layers += [lin, act()]
+        n_in = h
+    head = nn.Linear(n_in, n_out)
+    nn.init.orthogonal_(head.weight, out_gain)  # small policy head: near-uniform initial policy
+    nn.init.zeros_(head.bias)
+    return nn.Sequential(*layers, head)
+
+
+class Policy(nn.Module):
+    """Separate actor and critic MLPs. Discrete: categorical over (masked) logits; Box: diagonal Gaussian
+    with a state-independent log std; actions are clipped to the bounds only when sent to the env."""
+
+    def __init__(self, obs_space: spaces.Space, action_space: spaces.Space, cfg: PPOConfig):
+        super().__init__()
+        self.obs_space, self.action_space = obs_space, action_space
+        if isinstance(obs_space, spaces.Discrete):
+            n_in = int(obs_space.n)
+        elif isinstance(obs_space, spaces.Box):
+            n_in = int(np.prod(obs_space.shape))
+        else:
+            raise KeelError(f"PPO needs a Box or Discrete observation space, got {obs_space}")
+        if isinstance(action_space, spaces.Discrete):
+            self.discrete, n_out = True, int(action_space.n)
+        elif isinstance(action_space, spaces.Box):
+            self.discrete, n_out = False, int(np.prod(action_space.shape))
+            self.log_std = nn.Parameter(torch.full((n_out,), float(cfg.init_log_std)))
+        else:
+            raise KeelError(f"PPO needs a Discrete or Box action space, got {action_space}")
+        act = nn.Tanh if cfg.activation == "tanh" else nn.ReLU
+        self.n_in = n_in
+        self.actor = _mlp(n_in, cfg.hidden, n_out, act, 0.01)
+        self.critic = _mlp(n_in, cfg.hidden, 1, act, 1.0)
+        self.activation = cfg.activation
+        self.generator = torch.Generator().manual_seed(cfg.seed)  # minibatch shuffling
+        self.rng = np.random.default_rng(cfg.seed)  # action sampling
+        self._actor_np, self._critic_np = self._np_layers(self.actor), self._np_layers(self.critic)
+        self._log_std_np = None if self.discrete else self.log_std.detach().numpy()
+        # (load_state_dict copies into the parameters in place, so these views stay valid after it)
+
+    def features(self, obs) -> np.ndarray:
+        """Batched observations to a float32 matrix; Discrete observations one-hot."""
+        if isinstance(self.obs_space, spaces.Discrete):
+            idx = np.asarray(obs, dtype=np.int64).reshape(-1) - int(self.obs_space.start)
+            x = np.zeros((len(idx), self.n_in), dtype=np.float32)
+            x[np.arange(len(idx)), idx] = 1.0
+            return x
+        return np.asarray(obs, dtype=np.float32).reshape(-1, self.n_in)
+
+    # --- the rollout path: numpy, no autograd --------------------------------------------------------
+    # A rollout step runs the two MLPs on a handful of rows; numpy's per-call overhead is a fraction of
+    # torch's there. The arrays are views of the torch parameters, so they follow every optimizer step.
+    def _np_layers(self, net: nn.Sequential) -> list[tuple[np.ndarray, np.ndarray]]:
+        lins = [m for m in net if isinstance(m, nn.Linear)]
+        return [(m.weight.detach().numpy().T, m.bias.detach().numpy()) for m in lins]
+
+    def _np_mlp(self, layers, x: np.ndarray) -> np.ndarray:
+        for w, b in layers[:-1]:
+            x = x @ w + b
+            x = np.tanh(x) if self.activation == "tanh" else np.maximum(x, 0.0)
+        w, b = layers[-1]
+        return x @ w + b
+
+    def np_value(self, x: np.ndarray) -> np.ndarray:
+        return self._np_mlp(self._critic_np, x)[:, 0]
+
+    def np_sample(self, x: np.ndarray, mask: np.ndarray | None, deterministic: bool = False):
+        """Actions (N,) or (N, d), their log-probabilities (N,), drawn with the policy's own numpy RNG."""
+        out = self._np_mlp(self._actor_np, x)
+        if self.discrete:
+            if mask is not None:
+                out = np.where(mask, out, np.float32(-1e9))  # finite, so an all-False row cannot make NaNs
+            if deterministic:
+                action = out.argmax(1)
+            else:  # Gumbel-max: argmax(logits + Gumbel noise) is a categorical sample
+                action = (out - np.log(-np.log(self.rng.random(out.shape, dtype=np.float32) + 1e-20))).argmax(1)
+            z = out - out.max(1, keepdims=True)
+            logp = z[np.arange(len(z)), action] - np.log(np.exp(z).sum(1))
+            return action, logp
+        if deterministic:
+            return out, np.zeros(len(out), dtype=np.float32)
+        std = np.exp(self._log_std_np)
+        eps = self.rng.standard_normal(out.shape, dtype=np.float32)
+        logp = (-0.5 * eps**2 - np.log(std) - 0.5 * np.log(2 * np.pi)).sum(1)
+        return out + std * eps, logp
+
+    def value(self, x: torch.Tensor) -> torch.Tensor:
+        return self.critic(x).squeeze(-1)
+
+    def _logits(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        logits = self.actor(x)
+        if mask is not None:
+            logits = logits.masked_fill(~mask, -1e9)  # finite, so an all-False row cannot make NaNs
+        return logits
+
+    def evaluate(self, x: torch.Tensor, action: torch.Tensor, mask: torch.Tensor | None):
+        """Log-probabilities of taken actions, entropies and values (with gradients), for the update."""
+        if self.discrete:
+            logp_all = torch.log_softmax(self._logits(x, mask), -1)
+            logp = logp_all.gather(-1, action.long()[:, None]).squeeze(-1)
+            entropy = -(logp_all.exp() * logp_all).sum(-1)
+        else:
+            dist = torch.distributions.Normal(self.actor(x), self.log_std.exp())
+            logp, entropy = dist.log_prob(action).sum(-1), dist.entropy().sum(-1)
+        return logp, entropy, self.value(x)
+
+    def to_env(self, action: np.ndarray) -> np.ndarray:
+        if self.discrete:
+            return action
+        a = np.clip(action, self.action_space.low.reshape(-1), self.action_space.high.reshape(-1))
+        return a.reshape((-1, *self.action_space.shape))
+
+    def act(self, obs, mask=None, deterministic: bool = False) -> np.ndarray:
+        """Actions for a batch of observations (or one observation -> one action)."""
+        single = np.asarray(obs).shape == tuple(self.obs_space.shape or ())
+        x = self.features(obs)
+        m = None if mask is None else np.asarray(mask, dtype=bool).reshape(x.shape[0], -1)
+        out = self.to_env(self.np_sample(x, m, deterministic)[0])
+        return out[0] if single else out
+
+
+def _final_observations(infos: dict, done_idx: np.ndarray, next_obs, same_step: bool):
+    """The last observation of each finished episode in `done_idx`."""
+    if not same_step:
+        return next_obs[done_idx]  # next-step autoreset: the returned obs IS the final one
+    final = infos["final_obs"]
+    return np.stack([np.asarray(final[i]) for i in done_idx])
+
+
+def _mask_of(infos: dict, n: int, use: bool) -> np.ndarray | None:
+    return np.asarray(infos["action_mask"], dtype=bool).reshape(n, -1) if use else None
+
+
+def train_ppo(
+    cfg: PPOConfig,
+    envs,
+    total_steps: int,
+    run=None,
+    log_every: int = 1,
+    callback=None,
+    resume: bool = False,
+    policy: Policy | None = None,
+) -> tuple[Policy, dict[str, Any]]:
+    """Train PPO for `total_steps` environment steps (over all copies); returns (policy, stats).
+
+    `run` (a `keel.runs.Run`): metrics every `log_every` iterations, checkpoints every
+    `cfg.checkpoint_every`; `resume=True` continues from the last checkpoint, exactly when the env
+    has `state_dict`/`load_state_dict` (BatchedRooms does), otherwise from freshly reset envs.
+    `callback(policy, info) -> bool | None` runs after each iteration; returning True stops training.
+    """
+    if total_steps < 1:
+        raise KeelError(f"total_steps must be >= 1, got {total_steps}")
+    n = int(envs.num_envs)
+    if cfg.batch_size > cfg.n_steps * n:
+        raise KeelError(f"batch_size {cfg.batch_size} is larger than a rollout (n_steps * num_envs = "
+                        f"{cfg.n_steps * n}); lower batch_size or raise n_steps")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(cfg.num_threads)
+    torch.manual_seed(cfg.seed)
+    policy = policy or Policy(envs.single_observation_space, envs.single_action_space, cfg)
+    optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
+    same_step = getattr(envs, "metadata", {}).get("autoreset_mode") == AutoresetMode.SAME_STEP
+    t_obs = policy.n_in
+    act_shape = () if policy.discrete else (int(np.prod(envs.single_action_space.shape)),)
+
+    # --- state that a checkpoint must carry --------------------------------------------------------
+    obs, infos = envs.reset(seed=cfg.seed)
+    use_mask = policy.discrete and "action_mask" in infos
+    mask = _mask_of(infos, n, use_mask)
+    prev_done = np.zeros(n, dtype=bool)  # next-step mode: this copy's coming step is only a reset
+    ep_ret, ep_len = np.zeros(n), np.zeros(n, dtype=np.int64)
+    returns_log: list[float] = []
+    lengths_log: list[int] = []
+    global_step, iteration, resumed_from = 0, 0, None
+    if run is not None and resume:
+        loaded = run.load_checkpoint()
+        if loaded is not None:
+            st, global_step = loaded
+            policy.load_state_dict(st["policy"])
+            optimizer.load_state_dict(st["optimizer"])
+            policy.generator.set_state(st["generator"])
+            policy.rng.bit_generator.state = st["rng"]
+            iteration = st["iteration"]
+            returns_log, lengths_log = st["returns"], st["lengths"]
+            if "env" in st and hasattr(envs, "load_state_dict"):
+                envs.load_state_dict(st["env"])
+                obs, mask, prev_done = st["obs"], st["mask"], st["prev_done"]
+                ep_ret, ep_len = st["ep_ret"], st["ep_len"]
+            else:  # the env cannot be restored exactly: continue from fresh episodes, seeded apart
+                obs, infos = envs.reset(seed=cfg.seed + 1_000_003 * iteration)
+                mask = _mask_of(infos, n, use_mask)
+            run.truncate_metrics(global_step)
+            resumed_from = global_step
+
+    def checkpoint() -> None:
+        state = {
+            "policy": policy.state_dict(), "optimizer": optimizer.state_dict(),
+            "generator": policy.generator.get_state(), "rng": policy.rng.bit_generator.state,
+            "iteration": iteration,
+            "returns": returns_log, "lengths": lengths_log,
+        }
+        if hasattr(envs, "state_dict"):
+            state |= {"env": envs.state_dict(), "obs": obs, "mask": mask, "prev_done": prev_done,
+                      "ep_ret": ep_ret, "ep_len": ep_len}
+        run.save_checkpoint(state, global_step)
+
+    # --- rollout storage (numpy; the update reads it through zero-copy torch views) ------------------
+    T = cfg.n_steps
+    b_x = np.zeros((T, n, t_obs), dtype=np.float32)
+    b_act = np.zeros((T, n, *act_shape), dtype=np.int64 if policy.discrete else np.float32)
+    b_logp, values = np.zeros((T, n), dtype=np.float32), np.zeros((T, n), dtype=np.float32)
+    b_mask = np.ones((T, n, int(envs.single_action_space.n)), dtype=bool) if use_mask else None
+    rewards, dones = np.zeros((T, n), dtype=np.float32), np.zeros((T, n), dtype=bool)
+    valid = np.ones((T, n), dtype=bool)
+
+    start_time, start_step = time.perf_counter(), global_step
+    info_out: dict[str, Any] = {}
+    while global_step < total_steps:
+        if cfg.anneal_lr:
+            optimizer.param_groups[0]["lr"] = cfg.lr * max(0.0, 1.0 - global_step / total_steps)
+
+        # 1. Collect n_steps from every copy with the current policy.
+        for t in range(T):
+            x = policy.features(obs)
+            action, logp = policy.np_sample(x, mask)
+            b_x[t], b_act[t], b_logp[t], values[t] = x, action, logp, policy.np_value(x)
+            if use_mask:
+                b_mask[t] = mask
+            valid[t] = ~prev_done
+            obs, r, term, trunc, infos = envs.step(policy.to_env(action))
+            done = np.logical_or(term, trunc)
+            r = np.asarray(r, dtype=np.float32)
+            rewards[t], dones[t] = r, done
+            real = ~prev_done
+            ep_ret += r * real
+            ep_len += real
+            if done.any():
+                # Truncated, not terminated: bootstrap with the value of the final observation.
+                cut = np.flatnonzero(np.asarray(trunc) & ~np.asarray(term))
+                if len(cut):
+                    final = _final_observations(infos, cut, obs, same_step)
+                    rewards[t, cut] += cfg.gamma * policy.np_value(policy.features(final))
+                for i in np.flatnonzero(done):
+                    returns_log.append(float(ep_ret[i]))
+                    lengths_log.append(int(ep_len[i]))
+                del returns_log[:-10_000], lengths_log[:-10_000]
+                ep_ret[done], ep_len[done] = 0.0, 0
+            prev_done = done & (not same_step)
+            mask = _mask_of(infos, n, use_mask)
+        global_step += T * n
+        next_value = policy.np_value(policy.features(obs))
+
+        # 2. Generalized advantage estimation, backwards over the rollout; a done cuts the chain.
+        adv = np.zeros((T, n), dtype=np.float32)
+        last = np.zeros(n, dtype=np.float32)
+        for t in reversed(range(T)):
+            nv = next_value if t == T - 1 else values[t + 1]
+            alive = 1.0 - dones[t]
+            delta = rewards[t] + cfg.gamma * nv * alive - values[t]
+            last = delta + cfg.gamma * cfg.gae_lambda * alive * last
+            adv[t] = last
+        ret = adv + values
+
+        # 3. Optimise the clipped surrogate for n_epochs over shuffled minibatches of real transitions.
+        idx = torch.as_tensor(np.flatnonzero(valid.reshape(-1)))
+        f_x, f_act = torch.from_numpy(b_x.reshape(T * n, t_obs)), torch.from_numpy(b_act.reshape(T * n, *act_shape))
+        f_logp, f_val = torch.from_numpy(b_logp.reshape(-1)), torch.from_numpy(values.reshape(-1))
+        f_adv, f_ret = torch.from_numpy(adv.reshape(-1)), torch.from_numpy(ret.reshape(-1))
+        f_mask = torch.from_numpy(b_mask.reshape(T * n, -1)) if use_mask else None
+        clipfracs, approx_kl = [], 0.0
+        pg_loss = v_loss = entropy = torch.zeros(())
+        for _ in range(cfg.n_epochs):
+            perm = idx[torch.randperm(len(idx), generator=policy.generator)]
+            for s in range(0, len(perm), cfg.batch_size):
+                mb = perm[s:s + cfg.batch_size]
+                if len(mb) < 2:
+                    continue
+                newlogp, ent, newv = policy.evaluate(f_x[mb], f_act[mb], None if f_mask is None else f_mask[mb])
+                logratio = newlogp - f_logp[mb]
+                ratio = logratio.exp()
+                with torch.no_grad():
+                    approx_kl = float(((ratio - 1) - logratio).mean())  # Schulman's k3 estimator
+                    clipfracs.append(float(((ratio - 1.0).abs() > cfg.clip_coef).float().mean()))
+                a = f_adv[mb]
+                if cfg.norm_adv:
+                    a = (a - a.mean()) / (a.std() + 1e-8)
+                pg_loss = torch.max(-a * ratio, -a * ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef)).mean()
+                if cfg.clip_vloss:
+                    v_clipped = f_val[mb] + (newv - f_val[mb]).clamp(-cfg.clip_coef, cfg.clip_coef)
+                    v_loss = torch.max((newv - f_ret[mb]) ** 2, (v_clipped - f_ret[mb]) ** 2).mean()
+                else:
+                    v_loss = ((newv - f_ret[mb]) ** 2).mean()
+                entropy = ent.mean()
+                loss = pg_loss - cfg.ent_coef * entropy + cfg.vf_coef * v_loss
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
+                optimizer.step()
+            if cfg.target_kl is not None and approx_kl > cfg.target_kl:
+                break
+        iteration += 1
+
+        # 4. Log, checkpoint, and let the caller look (and stop us).
+        recent = returns_log[-100:]
+        elapsed = time.perf_counter() - start_time
+        info_out = {
+            "iteration": iteration, "episodes": len(returns_log),
+            "mean_return": float(np.mean(recent)) if recent else float("nan"),
+            "mean_length": float(np.mean(lengths_log[-100:])) if recent else float("nan"),
+            "pg_loss": pg_loss.item(), "v_loss": v_loss.item(), "entropy": entropy.item(),
+            "approx_kl": approx_kl, "clipfrac": float(np.mean(clipfracs)) if clipfracs else 0.0,
+            "sps": (global_step - start_step) / max(elapsed, 1e-9),
+        }
+        if run is not None:
+            if iteration % max(1, log_every) == 0:
+                run.log(global_step, **info_out)
+            if iteration % max(1, cfg.checkpoint_every) == 0:
+                checkpoint()
+        if callback is not None and callback(policy, {"step": global_step, **info_out}):
+            break
+
+    if run is not None:
+        checkpoint()
+    torch.set_num_threads(threads)
+    stats = {"steps": global_step, "resumed_from": resumed_from, **info_out,
+             "seconds": time.perf_counter() - start_time}
+    return policy, stats

@@ -1,0 +1,122 @@
+"""PPO: learns, on both autoreset conventions; masks are obeyed; resume is exact; Box actions work."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from keel.envs.rooms import BatchedRooms, RoomsContinuous, RoomsGrid
+from keel.errors import KeelError
+from keel.rl.ppo import PPOConfig, train_ppo
+from keel.runs import Run
+
+GRID = dict(n_rooms=9, room_size=3, obs_mode="onehot", max_episode_steps=40, task="goal_a", goals={"a": [1, 1]})
+CFG = PPOConfig(n_steps=32, batch_size=128, n_epochs=4, lr=3e-3, ent_coef=0.01, gamma=0.95, hidden=[32, 32])
+
+
+def greedy_reaches_goal(policy) -> bool:
+    env = RoomsGrid(**GRID)
+    obs, _ = env.reset(seed=0)
+    for _ in range(40):
+        obs, _, term, _, _ = env.step(policy.act(obs, deterministic=True))
+        if term:
+            return True
+    return False
+
+
+@pytest.mark.parametrize("vector", ["batched", "sync"])
+def test_ppo_learns_a_small_rooms_task(vector):
+    if vector == "batched":
+        envs = BatchedRooms(num_envs=8, **GRID)  # same-step autoreset
+    else:
+        envs = gym.vector.SyncVectorEnv([lambda: RoomsGrid(**GRID) for _ in range(8)])  # next-step autoreset
+    # stop once the last 100 episodes all reach the goal (6 moves away, in the next room but one) quickly
+    policy, stats = train_ppo(CFG, envs, 16_000, callback=lambda p, i: i["mean_return"] == 1 and i["mean_length"] < 10)
+    assert stats["steps"] < 16_000 and stats["episodes"] >= 100
+    assert greedy_reaches_goal(policy)
+
+
+def test_ppo_learns_cartpole_a_little():
+    from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
+
+    cfg = PPOConfig(n_steps=128, batch_size=256, n_epochs=4, lr=1e-3)
+    _, stats = train_ppo(cfg, CartPoleVectorEnv(num_envs=8), 10_240)
+    assert stats["mean_return"] > 50  # random play averages about 22
+
+
+class MaskedRooms:
+    """BatchedRooms plus an action mask that forbids STAY and LEFT everywhere; records actions taken."""
+
+    def __init__(self, envs):
+        self.envs, self.taken = envs, []
+
+    def __getattr__(self, name):
+        return getattr(self.envs, name)
+
+    def _mask(self, infos):
+        mask = np.ones((self.envs.num_envs, 5), dtype=bool)
+        mask[:, [2, 4]] = False
+        return {**infos, "action_mask": mask}
+
+    def reset(self, **kw):
+        obs, infos = self.envs.reset(**kw)
+        return obs, self._mask(infos)
+
+    def step(self, actions):
+        self.taken.append(np.array(actions))
+        obs, r, te, tr, infos = self.envs.step(actions)
+        return obs, r, te, tr, self._mask(infos)
+
+
+def test_masked_actions_are_never_taken():
+    envs = MaskedRooms(BatchedRooms(num_envs=4, **GRID))
+    policy, _ = train_ppo(CFG, envs, 1_024)
+    taken = np.concatenate(envs.taken)
+    assert len(taken) == 1_024 and not np.isin(taken, [2, 4]).any()
+    assert set(np.unique(taken)) == {0, 1, 3}
+    obs = np.eye(81, dtype=np.float32)[:9]
+    mask = np.zeros((9, 5), dtype=bool)
+    mask[:, 1] = True
+    assert (policy.act(obs, mask=mask) == 1).all()
+    assert (policy.act(obs, mask=mask, deterministic=True) == 1).all()
+
+
+def test_resume_is_exact(tmp_path):
+    cfg = CFG.model_copy(update={"checkpoint_every": 1})
+    steps = cfg.n_steps * 4
+    run_a = Run.create(tmp_path, "a", {})
+    policy_a, _ = train_ppo(cfg, BatchedRooms(num_envs=4, **GRID), 4 * steps, run=run_a)
+    run_b = Run.create(tmp_path, "b", {})
+    train_ppo(cfg, BatchedRooms(num_envs=4, **GRID), 2 * steps, run=run_b)
+    run_b.close()
+    run_b = Run.open(tmp_path / "b")
+    policy_b, stats_b = train_ppo(cfg, BatchedRooms(num_envs=4, **GRID), 4 * steps, run=run_b, resume=True)
+    assert stats_b["resumed_from"] == 2 * steps
+    for (name, pa), (_, pb) in zip(policy_a.state_dict().items(), policy_b.state_dict().items(), strict=True):
+        assert torch.equal(pa, pb), name
+    keys = ("mean_return", "pg_loss", "v_loss", "entropy")
+    log_a = [{k: r[k] for k in ("step", *keys)} for r in run_a.metrics()]
+    log_b = [{k: r[k] for k in ("step", *keys)} for r in run_b.metrics()]
+    assert log_a == log_b and [r["step"] for r in log_a] == [steps * i for i in range(1, 5)]
+
+
+def test_box_actions_on_the_continuous_rooms():
+    envs = gym.vector.SyncVectorEnv([lambda: RoomsContinuous(n_rooms=9, task="goal_a") for _ in range(4)])
+    cfg = PPOConfig(n_steps=16, batch_size=32, n_epochs=2)
+    seen = []
+    policy, stats = train_ppo(cfg, envs, 256, callback=lambda p, info: seen.append(info["step"]))
+    assert seen == [64, 128, 192, 256] and stats["steps"] == 256
+    a = policy.act(np.array([[4.0, 4.0], [20.0, 20.0]], dtype=np.float32))
+    assert a.shape == (2, 2) and (np.abs(a) <= 1.0).all()
+    assert policy.act(np.array([4.0, 4.0], dtype=np.float32)).shape == (2,)
+
+
+def test_callback_stops_and_bad_config_is_refused():
+    envs = BatchedRooms(num_envs=4, **GRID)
+    _, stats = train_ppo(CFG, envs, 10_000, callback=lambda p, info: info["iteration"] >= 2)
+    assert stats["steps"] == 2 * CFG.n_steps * 4
+    with pytest.raises(KeelError, match="batch_size"):
+        train_ppo(CFG.model_copy(update={"batch_size": 1000}), envs, 100)
+    with pytest.raises(KeelError, match="Box or Discrete observation space"):
+        train_ppo(CFG.model_copy(update={"batch_size": 16}), gym.vector.SyncVectorEnv([lambda: gym.make("Blackjack-v1")]),
+                  100)
