@@ -141,7 +141,7 @@ class _ShieldWrapper(gym.Wrapper):
         self.shield = Shield(spec)
         self.q = self.shield.initial
         self.overrides = 0  # unsafe actions replaced
-        self.violations = 0  # steps that entered a dead automaton state
+        self.violations = 0  # times the run entered a dead automaton state (the safety part was violated)
         self.no_safe_action = 0  # steps where every action risked a violation
         self._rng = np.random.default_rng(seed)
 
@@ -186,8 +186,9 @@ class _ShieldWrapper(gym.Wrapper):
         labels = info.get("labels")
         if labels is None:
             labels = self.env.unwrapped.labels()
+        was_dead = self.shield.dfa.is_dead(self.q)
         self.q = self.shield.advance(self.q, labels)
-        if self.shield.dfa.is_dead(self.q):
+        if self.shield.dfa.is_dead(self.q) and not was_dead:
             self.violations += 1
         info = self._annotate(info, override)
         info["shield_action"] = action

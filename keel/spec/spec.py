@@ -9,7 +9,7 @@ from keel.spec.automaton import DFA, compile_dfa
 from keel.spec.ltlf import Formula, parse, propositions
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Spec:
     text: str  # the formula as written
     formula: Formula  # its syntax tree

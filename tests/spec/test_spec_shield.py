@@ -227,3 +227,19 @@ def test_solve_refuses_bad_shapes(spec):
         Shield(spec).solve([frozenset()] * 3, np.zeros((2, 5, 1)))
     with pytest.raises(SpecError, match="outside"):
         Shield(spec).solve([frozenset()] * 2, np.full((2, 5, 1), 7))
+
+
+def test_shield_on_the_rooms_world():
+    rooms = pytest.importorskip("keel.envs.rooms")
+    spec = compile_ltlf("F(goal_a & F goal_b) & G !hazard", rooms.RoomsGrid().propositions)
+    rng = np.random.default_rng(0)
+    for wrapper in (PreemptiveShield, PostPosedShield):
+        env = wrapper(rooms.RoomsGrid(n_rooms=16, slip=0.0, max_episode_steps=100), spec)
+        obs, info = env.reset(seed=0)
+        for _ in range(2000):
+            action = rng.choice(np.flatnonzero(info["action_mask"])) if "action_mask" in info else rng.integers(5)
+            obs, _, term, trunc, info = env.step(int(action))
+            if term or trunc:
+                obs, info = env.reset()
+        assert env.violations == 0 and env.no_safe_action == 0
+    assert env.overrides > 0  # the post-posed shield had work to do
