@@ -160,7 +160,8 @@ class QRMLearner:
 
     Shield: `preemptive` masks unsafe actions when acting and when bootstrapping (the agent lives in the
     shielded MDP); `postposed` lets the agent pick, and the env replaces an unsafe pick by the best safe
-    action; the update then uses the action actually taken.
+    action; the update uses the action actually taken, and the agent's overridden pick is updated with the
+    same transition (from the agent's view its action led there), so it stops preferring it.
     """
 
     def __init__(self, world, cfg: QRMConfig, num_envs: int, seed: int, shield: str,
@@ -190,8 +191,12 @@ class QRMLearner:
         env = self.env
         c, u = env.venv.cells.copy(), env.u
         a = self.agent.act(u, c, self.rng, self.epsilon())
-        env.step(a, scores=self.agent.Q[u, c])
-        self.agent.update(c, env.last_actions, env.last_cells, np.zeros(env.num_envs, dtype=bool))
+        _, _, _, _, info = env.step(a, scores=self.agent.Q[u, c])
+        no_end = np.zeros(env.num_envs, dtype=bool)
+        self.agent.update(c, env.last_actions, env.last_cells, no_end)
+        over = info["shield_override"]
+        if over.any():  # post-posed: the agent's own (unsafe) pick led, from its view, to the same place
+            self.agent.update(c[over], a[over], env.last_cells[over], no_end[over])
         self.env_steps += env.num_envs
 
     def policy(self):

@@ -139,12 +139,20 @@ def train(cfg: Config, run, resume: bool = False, quiet: bool = False) -> dict:
     with progress_bar(quiet) as bar:
         task = bar.add_task(f"{cfg.learner} on {cfg.formula}", total=cfg.total_steps,
                             completed=learner.env_steps, info="")
-        while learner.env_steps < cfg.total_steps:
+        # DiRL splits the budget over its edges and stops when its Dijkstra search is done (its count
+        # includes the rollouts that estimate edge success, so it may end a little past total_steps).
+        def more() -> bool:
+            if hasattr(learner, "finished"):
+                return not learner.finished
+            return learner.env_steps < cfg.total_steps
+
+        while more():
             before = learner.env_steps
             learner.train_iteration()
             iterations += 1
             now_steps = learner.env_steps
-            if now_steps // cfg.log_every > before // cfg.log_every or now_steps >= cfg.total_steps:
+            last = now_steps >= cfg.total_steps or getattr(learner, "finished", False)
+            if now_steps // cfg.log_every > before // cfg.log_every or last:
                 now = time.perf_counter()
                 m = learner.stats.flush()
                 m["env_steps"] = now_steps
@@ -307,6 +315,15 @@ def report_sections(run) -> list[tuple[str, str]]:
     except KeelError:
         return sections
     sections.append(("Greedy trajectory", _trajectory_figure(world, learner)))
+    if hasattr(learner, "describe"):  # DiRL: the abstract graph, edge success estimates, the chosen path
+        d = learner.describe()
+        rows = []
+        for x in d["edges"]:
+            p = "-" if x["success"] is None else f"{x['success']:.3f}"
+            cells = (x["edge"], x["reach"], x["safe"], p, "yes" if x["on_path"] else "")
+            rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+        head = "".join(f"<th>{h}</th>" for h in ("edge", "reach", "safe", "estimated success", "on chosen path"))
+        sections.append((f"DiRL abstract graph of {d['task']}", f"<table><tr>{head}</tr>{''.join(rows)}</table>"))
     d = world.spec.describe()
     sections.append(("Automaton of the formula", table({
         "formula": d["formula"], "states": d["states"], "initial": d["initial"], "accepting": d["accepting"],
