@@ -79,18 +79,28 @@ class ChatAgent:
 class LocalModelAgent(ChatAgent):
     """`source` is anything `keel.llm.load_model` takes: "smollm2", "tiny", or a model folder."""
 
-    def __init__(self, source: str = "smollm2", max_new_tokens: int = 64, seed: int = 0, model=None):
-        from keel.llm import load_model
-
+    def __init__(self, source: str = "smollm2", max_new_tokens: int = 64, seed: int = 0, model=None,
+                 batcher=None):
+        """`model`: a prebuilt (model, tokenizer); `batcher`: a shared `keel.agents.batching.Batcher`."""
         self.name = f"llm:{source}"
-        self.model, self.tokenizer = model if model is not None else load_model(source)
+        if batcher is not None:
+            self.model, self.tokenizer = batcher.model, batcher.tokenizer
+        elif model is not None:
+            self.model, self.tokenizer = model
+        else:
+            from keel.llm import load_model
+
+            self.model, self.tokenizer = load_model(source)
+        self.batcher = batcher
         self.max_new_tokens = max_new_tokens
         self.seed = seed
 
     def complete(self, messages: list[dict[str, str]]) -> str:
+        prompt = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) + '{"'
+        if self.batcher is not None:
+            return '{"' + self.batcher.complete(prompt).strip()
         from keel.llm import generate
 
-        prompt = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) + '{"'
         text = generate(self.model, self.tokenizer, [prompt], max_new_tokens=self.max_new_tokens, temperature=0.0,
                         top_p=1.0, stop=["\n"], seed=self.seed)[0]
         return '{"' + text.strip()

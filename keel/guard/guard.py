@@ -115,6 +115,7 @@ class Guard:
     def __init__(self, policy: Policy, audit: AuditLog | None = None, clock=time.monotonic):
         self.policy = policy
         self.audit = audit
+        self.audit_context: dict = {}  # extra fields for this guard's audit records (e.g. the episode)
         self.clock = clock
         self.deny_tools = frozenset(policy.deny_tools)
         self.allow_tools = frozenset(policy.allow_tools)
@@ -175,7 +176,7 @@ class Guard:
         if d.runs:
             self._commit(d, approved=False)
         if self.audit is not None:
-            self.audit.append(d)
+            self.audit.append(d, **self.audit_context)
         return d
 
     def resolve(self, d: Decision, approved: bool) -> Decision:
@@ -185,7 +186,7 @@ class Guard:
         if approved:
             self._commit(out, approved=True)
         if self.audit is not None:
-            self.audit.append(out)
+            self.audit.append(out, **self.audit_context)
         return out
 
     def _decide(self, tool: str, args: dict[str, Any]) -> Decision:

@@ -43,6 +43,8 @@ class CampaignConfig(KeelModel):
     defences: list[str] = Field(default_factory=lambda: ["none", "guard"], min_length=1)
     policy: str | None = None  # a policy YAML file; None: keel/guard/policies/toolworld.yaml
     max_steps: int = Field(10, gt=0)
+    batch_size: int = Field(1, gt=0)  # local-model agents: run this many episodes at once, generations batched
+    max_new_tokens: int = Field(64, gt=0)  # local-model agents: tokens per reply
 
 
 @dataclass(frozen=True)
@@ -190,34 +192,39 @@ def run_campaign(cfg: CampaignConfig, run_dir: Path, quiet: bool = False, limit:
     if limit is not None:
         todo = todo[:limit]
     audit = AuditLog(run_dir / "audit.jsonl", sync="batch")
-    built: dict[str, Any] = dict(agents or {})
-    guards: dict[str, Guard] = {}
+    prebuilt: dict[str, Any] = dict(agents or {})
     t_start = time.time()
+
+    def episode(cell: Cell, agent, guard):
+        suite = SUITES[cell.suite]
+        attack = ATTACKS[cell.attack] if cell.attack else None
+        inj = suite.injection_task(cell.injection_task) if cell.injection_task else None
+        if guard is not None:
+            guard.audit_context = {"cell": list(cell.key())}
+        t0 = time.time()
+        r = run_episode(agent, suite, suite.user_task(cell.user_task), attack, inj, guard,
+                        approve="never" if cell.defence == "guard-no-human" else "task", max_steps=cfg.max_steps)
+        return r, attack.family if attack else "", attack.lang if attack else "", inj.kind if inj else "", \
+            time.time() - t0
+
     try:
         with progress_bar(quiet) as bar:
             job = bar.add_task("campaign", total=len(todo), info=f"{len(done)} done before")
-            for cell in todo:
-                if cell.agent not in built:
-                    spec = next(s for s in cfg.agents if agent_label(s) == cell.agent)
-                    built[cell.agent] = make_agent(spec, seed=cfg.seed)
-                guard = None
-                if cell.defence != "none":
-                    guard = guards.get(cell.agent)
-                    if guard is None:
-                        guard = guards[cell.agent] = Guard(policy, audit=audit)
-                suite = SUITES[cell.suite]
-                task = suite.user_task(cell.user_task)
-                attack = ATTACKS[cell.attack] if cell.attack else None
-                inj = suite.injection_task(cell.injection_task) if cell.injection_task else None
-                audit.context = {"cell": list(cell.key())}
-                t0 = time.time()
-                r = run_episode(built[cell.agent], suite, task, attack, inj, guard,
-                                approve="never" if cell.defence == "guard-no-human" else "task",
-                                max_steps=cfg.max_steps)
-                audit.flush()
-                db.put(cell, r, attack.family if attack else "", attack.lang if attack else "",
-                       inj.kind if inj else "", time.time() - t0)
-                bar.update(job, advance=1, info=f"{cell.suite}/{cell.user_task} {cell.attack or 'benign'}")
+            for label in dict.fromkeys(c.agent for c in todo):
+                spec = next(s for s in cfg.agents if agent_label(s) == label)
+                mine = [c for c in todo if c.agent == label]
+                local = isinstance(spec, str) and (spec == "smollm2" or spec.startswith("llm:"))
+                if local and cfg.batch_size > 1 and label not in prebuilt:
+                    _run_batched(cfg, spec, mine, policy, audit, db, episode, bar, job)
+                    continue
+                if label not in prebuilt:
+                    prebuilt[label] = make_agent(spec, seed=cfg.seed)
+                guard = Guard(policy, audit=audit)
+                for cell in mine:
+                    r, fam, lang, kind, secs = episode(cell, prebuilt[label], guard if cell.defence != "none" else None)
+                    audit.flush()
+                    db.put(cell, r, fam, lang, kind, secs)
+                    bar.update(job, advance=1, info=f"{cell.suite}/{cell.user_task} {cell.attack or 'benign'}")
     finally:
         audit.close()
     db.set_meta("last_run_seconds", time.time() - t_start)
@@ -227,6 +234,45 @@ def run_campaign(cfg: CampaignConfig, run_dir: Path, quiet: bool = False, limit:
     out["complete"] = out["cells_done"] == len(cells)
     db.close()
     return out
+
+
+def _run_batched(cfg: CampaignConfig, spec: str, cells: list[Cell], policy, audit, db: ResultsDB, episode, bar,
+                 job) -> None:
+    """Episodes of a local-model agent, `batch_size` at a time in threads, their generations batched
+    (`keel.agents.batching`); results are written by this (the main) thread as each episode ends."""
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    from keel.agents.batching import Batcher
+    from keel.agents.llm_agent import LocalModelAgent
+    from keel.guard import Guard
+    from keel.llm import load_model
+
+    source = spec.split(":", 1)[1] if spec.startswith("llm:") else "smollm2"
+    batcher = Batcher(*load_model(source), max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
+
+    def work(cell: Cell):
+        agent = LocalModelAgent(source, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed, batcher=batcher)
+        guard = Guard(policy, audit=audit) if cell.defence != "none" else None
+        try:  # entered by the main thread at submission, so a batch never runs before all have arrived
+            return cell, episode(cell, agent, guard)
+        finally:
+            batcher.leave()
+
+    with ThreadPoolExecutor(max_workers=cfg.batch_size) as pool:
+        queue = list(cells)
+        running = set()
+        while queue or running:
+            while queue and len(running) < cfg.batch_size:
+                batcher.enter()
+                running.add(pool.submit(work, queue.pop(0)))
+            finished, running = wait(running, return_when=FIRST_COMPLETED)
+            for f in finished:
+                cell, (r, fam, lang, kind, secs) = f.result()
+                audit.flush()
+                db.put(cell, r, fam, lang, kind, secs)
+                bar.update(job, advance=1, info=f"{cell.suite}/{cell.user_task} {cell.attack or 'benign'} "
+                                                f"(batches {batcher.batches[-1] if batcher.batches else 0})")
+    db.set_meta(f"batches:{spec}", batcher.batches)
 
 
 def _mean(xs: list[float]) -> float | None:
