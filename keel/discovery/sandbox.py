@@ -8,7 +8,9 @@ closes the `().__class__.__bases__` escapes), no `open`/`exec`/`eval`/`getattr`.
 Layer 2 (dynamic): the code runs in a forked child with restricted builtins (no `open`, `print`,
 `__import__` beyond numpy/math), stdout/stderr sent to /dev/null, and `resource.setrlimit` limits on
 CPU seconds, address space, file size (0: no writes), open files (none new) and processes (no
-forks, where the kernel enforces it for this user); the parent kills it after a wall-clock timeout.
+forks); when Keel runs as root the child is also chrooted into an empty directory and drops to user
+nobody, so that code which got past the AST check still sees no files and cannot fork. The parent
+kills the child after a wall-clock timeout.
 A candidate that fails any of this is scored as failed; the caller just moves on.
 """
 
@@ -25,6 +27,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+# Imported here, not in the child: after the chroot nothing can be imported any more.
+from keel.games.cfr import CFRSolver
+from keel.games.exploitability import exploitability
+
 MAX_SOURCE_CHARS = 20_000
 
 PARTS = ("accumulate_regret", "regret_to_policy", "accumulate_policy")
@@ -37,6 +43,7 @@ ALLOWED_NODES = (
     ast.comprehension, ast.Import, ast.alias,
     ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow, ast.USub, ast.UAdd, ast.Not,
     ast.And, ast.Or, ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.BitAnd, ast.BitOr, ast.Invert,
+    ast.Is, ast.IsNot, ast.In, ast.NotIn,
 )
 
 SAFE_BUILTINS = {
@@ -148,29 +155,49 @@ class Result:
     seconds: float = 0.0
 
 
-def _apply_limits(limits: Limits) -> None:
+_JAIL: str | None = None
+
+
+def _jail_dir() -> str:
+    """An empty, root-owned directory to chroot candidates into (made once per process)."""
+    global _JAIL
+    if _JAIL is None:
+        import atexit
+        import tempfile
+
+        _JAIL = tempfile.mkdtemp(prefix="keel-sandbox-")
+        atexit.register(lambda: os.path.isdir(_JAIL) and os.rmdir(_JAIL))
+    return _JAIL
+
+
+def _apply_limits(limits: Limits, jail: str | None) -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
     os.close(devnull)
-    resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 1))
     with open("/proc/self/statm") as f:
         vm_bytes = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    highest = max(int(fd) for fd in os.listdir("/proc/self/fd"))
+    if jail is not None:
+        # Running as root: lock the child into an empty directory as user nobody, so even code that
+        # got past the AST check can neither see files nor start processes (RLIMIT_NPROC binds non-root).
+        os.chroot(jail)
+        os.chdir("/")
+        os.setgroups([])
+        os.setgid(65534)
+        os.setuid(65534)
+    resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 1))
     cap = vm_bytes + limits.memory_mb * 2**20
     resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
     resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
-    highest = max(int(fd) for fd in os.listdir("/proc/self/fd"))
     resource.setrlimit(resource.RLIMIT_NOFILE, (highest + 1, highest + 1))
 
 
-def _child(conn, source, trees, iters, marks, limits, check) -> None:
+def _child(conn, source, trees, iters, marks, limits, check, jail) -> None:
     try:
-        _apply_limits(limits)
-        from keel.games.cfr import CFRSolver
-        from keel.games.exploitability import exploitability
-
+        _apply_limits(limits, jail)
         parts = load_parts(source, check=check)
         scores = {}
         for tree in trees:
@@ -206,9 +233,10 @@ def evaluate(source: str, trees: list, iters: int, marks: list[int] | None = Non
             check_source(source)
         except UnsafeCode as e:
             return Result(False, error=f"rejected: {e}", seconds=time.monotonic() - t0)
+    jail = _jail_dir() if os.geteuid() == 0 else None
     ctx = mp.get_context("fork")
     parent_conn, child_conn = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(child_conn, source, trees, iters, set(marks or [iters]), limits, check))
+    proc = ctx.Process(target=_child, args=(child_conn, source, trees, iters, set(marks or [iters]), limits, check, jail))
     proc.start()
     child_conn.close()
     msg = None

@@ -22,7 +22,7 @@ import numpy as np
 DEFAULTS = {"ewma": 0.1, "scale": 2.0, "boost": 1.1, "floor": -20.0, "warm_start": 500}
 
 
-def _volatility(r, mem, seg):
+def volatility(r, mem, seg):
     m = seg.max(np.abs(r))
     prev = mem.get("ewma_value")
     ewma = m if prev is None else mem["ewma"] * m + (1.0 - mem["ewma"]) * prev
@@ -31,7 +31,7 @@ def _volatility(r, mem, seg):
 
 
 def accumulate_regret(R, r, t, mem, seg):
-    v = _volatility(r, mem, seg)
+    v = volatility(r, mem, seg)
     mem["v"] = v
     alpha = np.maximum(0.1, 1.5 - 0.5 * v)
     beta = np.minimum(alpha, -0.1 - 0.5 * v)
