@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 _SENT = re.compile(r"(?<=[.!?;])\s+|\n+")
 _CLEAN = re.compile(r"^(?:and|but|so|also|well|now|actually|oh|yes|no|ok|okay)[, ]+", re.I)
-_VAL_END = re.compile(r"\s*(?:,|\bbecause\b|\bsince\b|\bbut\b|\bthough\b|\bnow\b\s*$).*$", re.I)
+_VAL_END = re.compile(r"\s*(?:,|\bbecause\b|\bsince\b|\bbut\b|\bthough\b|\blast\b|\bfor good\b"
+                      r"|\bthese days\b|\bnow\b\s*[.!]?$).*$", re.I)
 _NEG = r"(?:don't|do not|no longer|never|stopped|can't stand|cannot stand|dislike|hate)"
 
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
@@ -24,9 +25,16 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
      "poss"),
     # "Alice's phone number is 555"
     (re.compile(r"\b([A-Z][a-z]+)'s ([a-z][a-z ]{1,40}?) (?:is|are|was) (?:now )?(.+)"), "named"),
-    # "I live in Lisbon", "I moved to Porto", "I work at Acme", "I work as a nurse"
-    (re.compile(r"\bI (?:now |currently |still )?(live|moved|relocated|work|study|studied)"
+    # "I live in Lisbon", "we finally moved to Porto", "I work at Acme", "I started working as a nurse"
+    (re.compile(r"\b(?:I|we) (?:now |currently |still |finally |just |recently )?"
+                r"(?:started |began )?(live|moved|relocated|work|working|study|studied)"
                 r" (?:in|to|at|as|for) (?:a |an |the )?(.+)", re.I), "verb"),
+    # "sushi is my favourite food now" (the possessive after the verb)
+    (re.compile(r"^(?:honestly,? |really,? |well,? )?([a-z][\w' -]{0,40}?) is (?:my|our) ([a-z][a-z ]{1,40}?)"
+                r"(?: now| these days)?[.!]*$", re.I), "rposs"),
+    # "I've really gotten into chess as a hobby"
+    (re.compile(r"\bI(?:'ve| have)? (?:really |recently )?(?:gotten|got|been getting) into (.+?) as a (hobby)", re.I),
+     "into"),
     # "I don't like olives", "I no longer eat meat"
     (re.compile(rf"\bI {_NEG} (?:like |eat |drink |want |use |enjoy )?(.+)", re.I), "neg"),
     # "I like/love/prefer/enjoy X", "I'm allergic to X", "I drive a X"
@@ -35,8 +43,8 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\bI(?:'m| am) (?:now )?(allergic to|vegetarian|vegan|married to|a|an) ?(.*)", re.I), "am"),
 ]
 
-_VERB_ATTR = {"live": "lives in", "moved": "lives in", "relocated": "lives in", "work": "works",
-              "study": "studies", "studied": "studies"}
+_VERB_ATTR = {"live": "lives in", "moved": "lives in", "relocated": "lives in", "work": "occupation",
+              "working": "occupation", "study": "studies", "studied": "studies"}
 _PREF_ATTR = {"like": "likes", "love": "likes", "enjoy": "likes", "prefer": "prefers", "drink": "drinks",
               "eat": "eats", "drive": "drives", "own": "owns", "play": "plays", "use": "uses"}
 
@@ -47,6 +55,14 @@ class Fact:
     value: str
     polarity: int  # +1 asserted, -1 negated
     text: str  # the sentence the fact came from
+
+
+def _attr(raw: str) -> str:
+    """Attribute names without qualifiers that do not change the slot ("main hobby" = "hobby"); "job" and
+    "occupation" are one slot."""
+    words = [w for w in raw.lower().split() if w not in ("main", "new", "current", "latest", "present")]
+    attr = " ".join(words)
+    return "occupation" if attr in ("job", "work", "profession") else attr
 
 
 def _value(raw: str) -> str:
@@ -72,7 +88,11 @@ def extract(text: str, subject: str = "user") -> list[Fact]:
                 if re.search(r"\b(not|no longer)\b", value, re.I):
                     pol = -1
                     value = re.sub(r"\b(not|no longer)\b", "", value, flags=re.I)
-                slot = f"{subject}|{' '.join(attr.lower().split())}"
+                slot = f"{subject}|{_attr(attr)}"
+            elif how == "rposs":
+                slot, value, pol = f"{subject}|{_attr(m.group(2))}", m.group(1), 1
+            elif how == "into":
+                slot, value, pol = f"{subject}|hobby", m.group(1), 1
             elif how == "named":
                 slot, value, pol = f"{m.group(1).lower()}|{m.group(2).lower().strip()}", m.group(3), 1
             elif how == "verb":
@@ -88,7 +108,8 @@ def extract(text: str, subject: str = "user") -> list[Fact]:
             else:
                 what = m.group(1).lower()
                 value = (what + " " + m.group(2)).strip() if what in ("vegetarian", "vegan") else m.group(2)
-                slot = f"{subject}|{'diet' if what in ('vegetarian', 'vegan') else what}"
+                kind = "diet" if what in ("vegetarian", "vegan") else "occupation" if what in ("a", "an") else what
+                slot = f"{subject}|{kind}"
                 pol = 1
             v = _value(value)
             if v:

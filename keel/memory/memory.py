@@ -197,9 +197,10 @@ class Memory:
         ]
         if self.organise:
             self.organiser.annotate(items)
-        ids = self.store.insert(items)
-        if self.organise:
-            self.organiser.observe(items)
+        with self.store.batch():  # the messages and everything organising them commit together
+            ids = self.store.insert(items)
+            if self.organise:
+                self.organiser.observe(items)
         return ids
 
     def get(self, item_id: str) -> dict[str, Any]:

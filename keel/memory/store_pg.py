@@ -110,6 +110,10 @@ class PostgresStore:
     def close(self) -> None:
         self.db.close()
 
+    def batch(self):
+        """Group several writes into one transaction (nested transactions become savepoints)."""
+        return self.db.transaction()
+
     # -- writes -----------------------------------------------------------------------------------
     def _history(self, item: dict[str, Any], op: str, at: float) -> None:
         record = {k: item[k] for k in COLUMNS if k != "namespace"}
