@@ -21,6 +21,7 @@ allow/rewrite, through `resolve(decision, approved)` after an ask.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import time
@@ -38,6 +39,11 @@ ALLOW, DENY, ASK, REWRITE = "allow", "deny", "ask", "rewrite"
 # numbers, i.e. whitespace-free tokens holding '@', '/' or a digit (found by one C-level regex call).
 _TOKENS = re.compile(r"[^\s@/0-9]*[@/0-9]\S*")
 _STRIP = ".,;:!?()[]{}<>\"'"
+
+
+@functools.lru_cache(maxsize=4096)
+def _whole_word(s: str) -> re.Pattern:
+    return re.compile(rf"(?<!\w){re.escape(s)}(?!\w)")
 
 
 def _candidates(s: str) -> list[str]:
@@ -106,7 +112,7 @@ class GuardContext:
             if len(c) >= 5:
                 if c in self._blob:
                     return c
-            elif re.search(rf"(?<!\w){re.escape(c)}(?!\w)", self._blob):  # short ids (m3, r1) as whole words
+            elif _whole_word(c).search(self._blob):  # short ids (m3, r1) as whole words
                 return c
         return None
 

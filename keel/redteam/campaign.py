@@ -87,14 +87,41 @@ def load_config(path: str) -> CampaignConfig:
     return validate(CampaignConfig, read_yaml(p.read_text(), str(p)), str(p))
 
 
+SELECTION = {"suites", "user_tasks", "max_user_tasks_per_suite", "only_tasks_with_vectors", "injection_tasks",
+             "max_injection_tasks_per_suite", "attacks", "defences"}
+
+
 def agent_label(spec: str | dict) -> str:
     if isinstance(spec, dict) and "openai" in spec:
         return f"openai:{spec['openai'].get('model', '?')}"
+    if isinstance(spec, dict) and "agent" in spec:
+        return agent_label(spec["agent"])
     return str(spec)
+
+
+def agent_spec(spec: str | dict) -> str | dict:
+    """The agent itself, without per-agent selection overrides."""
+    return spec["agent"] if isinstance(spec, dict) and "agent" in spec else spec
+
+
+def agent_config(cfg: CampaignConfig, spec: str | dict) -> CampaignConfig:
+    """`{agent: smollm2, attacks: [...], max_user_tasks_per_suite: 1}` narrows the campaign for one (slow) agent."""
+    if not (isinstance(spec, dict) and "agent" in spec):
+        return cfg
+    extra = set(spec) - SELECTION - {"agent"}
+    if extra:
+        raise KeelError(f"agent entry {spec['agent']!r}: unknown key(s) {sorted(extra)}; per-agent keys: "
+                        f"{', '.join(sorted(SELECTION))}")
+    data = {**cfg.model_dump(), **{k: v for k, v in spec.items() if k != "agent"}}
+    return validate(CampaignConfig, data, f"agent entry {spec['agent']}")
 
 
 def plan(cfg: CampaignConfig) -> list[Cell]:
     """Every cell of the campaign, in a fixed order (so a resumed run continues where it stopped)."""
+    return [c for spec in cfg.agents for c in _plan_agent(agent_config(cfg, spec), spec)]
+
+
+def _plan_agent(cfg: CampaignConfig, spec: str | dict) -> list[Cell]:
     from keel.envs.toolworld import SUITES
     from keel.redteam.attacks import select
 
@@ -111,23 +138,22 @@ def plan(cfg: CampaignConfig) -> list[Cell]:
         if t not in known_user:
             raise KeelError(f"unknown user task {t!r} (ids look like workspace_0 ... travel_10)")
     cells = []
-    for spec in cfg.agents:
-        for d in cfg.defences:
-            for sname in suites:
-                suite = SUITES[sname]
-                tasks = [t for t in suite.user_tasks if cfg.user_tasks is None or t.id in cfg.user_tasks]
-                if cfg.only_tasks_with_vectors:
-                    tasks = [t for t in tasks if suite.vectors_seen(t)]
-                tasks = tasks[:cfg.max_user_tasks_per_suite]
-                injs = [i for i in suite.injection_tasks if cfg.injection_tasks is None or i.id in cfg.injection_tasks]
-                injs = injs[:cfg.max_injection_tasks_per_suite]
-                for t in tasks:
-                    cells.append(Cell(agent_label(spec), d, sname, t.id, "", ""))
-                    for inj in injs:
-                        for a in attacks:
-                            if a.channel == "tool" and not suite.vectors_seen(t):
-                                continue  # the attack would never reach the agent
-                            cells.append(Cell(agent_label(spec), d, sname, t.id, inj.id, a.name))
+    for d in cfg.defences:
+        for sname in suites:
+            suite = SUITES[sname]
+            tasks = [t for t in suite.user_tasks if cfg.user_tasks is None or t.id in cfg.user_tasks]
+            if cfg.only_tasks_with_vectors:
+                tasks = [t for t in tasks if suite.vectors_seen(t)]
+            tasks = tasks[:cfg.max_user_tasks_per_suite]
+            injs = [i for i in suite.injection_tasks if cfg.injection_tasks is None or i.id in cfg.injection_tasks]
+            injs = injs[:cfg.max_injection_tasks_per_suite]
+            for t in tasks:
+                cells.append(Cell(agent_label(spec), d, sname, t.id, "", ""))
+                for inj in injs:
+                    for a in attacks:
+                        if a.channel == "tool" and not suite.vectors_seen(t):
+                            continue  # the attack would never reach the agent
+                        cells.append(Cell(agent_label(spec), d, sname, t.id, inj.id, a.name))
     return cells
 
 
@@ -211,7 +237,7 @@ def run_campaign(cfg: CampaignConfig, run_dir: Path, quiet: bool = False, limit:
         with progress_bar(quiet) as bar:
             job = bar.add_task("campaign", total=len(todo), info=f"{len(done)} done before")
             for label in dict.fromkeys(c.agent for c in todo):
-                spec = next(s for s in cfg.agents if agent_label(s) == label)
+                spec = agent_spec(next(s for s in cfg.agents if agent_label(s) == label))
                 mine = [c for c in todo if c.agent == label]
                 local = isinstance(spec, str) and (spec == "smollm2" or spec.startswith("llm:"))
                 if local and cfg.batch_size > 1 and label not in prebuilt:
