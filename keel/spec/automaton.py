@@ -21,10 +21,13 @@ successor for every letter (checked).
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
 import subprocess
+import sys
 import tempfile
+import types
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -51,32 +54,41 @@ MONA_TIMEOUT_S = 60.0
 Cube = str  # one character per proposition: "1" true, "0" false, "X" either
 
 
-def _cube_and(a: Cube, b: Cube) -> Cube | None:
+# Inside the algorithms a cube is a pair of ints (mask, value): bit i of mask says position i is fixed,
+# bit i of value says to what. A valuation v lies in the cube iff v & mask == value.
+IntCube = tuple[int, int]
+
+
+def _to_int(cube: Cube) -> IntCube:
+    mask = value = 0
+    for i, c in enumerate(cube):
+        if c != "X":
+            mask |= 1 << i
+            value |= (c == "1") << i
+    return mask, value
+
+
+def _to_str(cube: IntCube, k: int) -> Cube:
+    mask, value = cube
+    return "".join("X" if not mask >> i & 1 else "1" if value >> i & 1 else "0" for i in range(k))
+
+
+def _cube_and(a: IntCube, b: IntCube) -> IntCube | None:
+    if (a[1] ^ b[1]) & a[0] & b[0]:
+        return None
+    return a[0] | b[0], a[1] | b[1]
+
+
+def _cube_minus(a: IntCube, b: IntCube, k: int) -> list[IntCube]:
+    """Disjoint cubes covering a minus b, assuming a and b intersect."""
     out = []
-    for x, y in zip(a, b, strict=True):
-        if x == "X":
-            out.append(y)
-        elif y == "X" or x == y:
-            out.append(x)
-        else:
-            return None
-    return "".join(out)
-
-
-def _cube_minus(a: Cube, b: Cube) -> list[Cube]:
-    """Disjoint cubes covering a \\ b, assuming a and b intersect."""
-    out, fixed = [], list(a)
-    for i, (x, y) in enumerate(zip(a, b, strict=True)):
-        if y != "X" and x == "X":
-            piece = fixed.copy()
-            piece[i] = "0" if y == "1" else "1"
-            out.append("".join(piece))
-            fixed[i] = y
+    mask, value = a
+    for i in range(k):
+        bit = 1 << i
+        if b[0] & bit and not mask & bit:  # fixed in b, free in a: split on it
+            out.append((mask | bit, value | (~b[1] & bit)))
+            mask, value = mask | bit, value | (b[1] & bit)
     return out
-
-
-def _cube_has(cube: Cube, bits: str) -> bool:
-    return all(c == "X" or c == b for c, b in zip(cube, bits, strict=True))
 
 
 @dataclass
@@ -93,6 +105,7 @@ class DFA:
 
     def __post_init__(self) -> None:
         self.num_states = len(self.table)
+        self._int_letters = [[_to_int(c) for c in cubes] for cubes in self.letters]
         self._letter_memo: dict[frozenset[str], int] = {}
         self._dist = _distances(self.table, self.accepting)
 
@@ -101,8 +114,8 @@ class DFA:
         """The letter (label-set class) of `labels`; propositions the formula does not mention are ignored."""
         letter = self._letter_memo.get(labels)
         if letter is None:
-            bits = "".join("1" if p in labels else "0" for p in self.order)
-            letter = next(i for i, cubes in enumerate(self.letters) if any(_cube_has(c, bits) for c in cubes))
+            bits = sum(1 << i for i, p in enumerate(self.order) if p in labels)
+            letter = next(i for i, cubes in enumerate(self._int_letters) if any(bits & m == v for m, v in cubes))
             self._letter_memo[labels] = letter
         return letter
 
@@ -320,7 +333,37 @@ def ltlf2dfa_string(f: Formula) -> str:
     raise TypeError(f"not a formula: {f!r}")
 
 
+def _import_ltlf2dfa() -> None:
+    """Import ltlf2dfa's formula classes without sympy.
+
+    `ltlf2dfa.ltlf` imports `to_dfa` from `ltlf2dfa.ltlf2dfa`, which imports sympy (seconds of start-up)
+    only to simplify DOT labels. We never call `to_dfa` (we run MONA ourselves), so while the classes load
+    that module is a stand-in whose `to_dfa` would import the real one on first use; afterwards the
+    stand-in is removed, so any later `import ltlf2dfa.ltlf2dfa` gets the real module.
+    """
+    if "ltlf2dfa.ltlf" in sys.modules:
+        return
+    name = "ltlf2dfa.ltlf2dfa"
+    if name in sys.modules:  # somebody already paid for sympy
+        importlib.import_module("ltlf2dfa.ltlf")
+        return
+    stand_in = types.ModuleType(name)
+
+    def to_dfa(f, mona_dfa_out=False):
+        sys.modules.pop(name, None)
+        return importlib.import_module(name).to_dfa(f, mona_dfa_out)
+
+    stand_in.to_dfa = to_dfa
+    sys.modules[name] = stand_in
+    try:
+        importlib.import_module("ltlf2dfa.ltlf")
+    finally:
+        if sys.modules.get(name) is stand_in:
+            del sys.modules[name]
+
+
 def _run_mona(formula: Formula, k: int) -> str:
+    _import_ltlf2dfa()
     from ltlf2dfa.base import MonaProgram
 
     if has_past(formula):  # ltlf2dfa's LTLf parser has no past operators: build its objects directly
@@ -354,6 +397,7 @@ _PARSER = None
 def _ltlf2dfa_parser():
     global _PARSER
     if _PARSER is None:
+        _import_ltlf2dfa()
         from ltlf2dfa.parser.ltlf import LTLfParser
 
         _PARSER = LTLfParser()
@@ -364,23 +408,24 @@ def _build(guards: list[list[tuple[Cube, int]]], start: int, mona_accepting: set
     """MONA's guarded transitions -> letters, a start state that rejects the empty trace, then minimise."""
     states = sorted(_reachable_guarded(guards, start))
     # Letters: the common refinement of every guard cube, so that each state is constant on each letter.
-    regions: list[Cube] = ["X" * k]
-    for cube in sorted({c for q in states for c, _ in guards[q]}):
+    int_guards = {q: [(_to_int(c), nxt) for c, nxt in guards[q]] for q in states}
+    regions: list[IntCube] = [(0, 0)]
+    for cube in sorted({c for q in states for c, _ in int_guards[q]}):
         refined = []
         for r in regions:
-            if _cube_and(r, cube) is None or _cube_and(r, cube) == r:
+            both = _cube_and(r, cube)
+            if both is None or both == r:
                 refined.append(r)
             else:
-                refined.append(_cube_and(r, cube))
-                refined.extend(_cube_minus(r, cube))
+                refined.append(both)
+                refined.extend(_cube_minus(r, cube, k))
         regions = refined
     index = {q: i for i, q in enumerate(states)}
     table: list[list[int]] = []
     for q in states:
         row = []
-        for r in regions:
-            rep = r.replace("X", "0")
-            hits = [nxt for c, nxt in guards[q] if _cube_has(c, rep)]
+        for _, rep in regions:  # the region's valuation with every free position false
+            hits = [nxt for (m, v), nxt in int_guards[q] if rep & m == v]
             if len(hits) != 1:
                 raise SpecError(f"MONA's automaton is not deterministic and complete at state {q} (internal)")
             row.append(index[hits[0]])
@@ -390,7 +435,7 @@ def _build(guards: list[list[tuple[Cube, int]]], start: int, mona_accepting: set
     if initial in accepting:  # MONA accepted the empty trace here; LTLf does not
         table.append(list(table[initial]))
         initial = len(table) - 1
-    return _minimise(table, initial, accepting, regions)
+    return _minimise(table, initial, accepting, [_to_str(r, k) for r in regions])
 
 
 def _reachable_guarded(guards: list[list[tuple[Cube, int]]], start: int) -> set[int]:
