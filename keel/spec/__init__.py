@@ -29,6 +29,7 @@ _LAZY = {
     "AbstractGraph": "keel.spec.spectrl",
     "Predicate": "keel.spec.spectrl",
     "Edge": "keel.spec.spectrl",
+    "task_value": "keel.spec.spectrl",
 }
 
 __all__ = ["SpecError", *_LAZY]

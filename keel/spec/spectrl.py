@@ -319,6 +319,57 @@ def parse_spectrl(text: str) -> Task:
     return _Parser(text).parse()
 
 
+def task_value(task: Task | str, env: Any, states: Sequence[Any]) -> float:
+    """SPECTRL's quantitative semantics of a whole task on a finite trajectory s_0..s_T (> 0 iff satisfied).
+
+    As in Jothimurugan et al. 2019, Section 3:
+        achieve b       max_i b(s_i)
+        T ensuring b    min(T(trajectory), min_i b(s_i))
+        T1; T2          max over split points i < T of min(T1(s_0..s_i), T2(s_i+1..s_T))
+        T1 or T2        max(T1, T2)
+    Computed for every segment at once: V[j, k] is the value on s_j..s_k (a dynamic programme, O(T^3)
+    numpy work for each `;`, fine for episodes of a few hundred steps).
+    """
+    task = parse_spectrl(task) if isinstance(task, str) else task
+    n = len(states)
+    if n == 0:
+        raise SpecError("a trajectory needs at least one state")
+    cache: dict[Predicate, np.ndarray] = {}
+
+    def pred_values(p: Predicate) -> np.ndarray:
+        if p not in cache:
+            cache[p] = np.array([float(p.value(env, s)) for s in states])
+        return cache[p]
+
+    upper = np.triu(np.ones((n, n), dtype=bool))  # segments j <= k
+
+    def range_fold(values: np.ndarray, fold) -> np.ndarray:
+        """M[j, k] = fold(values[j..k]) for j <= k (e.g. running max), -inf below the diagonal."""
+        out = np.full((n, n), -np.inf)
+        for j in range(n):
+            out[j, j:] = fold.accumulate(values[j:])
+        return out
+
+    def value(t: Task) -> np.ndarray:
+        if isinstance(t, Achieve):
+            return range_fold(pred_values(t.pred), np.maximum)
+        if isinstance(t, Ensuring):
+            return np.where(upper, np.minimum(value(t.task), range_fold(pred_values(t.pred), np.minimum)), -np.inf)
+        if isinstance(t, Choice):
+            return np.maximum(value(t.left), value(t.right))
+        if isinstance(t, Seq):
+            v1, v2 = value(t.first), value(t.second)
+            out = np.full((n, n), -np.inf)
+            for j in range(n - 1):
+                # split after i (j <= i < k): min(v1[j, i], v2[i + 1, k]), maximised over i
+                both = np.minimum(v1[j, j:n - 1, None], v2[j + 1:n, :])  # [i, k]
+                out[j] = both.max(axis=0)
+            return np.where(upper, out, -np.inf)
+        raise TypeError(f"not a task: {t!r}")
+
+    return float(value(task)[0, n - 1])
+
+
 def _task_names(t: Task) -> frozenset[str]:
     if isinstance(t, Achieve):
         return t.pred.names()

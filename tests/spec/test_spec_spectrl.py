@@ -8,7 +8,19 @@ import numpy as np
 import pytest
 
 from keel.spec import SpecError, compile_spectrl
-from keel.spec.spectrl import TRUE, Achieve, Choice, Ensuring, Not, Region, Seq, conj, disj, parse_spectrl
+from keel.spec.spectrl import (
+    TRUE,
+    Achieve,
+    Choice,
+    Ensuring,
+    Not,
+    Region,
+    Seq,
+    conj,
+    disj,
+    parse_spectrl,
+    task_value,
+)
 
 a, b, c, h = Region("a"), Region("b"), Region("c"), Region("h")
 
@@ -114,3 +126,55 @@ def test_graph_serialises():
     d = g.to_dict()
     assert d["initial"] == 0 and len(d["edges"]) == 2 and sorted(d["final"]) == [1, 2]
     assert g.to_dot().startswith("digraph DiRL")
+
+
+def traj(*xs):
+    return [np.array([x]) for x in xs]
+
+
+def test_task_value_by_hand():
+    env = Line()
+    assert task_value("achieve a", env, traj(0, 1, 2)) == pytest.approx(1.0)
+    assert task_value("achieve a; achieve b", env, traj(2, 6)) == pytest.approx(1.0)
+    assert task_value("achieve a; achieve b", env, traj(2)) == -math.inf  # no split point in one state
+    assert task_value("achieve b; achieve a", env, traj(2, 6)) < 0  # wrong order
+    assert task_value("achieve b ensuring !h", env, traj(2, 3, 4, 5, 6)) < 0
+    assert task_value("achieve b ensuring !h", env, traj(2, 3, 3.4, 5, 6)) == pytest.approx(0.1)
+    assert task_value("achieve c or achieve b", env, traj(2, 6)) == pytest.approx(1.0)
+
+
+def naive_value(t, env, states):
+    """The SPECTRL definitions read literally, by recursion over split points."""
+    if isinstance(t, Achieve):
+        return max(float(t.pred.value(env, s)) for s in states)
+    if isinstance(t, Ensuring):
+        return min(naive_value(t.task, env, states), min(float(t.pred.value(env, s)) for s in states))
+    if isinstance(t, Choice):
+        return max(naive_value(t.left, env, states), naive_value(t.right, env, states))
+    if isinstance(t, Seq):
+        splits = [min(naive_value(t.first, env, states[: i + 1]), naive_value(t.second, env, states[i + 1:]))
+                  for i in range(len(states) - 1)]
+        return max(splits, default=-math.inf)
+    raise TypeError(t)
+
+
+@pytest.mark.parametrize("task", [
+    "achieve a; achieve b", "(achieve a; achieve b) ensuring !h", "achieve a; achieve b; achieve c",
+    "(achieve a or achieve c); achieve b ensuring !h", "achieve b ensuring !h; achieve a or achieve c",
+])
+def test_task_value_matches_the_literal_definition(task):
+    env = Line()
+    rng = np.random.default_rng(0)
+    for _ in range(15):
+        states = traj(*rng.uniform(0, 10, size=int(rng.integers(1, 9))))
+        assert task_value(task, env, states) == pytest.approx(naive_value(parse_spectrl(task), env, states))
+
+
+def test_a_path_of_successful_edges_satisfies_the_task():
+    """DiRL's graph is sound: run each edge of a path on its own segment and the whole task holds."""
+    env = Line()
+    g = compile_spectrl("(achieve a; achieve b) ensuring !h")
+    path = g.paths()[0]
+    segments = [traj(1.5, 2.0, 2.5), traj(3.0, 3.4, 5.0, 6.0)]  # the second starts after the first ends
+    assert path[0].succeeded(env, segments[0]) and path[1].succeeded(env, [segments[0][-1], *segments[1]])
+    assert task_value(g.task, env, segments[0] + segments[1]) > 0
