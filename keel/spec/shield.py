@@ -76,7 +76,6 @@ class Shield:
         risk = self.risk(q, possible_labels_after, n_actions)
         return risk <= risk.min()  # == (risk == 0) whenever some action is safe
 
-
     def solve(self, cell_labels: Sequence[Iterable[str]], outcomes: np.ndarray) -> ShieldTable:
         """The safety game on a finite model: `outcomes[s, a]` lists the cells action a may lead to from
         cell s (shape (S, A, K); repeat a cell to pad), `cell_labels[s]` the labels of cell s."""

@@ -180,7 +180,10 @@ def formulas():
 letter = st.frozensets(st.sampled_from(PROPS))
 
 
-@settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=150, deadline=None, derandomize=True, database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(f=formulas(), trace_list=st.lists(st.lists(letter, min_size=1, max_size=7), min_size=1, max_size=8))
 def test_dfa_matches_direct_evaluator_on_random_formulas(f, trace_list):
     spec = compile_ltlf(to_string(f))
