@@ -62,9 +62,12 @@ def psro(
     game: Annotated[str, typer.Argument(help="OpenSpiel load string, e.g. kuhn_poker")],
     meta: Annotated[str, typer.Option(help="Meta-solver: uniform, nash, rm, prd, shor")] = "nash",
     iters: Annotated[int, typer.Option(help="PSRO iterations (one best response per player each)")] = 20,
+    oracle: Annotated[str, typer.Option(help="Best responses: exact, or ppo (trained in the PettingZoo env)")] = "exact",
+    ppo_steps: Annotated[int, typer.Option(help="PPO environment steps per best response")] = 20_000,
+    seed: Annotated[int, typer.Option(help="Random seed (PPO oracle)")] = 0,
     as_json: JsonOpt = False,
 ) -> None:
-    """PSRO with exact best responses; print the exploitability of the meta-strategy per iteration."""
+    """PSRO with exact or PPO best responses; print the exploitability of the meta-strategy per iteration."""
     from keel.games import meta_solvers
     from keel.games.psro import run_psro
     from keel.progress import progress_bar
@@ -72,7 +75,8 @@ def psro(
     meta_solvers.get(meta)
     with progress_bar(as_json) as bar:
         task = bar.add_task(f"PSRO-{meta} on {game}", total=iters, info="")
-        out = run_psro(game, meta, iters, progress=lambda t: bar.update(task, completed=t))
+        out = run_psro(game, meta, iters, progress=lambda t: bar.update(task, completed=t), oracle=oracle,
+                       ppo_steps=ppo_steps, seed=seed)
     if not as_json:
         out["curve"] = ", ".join(f"{c['iteration']}:{c['exploitability']:.3g}" for c in out["curve"])
     emit(out, as_json, title=f"PSRO-{meta} on {game}")

@@ -5,6 +5,8 @@ Each player keeps a population of policies (starting from uniform). Every iterat
   1. complete the empirical payoff tensor M for all population profiles (exact tree evaluation);
   2. a meta-solver turns M into one mixture per player;
   3. every player adds an exact best response to the others' mixtures.
+The oracle is exact (`best_response`) or PPO (`keel.games.ppo_oracle`, trained in the PettingZoo
+adapter against the others' mixture and read out per information set).
 A mixture over behaviour policies is played as its realisation-equivalent behaviour policy
 (Kuhn's theorem): sigma(I, a) = sum_k w_k pi_k(I) pi_k(I, a) / sum_k w_k pi_k(I), where pi_k(I) is
 member k's own reach of I. Exploitability of that profile is what PSRO reports.
@@ -22,7 +24,14 @@ from keel.games.tree import GameTree
 
 
 class PSRO:
-    def __init__(self, tree: GameTree, meta: str = "nash"):
+    def __init__(self, tree: GameTree, meta: str = "nash", oracle: str = "exact", ppo_steps: int = 20_000, seed: int = 0):
+        from keel.errors import KeelError
+
+        if oracle not in ("exact", "ppo"):
+            raise KeelError(f"unknown oracle {oracle!r}; valid: exact, ppo")
+        if oracle == "ppo" and not tree.game.get_type().provides_information_state_tensor:
+            raise KeelError(f"{tree.spec} has no information-state tensor for a PPO best response; use --oracle exact")
+        self.oracle, self.ppo_steps, self.seed = oracle, ppo_steps, seed
         self.tree, self.meta_name, self.meta = tree, meta, meta_solvers.get(meta)
         n = tree.num_players
         uni = tree.uniform_policy()
@@ -85,6 +94,11 @@ class PSRO:
                      for p in range(tree.num_players)]
         new = []
         for p in range(tree.num_players):
+            if self.oracle == "ppo":
+                from keel.games.ppo_oracle import ppo_best_response
+
+                new.append(ppo_best_response(tree, p, sigma, self.ppo_steps, seed=self.seed + 7 * self.iteration + p))
+                continue
             opp = self._chance.copy()
             for j in range(tree.num_players):
                 if j != p:
@@ -98,18 +112,19 @@ class PSRO:
                 "population": [len(pp) - 1 for pp in self.pop], "meta": [m.round(4).tolist() for m in mixes]}
 
 
-def run_psro(game: str | GameTree, meta: str = "nash", iters: int = 20, progress=None) -> dict:
+def run_psro(game: str | GameTree, meta: str = "nash", iters: int = 20, progress=None, oracle: str = "exact",
+             ppo_steps: int = 20_000, seed: int = 0) -> dict:
     from keel.errors import KeelError
 
     if iters < 1:
         raise KeelError(f"--iters must be at least 1, got {iters}")
     tree = game if isinstance(game, GameTree) else GameTree.build(game)
-    psro = PSRO(tree, meta)
+    psro = PSRO(tree, meta, oracle, ppo_steps, seed)
     curve = []
     for i in range(iters):
         row = psro.step()
         curve.append({k: row[k] for k in ("iteration", "exploitability", "nash_conv")})
         if progress:
             progress(i + 1)
-    return {"game": tree.spec, "meta": meta, "iterations": iters, "exploitability": curve[-1]["exploitability"],
+    return {"game": tree.spec, "meta": meta, "oracle": oracle, "iterations": iters, "exploitability": curve[-1]["exploitability"],
             "curve": curve, "population": row["population"], "final_meta": row["meta"]}
