@@ -151,6 +151,10 @@ class _ShieldWrapper(gym.Wrapper):
     def action_mask(self) -> np.ndarray:
         return self.shield.safe_mask(self.q, self._model(), int(self.action_space.n))
 
+    def action_masks(self) -> np.ndarray:
+        """The same, under the name sb3-contrib's MaskablePPO looks for."""
+        return self.action_mask()
+
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         if seed is not None:
             self._rng = np.random.default_rng(seed)
