@@ -121,6 +121,8 @@ class DFA:
 
     def step(self, q: int, labels: Iterable[str]) -> int:
         if not isinstance(labels, frozenset):
+            if isinstance(labels, str):
+                raise SpecError(f"labels must be a set of proposition names, got the string {labels!r}")
             labels = frozenset(labels)
         key = (q, labels)
         nxt = self._memo.get(key)

@@ -296,6 +296,8 @@ def parse(text: str, propositions_defined: Iterable[str] | None = None) -> Formu
 
 
 def check_propositions(text: str, f: Formula, defined: Iterable[str]) -> None:
+    if isinstance(defined, str):
+        raise SpecError(f"propositions must be a collection of names, got the string {defined!r}")
     defined = frozenset(defined)
     unknown = sorted(propositions(f) - defined)
     if unknown:

@@ -115,6 +115,13 @@ def test_step_ignores_unmentioned_propositions_and_accepts_any_iterable():
     assert dfa.step(q, frozenset()) == dfa.step(q, [])
 
 
+def test_strings_where_sets_belong_are_refused():
+    with pytest.raises(SpecError, match="set of proposition names"):
+        compile_ltlf("F a").dfa.step(0, "a")
+    with pytest.raises(SpecError, match="collection of names"):
+        compile_ltlf("F a", "a,b")
+
+
 def test_empty_trace_is_not_a_model():
     # MONA accepts the empty word for G a in its start state; LTLf traces are non-empty.
     spec = compile_ltlf("G a")
