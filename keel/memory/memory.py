@@ -287,13 +287,16 @@ class Memory:
         if not fused:
             out.abstained = mode == "reliable"
             return out
-        cand = fused[: n if mode == "reliable" else k]
+        # MMA reweights the evidence retrieval found: a window of the 2k best-fused items, so that a very
+        # reliable but irrelevant item from far down the ranking cannot jump in
+        cand = fused[: 2 * k if mode == "reliable" else k]
         items = {it["id"]: it for it in self.store.get(self.namespace, [d for d, _ in cand], with_vec=True)}
         now = time.time() if now is None else now
+        stale = self._stale_claims(list(items.values())) if mode == "reliable" else set()
         scored = []
         for doc, s in cand:
             it = items.get(doc)
-            if it is None:
+            if it is None or it["id"] in stale:
                 continue
             r = rel.reliability(it, now, self.rcfg)
             sim = float(np.dot(qvec, it["vec"]))
@@ -308,6 +311,21 @@ class Memory:
                 out.abstained = True
                 out.clear()
         return out
+
+    def _stale_claims(self, items: list[dict[str, Any]]) -> set[str]:
+        """Messages whose slot now holds a newer, different active fact: what they state was superseded
+        (the message itself stays stored, and findable by the plain modes)."""
+        stale: set[str] = set()
+        for slot in {it["slot"] for it in items if it.get("slot")}:
+            current = [f for f in self.store.slot_items(self.namespace, slot)
+                       if f["kind"] == "fact" and f["status"] == "active"]
+            for it in items:
+                if it.get("slot") == slot and it["kind"] == "message" and any(
+                    f["ts"] > it["ts"] and (f["value"], f["polarity"]) != (it["value"], it["polarity"])
+                    for f in current
+                ):
+                    stale.add(it["id"])
+        return stale
 
     def _public(self, it: dict[str, Any], **extra: Any) -> dict[str, Any]:
         hit = {k: v for k, v in it.items() if k not in ("vec", "namespace")}

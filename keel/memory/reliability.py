@@ -11,8 +11,10 @@ neighbour's own credibility and its similarity to i:
     K_i = 1/2 + 1/2 * sum_j a_ij c_j s_ij w_ij / (1 + sum_j |a_ij| c_j s_ij w_ij)
 
 with a_ij in {+1 agree, -1 contradict, 0 unrelated} and w_ij = 1 for a newer neighbour and 1/2 for an
-older one (a later statement weighs more against an earlier one than the reverse). The 1 in the
-denominator is a prior: an item nobody has confirmed or denied sits at K = 1/2.
+older one. An older contradicting item does not count against a newer one unless its source is more
+credible by more than `update_margin`: a newer statement from a comparable source is an update (the
+user moved house), not a live conflict; the older statement, in turn, is contradicted by the newer one
+at full weight. The 1 in the denominator is a prior: an item nobody has confirmed or denied sits at 1/2.
 
 Contradiction without a language model (the method, stated plainly):
   1. slot conflict: both items state a value for the same (subject, attribute) slot — extracted by
@@ -46,6 +48,7 @@ class ReliabilityConfig:
     w_consensus: float = 0.4
     dup_sim: float = 0.9  # cosine above which two unslotted items are "the same claim"
     related_sim: float = 0.5  # cosine above which an item is a neighbour at all
+    update_margin: float = 0.15  # a newer claim updates (not conflicts with) an older one from a source at most this much more credible
 
     def source_credibility(self, source: str) -> float:
         return float(self.credibility.get(source, self.credibility.get("unknown", 0.5)))
@@ -77,6 +80,8 @@ def consensus(item: dict[str, Any], neighbours: list[tuple[dict[str, Any], float
         a = relation(item, nb, sim, cfg)
         if a == 0:
             continue
+        if a < 0 and nb["ts"] < item["ts"] and item["credibility"] >= nb["credibility"] - cfg.update_margin:
+            continue  # an older claim that this one updates is history, not a live conflict
         w = 1.0 if nb["ts"] >= item["ts"] else 0.5
         mass = nb["credibility"] * max(sim, 0.0) * w
         num += a * mass
