@@ -84,6 +84,7 @@ class Memory:
         organise: bool = True,
         abstain_below: float = 0.2,
         max_chars: int = MAX_CHARS,
+        hierarchy=None,
     ):
         self.namespace = check_namespace(namespace)
         self.embedder = embedder or default_embedder()
@@ -94,6 +95,7 @@ class Memory:
         self.store = open_store(location, self.embedder.dim, self.embedder.name)
         self.location = str(location)
         self._organiser = None
+        self._hierarchy_cfg = hierarchy  # a keel.memory.hierarchy.HierarchyConfig, or None for defaults
 
     # -- lifecycle --------------------------------------------------------------------------------
     def close(self) -> None:
@@ -110,7 +112,7 @@ class Memory:
         if self._organiser is None:
             from keel.memory.hierarchy import Organiser
 
-            self._organiser = Organiser(self)
+            self._organiser = Organiser(self, self._hierarchy_cfg)
         return self._organiser
 
     # -- validation -------------------------------------------------------------------------------
