@@ -68,7 +68,7 @@ def psro(
     as_json: JsonOpt = False,
 ) -> None:
     """PSRO with exact or PPO best responses; print the exploitability of the meta-strategy per iteration."""
-    from keel.games import meta_solvers
+    from keel.games import meta as meta_solvers
     from keel.games.psro import run_psro
     from keel.progress import progress_bar
 

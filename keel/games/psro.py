@@ -18,13 +18,13 @@ import itertools
 
 import numpy as np
 
-from keel.games import meta_solvers
+from keel.games import meta
 from keel.games.exploitability import best_response, nash_conv
 from keel.games.tree import GameTree
 
 
 class PSRO:
-    def __init__(self, tree: GameTree, meta: str = "nash", oracle: str = "exact", ppo_steps: int = 20_000, seed: int = 0):
+    def __init__(self, tree: GameTree, meta_solver="nash", oracle: str = "exact", ppo_steps: int = 20_000, seed: int = 0):
         from keel.errors import KeelError
 
         if oracle not in ("exact", "ppo"):
@@ -32,7 +32,9 @@ class PSRO:
         if oracle == "ppo" and not tree.game.get_type().provides_information_state_tensor:
             raise KeelError(f"{tree.spec} has no information-state tensor for a PPO best response; use --oracle exact")
         self.oracle, self.ppo_steps, self.seed = oracle, ppo_steps, seed
-        self.tree, self.meta_name, self.meta = tree, meta, meta_solvers.get(meta)
+        # A name from keel.games.meta, or any callable meta_solver(M, iteration) (discovery passes its own).
+        self.tree = tree
+        self.meta = meta.get(meta_solver) if isinstance(meta_solver, str) else meta_solver
         n = tree.num_players
         uni = tree.uniform_policy()
         self.pop = [[uni[v.lo:v.hi].copy()] for v in tree.views]  # per player, local slot policies

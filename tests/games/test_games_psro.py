@@ -6,7 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from keel.errors import KeelError
-from keel.games import meta_solvers
+from keel.games import meta as meta_solvers
+from keel.games.meta.common import project_simplex
 from keel.games.psro import PSRO, run_psro
 from keel.games.tree import GameTree
 
@@ -15,14 +16,14 @@ RPS_M = np.stack([RPS, -RPS], axis=-1)
 
 
 def test_nash_lp_solves_rock_paper_scissors():
-    x, y = meta_solvers.nash(RPS_M)
+    x, y = meta_solvers.get("nash")(RPS_M, 1)
     np.testing.assert_allclose(x, [1 / 3] * 3, atol=1e-8)
     np.testing.assert_allclose(y, [1 / 3] * 3, atol=1e-8)
 
 
 @pytest.mark.parametrize("name", ["rm", "prd", "shor"])
 def test_iterative_meta_solvers_approach_rps_equilibrium(name):
-    x, y = meta_solvers.get(name)(RPS_M, iteration=100)
+    x, y = meta_solvers.get(name)(RPS_M, 100)
     np.testing.assert_allclose(x, [1 / 3] * 3, atol=0.05)
     np.testing.assert_allclose(y, [1 / 3] * 3, atol=0.05)
 
@@ -32,14 +33,14 @@ def test_meta_solver_errors():
         meta_solvers.get("alpharank")
     three = np.zeros((2, 2, 2, 3))
     with pytest.raises(KeelError, match="two-player zero-sum"):
-        meta_solvers.nash(three)
+        meta_solvers.get("nash")(three, 1)
 
 
 @settings(max_examples=50, deadline=None)
 @given(st.lists(st.floats(-5, 5), min_size=1, max_size=8), st.floats(0, 0.1))
 def test_projection_lands_on_the_floored_simplex(y, floor):
     floor = floor / len(y)
-    x = meta_solvers._project(np.array(y), floor)
+    x = project_simplex(np.array(y), floor)
     assert x.sum() == pytest.approx(1.0)
     assert (x >= floor - 1e-12).all()
 
