@@ -120,3 +120,20 @@ def test_callback_stops_and_bad_config_is_refused():
     with pytest.raises(KeelError, match="Box or Discrete observation space"):
         train_ppo(CFG.model_copy(update={"batch_size": 16}), gym.vector.SyncVectorEnv([lambda: gym.make("Blackjack-v1")]),
                   100)
+
+
+@pytest.mark.parametrize("action_space", [gym.spaces.Discrete(3), gym.spaces.Box(-1.0, 1.0, (2,), dtype=np.float32)])
+def test_numpy_rollout_path_matches_the_torch_update_path(action_space):
+    from keel.rl.ppo import Policy
+
+    policy = Policy(gym.spaces.Box(-5.0, 5.0, (4,), dtype=np.float32), action_space, CFG)
+    x = np.random.default_rng(0).normal(size=(16, 4)).astype(np.float32)
+    mask = np.ones((16, 3), dtype=bool) if policy.discrete else None
+    if mask is not None:
+        mask[:8, 0] = False
+    action, logp, value = policy.np_sample(x, mask)
+    t_mask = None if mask is None else torch.from_numpy(mask)
+    with torch.no_grad():
+        t_logp, _, t_value = policy.evaluate(torch.from_numpy(x), torch.from_numpy(np.asarray(action)), t_mask)
+    np.testing.assert_allclose(logp, t_logp.numpy(), atol=1e-5)
+    np.testing.assert_allclose(value, t_value.numpy(), atol=1e-5)
