@@ -32,6 +32,13 @@ RESULTS = ROOT / "results" / "games.json"
 NOTES = ("Measured on a 2-core machine shared with six other engineers' jobs (CPU under load); "
          "speed ratios come from interleaved rounds in one run, absolute it/s vary with load.")
 
+# Small Leduc-like poker games for the discovery's training set (Leduc itself is held out):
+# two ranks instead of three, and Leduc with one raise per round.
+MINI_LEDUC = ("universal_poker(betting=limit,numPlayers=2,numRounds=2,blind=1 1,raiseSize=2 4,firstPlayer=1 1,"
+              "maxRaises=2 2,numSuits=2,numRanks=2,numHoleCards=1,numBoardCards=0 1)")
+LEDUC_1RAISE = ("universal_poker(betting=limit,numPlayers=2,numRounds=2,blind=1 1,raiseSize=2 4,firstPlayer=1 1,"
+                "maxRaises=1 1,numSuits=2,numRanks=3,numHoleCards=1,numBoardCards=0 1)")
+
 KEEL_ALGOS = ["cfr", "cfr_plus", "lcfr", "dcfr", "pcfr_plus", "dpcfr_plus", "vad_cfr"]
 MATCHED = ["cfr", "cfr_plus", "lcfr", "dcfr"]
 
@@ -162,7 +169,7 @@ def part_discovery(quick: bool, generations: int, db: str) -> None:
                            generations=2, population=4, iters=100, test_iters=300)
     else:
         cfg = SearchConfig(
-            train=["kuhn_poker", "kuhn_poker(players=3)", "goofspiel(num_cards=3)", "liars_dice(dice_sides=3)"],
+            train=["kuhn_poker", "goofspiel(num_cards=3)", "liars_dice(dice_sides=3)", MINI_LEDUC, LEDUC_1RAISE],
             test=["leduc_poker", "liars_dice(dice_sides=4)", "goofspiel(num_cards=4)"],
             generations=generations, population=12, iters=1000, test_iters=1000, seed=1)
     t0 = time.time()

@@ -149,15 +149,30 @@ def run_search(cfg: SearchConfig, db_path: str, progress=None, log=None) -> dict
             if progress:
                 progress(done, total)
     best = db.top(1)[0]
+    lineage = db.lineage(best.id)
     summary = {"db": str(db.path), "best_id": best.id, "best_name": best.name, "best_fitness": best.fitness,
                "best_mutation": best.mutation, "generations": cfg.generations, **db.counts(),
-               "search_seconds": round(time.time() - t_start, 1), "lineage": db.lineage(best.id),
-               "train_scores": best.train_scores, "code": best.code,
+               "search_seconds": round(time.time() - t_start, 1), "lineage": lineage,
+               "train_scores": best.train_scores, "code": present(best, lineage),
                "seed_fitness": {n: (db.by_name(n).fitness if db.by_name(n) else None) for n in cfg.seeds}}
     if cfg.test:
         summary["test"] = held_out(cfg, db, best, limits)
     db.close()
     return summary
+
+
+def present(program, lineage: list[dict]) -> str:
+    """The program as a reader should see it: its lineage on top instead of the seed's docstring
+    (mutated programs inherit their root seed's module docstring, which no longer describes them)."""
+    import ast
+
+    tree = ast.parse(program.code)
+    body = tree.body
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) and program.name is None:
+        body = body[1:]
+    steps = " <- ".join(f"#{x['id']} {x['name'] or x['mutation']}" for x in lineage)
+    head = f"# keel.discovery program #{program.id} (generation {program.generation})\n# lineage: {steps}\n"
+    return head + ast.unparse(ast.Module(body=body, type_ignores=[])) + "\n"
 
 
 def held_out(cfg: SearchConfig, db: PopulationDB, best, limits: Limits) -> dict:
