@@ -77,6 +77,53 @@ def openspiel_exploitability(game, solver, impl: str) -> float:
     return float(exploitability.exploitability(game, solver.average_policy()))
 
 
+CACHE = ROOT / "results" / "games_openspiel_runs.json"
+
+
+def _cache(update: dict | None = None) -> dict:
+    """OpenSpiel's own runs, kept between invocations: its Python solvers take minutes per Leduc run here."""
+    from keel.io import atomic_write_json
+
+    CACHE.parent.mkdir(parents=True, exist_ok=True)
+    with open(CACHE.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        doc = json.loads(CACHE.read_text()) if CACHE.exists() else {}
+        if update:
+            doc.update(update)
+            atomic_write_json(CACHE, doc)
+    return doc
+
+
+def openspiel_runs(spec: str, algo: str, marks: list[int]) -> dict:
+    """OpenSpiel's exploitability of `algo` at each mark (Python solver continued from mark to mark;
+    for Leduc at 1000 the C++ solver where one exists), cached in games_openspiel_runs.json."""
+    import pyspiel
+
+    game = pyspiel.load_game(spec)
+    row, solver, done = {}, None, 0
+    for m in marks:
+        impl = "cpp" if (spec == "leduc_poker" and m == 1000 and algo in ("cfr", "cfr_plus")) else "python"
+        key = f"{spec}|{algo}|{impl}|{m}"
+        hit = _cache().get(key)
+        if hit is None:
+            if impl == "cpp" or solver is None:
+                solver, done = openspiel_solver(algo, game, impl), 0
+            t0, start = time.perf_counter(), done
+            for _ in range(m - done):
+                solver.evaluate_and_update_policy()
+            done = m
+            hit = {"exploitability": openspiel_exploitability(game, solver, impl), "impl": impl,
+                   "seconds": round(time.perf_counter() - t0, 1), "continued_from": start}
+            _cache({key: hit})
+        elif impl == "python":
+            solver = None  # cached: a later Python mark must be recomputed from scratch if missing
+        row[str(m)] = hit["exploitability"]
+        row[f"impl@{m}"] = hit["impl"]
+        print(f"{spec:12s} openspiel-{impl} {algo:8s} @{m}: {hit['exploitability']:.4e}  ({hit['seconds']} s)",
+              flush=True)
+    return row
+
+
 def part_exploitability(quick: bool) -> None:
     from keel.games.cfr import solve
     from keel.games.tree import GameTree
@@ -92,25 +139,7 @@ def part_exploitability(quick: bool) -> None:
             print(f"{spec:12s} keel {algo:10s} " + "  ".join(f"@{c['iteration']}: {c['exploitability']:.4e}"
                                                           for c in out["curve"]), flush=True)
         for algo in MATCHED:
-            row = {}
-            for m in marks:
-                impl = "cpp" if (spec == "leduc_poker" and m == 1000 and algo in ("cfr", "cfr_plus")) else "python"
-                if m == 1000 and impl == "python" and 100 in row and "python" in row.get("impl@100", ""):
-                    solver, done = row.pop("_solver"), 100  # continue the Python solver from 100
-                else:
-                    solver, done = openspiel_solver(algo, tree.game, impl), 0
-                t0 = time.perf_counter()
-                for _ in range(m - done):
-                    solver.evaluate_and_update_policy()
-                row[str(m)] = openspiel_exploitability(tree.game, solver, impl)
-                row[f"impl@{m}"] = impl
-                row[f"seconds@{m}"] = round(time.perf_counter() - t0, 1)
-                if impl == "python":
-                    row["_solver"] = solver
-                print(f"{spec:12s} openspiel-{impl} {algo:8s} @{m}: {row[str(m)]:.4e}  ({row[f'seconds@{m}']} s)",
-                      flush=True)
-            row.pop("_solver", None)
-            rows[f"openspiel:{algo}"] = row
+            rows[f"openspiel:{algo}"] = openspiel_runs(spec, algo, marks)
     worst, diffs = 0.0, {}
     for spec, rows in table.items():
         for algo in MATCHED:
@@ -234,8 +263,13 @@ def main() -> None:
     ap.add_argument("--part", default="all", choices=["all", "exploitability", "speed", "discovery", "sandbox"])
     ap.add_argument("--generations", type=int, default=8, help="discovery: generations of 12 children each")
     ap.add_argument("--db", default="runs/bench-discover-cfr.sqlite")
+    ap.add_argument("--openspiel", nargs=2, metavar=("GAME", "ALGO"),
+                    help="only run (and cache) OpenSpiel's solver ALGO on GAME at 100 and 1000 iterations")
     args = ap.parse_args()
     np.seterr(all="ignore")
+    if args.openspiel:
+        openspiel_runs(args.openspiel[0], args.openspiel[1], [100] if args.quick else [100, 1000])
+        return
     parts = ["sandbox", "speed", "exploitability", "discovery"] if args.part == "all" else [args.part]
     for p in parts:
         if p == "discovery":
