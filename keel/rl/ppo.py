@@ -172,6 +172,14 @@ class Policy(nn.Module):
         return out + std * eps, logp, value
 
     # --- the update path: torch, with gradients --------------------------------------------------------
+    def actor(self, x: torch.Tensor) -> torch.Tensor:
+        """The actor's raw outputs (logits, or Gaussian means) for a float batch."""
+        return self.actor_head(self.body(x)[0])
+
+    def critic(self, x: torch.Tensor) -> torch.Tensor:
+        """State values (N,) for a float batch."""
+        return self.critic_head(self.body(x)[1]).squeeze(-1)
+
     def evaluate(self, x: torch.Tensor, action: torch.Tensor, mask: torch.Tensor | None, with_entropy=True):
         """Log-probabilities of taken actions, entropies (None unless asked) and values, for the loss."""
         h_actor, h_critic = self.body(x)

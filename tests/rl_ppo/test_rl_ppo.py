@@ -137,3 +137,14 @@ def test_numpy_rollout_path_matches_the_torch_update_path(action_space):
         t_logp, _, t_value = policy.evaluate(torch.from_numpy(x), torch.from_numpy(np.asarray(action)), t_mask)
     np.testing.assert_allclose(logp, t_logp.numpy(), atol=1e-5)
     np.testing.assert_allclose(value, t_value.numpy(), atol=1e-5)
+
+
+def test_torch_actor_and_critic_agree_with_numpy_forward():
+    from keel.rl.ppo import Policy
+
+    policy = Policy(gym.spaces.Box(-5.0, 5.0, (6,), dtype=np.float32), gym.spaces.Discrete(4), CFG)
+    x = np.random.default_rng(1).normal(size=(5, 6)).astype(np.float32)
+    logits, values = policy.np_forward(x)
+    with torch.inference_mode():
+        np.testing.assert_allclose(policy.actor(torch.from_numpy(x)).numpy(), logits, atol=1e-5)
+        np.testing.assert_allclose(policy.critic(torch.from_numpy(x)).numpy(), values, atol=1e-5)
