@@ -209,6 +209,8 @@ def run_campaign(cfg: CampaignConfig, run_dir: Path, quiet: bool = False, limit:
     from keel.redteam.episode import run_episode
 
     cells = plan(cfg)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
     db = ResultsDB(run_dir / "campaign.sqlite")
     policy = load_policy(cfg.policy) if cfg.policy else builtin_policy()
     db.set_meta("policy", policy.model_dump(mode="json", exclude_defaults=True, by_alias=True))

@@ -122,11 +122,14 @@ def test_values_the_user_gave_are_not_tainted():
     assert g.check("send_money", {"recipient": ATTACKER, "amount": 25.0, "subject": "x"}).action == "allow"
 
 
-@settings(max_examples=60, deadline=None)
+_G = Guard(builtin_policy())
+
+
+@settings(max_examples=40, deadline=None)
 @given(st.from_regex(r"[A-Z]{2}[0-9]{2}[A-Z0-9]{12,20}", fullmatch=True),
        st.floats(min_value=1, max_value=999, allow_nan=False).map(lambda x: round(x, 2)))
 def test_property_untrusted_recipient_never_allowed(iban, amount):
-    g = Guard(builtin_policy())
+    g = _G
     g.reset("Pay the bill in my files")
     g.observe([f"Bill. Pay to IBAN: {iban}"])
     d = g.check("send_money", {"recipient": iban, "amount": amount, "subject": "bill"})
