@@ -30,13 +30,22 @@ SYSTEM = (
 )
 
 
-def build_prompt(code: str, part: str, fitness: float | None) -> list[dict]:
+SYSTEM_PSRO = (
+    "You design meta-strategy solvers for PSRO (policy-space response oracles). meta_solver(M, iteration) gets "
+    "the empirical payoff tensor M of shape (|Pi_0|, ..., |Pi_{n-1}|, n), M[i_0, ..., p] = player p's return, and "
+    "the PSRO iteration, and returns one probability vector per player over its population. Helpers: "
+    "pure_payoffs(M, mixes, p), regret_match(r), project_simplex(y, floor). Only numpy (as np) and math; "
+    "no I/O, no imports."
+)
+
+
+def build_prompt(code: str, part: str, fitness: float | None, system: str = SYSTEM) -> list[dict]:
     score = "unknown" if fitness is None else f"{-fitness:.3e}"
     user = (f"Current program (mean exploitability after training: {score}; lower is better):\n"
             f"```python\n{code}\n```\n"
             f"Rewrite the function `{part}` so that the average policy converges faster. "
             f"Reply with only the new `def {part}(...)` in one ```python block.")
-    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
 def extract_function(text: str, part: str) -> ast.FunctionDef:
@@ -61,29 +70,31 @@ def extract_function(text: str, part: str) -> ast.FunctionDef:
     raise ValueError(f"the reply contains no parsable `def {part}`")
 
 
-def splice(code: str, fn: ast.FunctionDef) -> str:
+def splice(code: str, fn: ast.FunctionDef, parts: tuple[str, ...] = PARTS) -> str:
     tree = ast.parse(code)
     for i, s in enumerate(tree.body):
         if isinstance(s, ast.FunctionDef) and s.name == fn.name:
             tree.body[i] = fn
     ast.fix_missing_locations(tree)
     new = ast.unparse(tree) + "\n"
-    check_source(new)
+    check_source(new, parts)
     return new
 
 
 class _LLMMutatorBase:
-    def __init__(self, seed: int = 0):
+    def __init__(self, seed: int = 0, parts: tuple[str, ...] = PARTS):
         self.rng = random.Random(seed)
+        self.parts = parts
+        self.system = SYSTEM if parts == PARTS else SYSTEM_PSRO
 
     def complete(self, messages: list[dict]) -> str:
         raise NotImplementedError
 
     def mutate(self, code: str, other: str | None = None, fitness: float | None = None) -> tuple[str, str]:
-        part = self.rng.choice(PARTS)
-        text = self.complete(build_prompt(code, part, fitness))
+        part = self.rng.choice(self.parts)
+        text = self.complete(build_prompt(code, part, fitness, self.system))
         try:
-            new = splice(code, extract_function(text, part))
+            new = splice(code, extract_function(text, part), self.parts)
         except (ValueError, UnsafeCode, SyntaxError) as e:
             raise ValueError(f"unusable LLM rewrite of {part}: {e}") from None
         return new, f"llm: rewrite of {part}"
@@ -93,8 +104,9 @@ class OpenAIMutator(_LLMMutatorBase):
     """Any OpenAI-compatible `/chat/completions` endpoint (OpenAI, vLLM, llama.cpp server, Ollama...)."""
 
     def __init__(self, base_url: str, model: str = "default", api_key: str | None = None, seed: int = 0,
-                 temperature: float = 0.8, max_tokens: int = 600, timeout: float = 120.0):
-        super().__init__(seed)
+                 temperature: float = 0.8, max_tokens: int = 600, timeout: float = 120.0,
+                 parts: tuple[str, ...] = PARTS):
+        super().__init__(seed, parts)
         if not re.match(r"^https?://", base_url or ""):
             raise KeelError(f"--llm-url must be an http(s) URL like http://localhost:8000/v1, got {base_url!r}")
         self.url = base_url.rstrip("/") + "/chat/completions"
@@ -122,8 +134,9 @@ class OpenAIMutator(_LLMMutatorBase):
 class LocalMutator(_LLMMutatorBase):
     """The local SmolLM2 (or any `keel.llm.load_model` source), loaded lazily on first use."""
 
-    def __init__(self, source: str = "smollm2", seed: int = 0, max_new_tokens: int = 300):
-        super().__init__(seed)
+    def __init__(self, source: str = "smollm2", seed: int = 0, max_new_tokens: int = 300,
+                 parts: tuple[str, ...] = PARTS):
+        super().__init__(seed, parts)
         self.source, self.max_new_tokens, self._model = source, max_new_tokens, None
         self._calls = 0
 

@@ -49,9 +49,10 @@ def _expr(src: str) -> ast.expr:
 class ProgramMutator:
     """`mutate(code, other_code) -> (new_code, description)`; seeded, deterministic for a seed."""
 
-    def __init__(self, seed: int = 0, operators: list[str] | None = None):
+    def __init__(self, seed: int = 0, operators: list[str] | None = None, parts: tuple[str, ...] = PARTS):
         self.rng = random.Random(seed)
         self.operators = operators or OPERATORS
+        self.parts = parts  # the functions that may be edited (PARTS for CFR, META_PARTS for PSRO)
 
     def mutate(self, code: str, other: str | None = None, tries: int = 30) -> tuple[str, str]:
         last = "no applicable edit"
@@ -60,7 +61,7 @@ class ProgramMutator:
             if op == "crossover" and other is None:
                 continue
             tree = ast.parse(code)
-            part = self.rng.choice(PARTS)
+            part = self.rng.choice(self.parts)
             try:
                 desc = getattr(self, "_" + op)(tree, part, other)
             except (IndexError, KeyError, ValueError):
@@ -72,7 +73,7 @@ class ProgramMutator:
             if new.strip() == ast.unparse(ast.parse(code)).strip():
                 continue
             try:
-                check_source(new)
+                check_source(new, self.parts)
             except UnsafeCode as e:
                 last = str(e)
                 continue

@@ -1,9 +1,9 @@
-"""Run untrusted candidate algorithm code: an AST allow-list, then a separate, resource-limited process.
+"""Run untrusted candidate algorithm code (CFR parts or PSRO meta-solvers): an AST allow-list, then a separate, resource-limited process.
 
 Layer 1 (static): the source must parse, and may only contain a small set of syntax: function
 definitions, arithmetic, comparisons, conditionals, loops, calls of allow-listed names and
-attributes. No imports except `numpy` and `math`, no names or attributes starting with `_` (which
-closes the `().__class__.__bases__` escapes), no `open`/`exec`/`eval`/`getattr`..., no I/O.
+attributes. No imports except `numpy` and `math`, no names (but `_`) or attributes starting with `_`
+(which closes the `().__class__.__bases__` escapes), no `open`/`exec`/`eval`/`getattr`..., no I/O.
 
 Layer 2 (dynamic): the code runs in a forked child with restricted builtins (no `open`, `print`,
 `__import__` beyond numpy/math), stdout/stderr sent to /dev/null, and `resource.setrlimit` limits on
@@ -22,18 +22,28 @@ import multiprocessing as mp
 import os
 import resource
 import signal
+import sys
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
+try:  # loaded now: numpy imports it lazily, which the jail forbids (numpy >= 2; numpy.core before)
+    import numpy._core._methods  # noqa: F401
+except ImportError:  # pragma: no cover
+    import numpy.core._methods  # noqa: F401
+
 # Imported here, not in the child: after the chroot nothing can be imported any more.
 from keel.games.cfr import CFRSolver
 from keel.games.exploitability import exploitability
+from keel.games.meta.common import project_simplex, pure_payoffs, regret_match
+from keel.games.psro import PSRO
 
 MAX_SOURCE_CHARS = 20_000
 
 PARTS = ("accumulate_regret", "regret_to_policy", "accumulate_policy")
+META_PARTS = ("meta_solver",)
+KIND_PARTS = {"cfr": PARTS, "psro": META_PARTS}
 
 ALLOWED_NODES = (
     ast.Module, ast.FunctionDef, ast.arguments, ast.arg, ast.Return, ast.Assign, ast.AugAssign, ast.AnnAssign,
@@ -41,7 +51,7 @@ ALLOWED_NODES = (
     ast.Store, ast.Del, ast.Constant, ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.Call, ast.keyword,
     ast.Attribute, ast.Subscript, ast.Slice, ast.Tuple, ast.List, ast.Dict, ast.ListComp, ast.GeneratorExp,
     ast.comprehension, ast.Import, ast.alias,
-    ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow, ast.USub, ast.UAdd, ast.Not,
+    ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow, ast.USub, ast.UAdd, ast.Not, ast.MatMult,
     ast.And, ast.Or, ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.BitAnd, ast.BitOr, ast.Invert,
     ast.Is, ast.IsNot, ast.In, ast.NotIn,
 )
@@ -61,7 +71,7 @@ ALLOWED_ATTRS = {
     "isnan", "nan_to_num", "argmax", "argmin", "dot", "floor", "ceil", "sin", "cos", "pi", "e", "inf",
     "size", "shape", "ndim", "any", "all", "get", "setdefault", "keys", "values", "items", "normalize",
     "float64", "exp2", "hypot", "reciprocal", "negative", "positive", "heaviside", "logaddexp", "fabs",
-    "sigmoid", "isclose", "allclose", "linspace", "arange", "dtype", "T", "reshape", "ravel", "flatten",
+    "sigmoid", "isclose", "allclose", "append", "ptp", "sort", "argsort", "nonzero", "flatnonzero", "tensordot", "linspace", "arange", "dtype", "T", "reshape", "ravel", "flatten",
 }
 
 BLOCKED_NAMES = {
@@ -76,7 +86,7 @@ class UnsafeCode(ValueError):
     """The candidate's source failed the static allow-list."""
 
 
-def check_source(source: str) -> ast.Module:
+def check_source(source: str, parts: tuple[str, ...] = PARTS) -> ast.Module:
     """Parse and vet candidate source; raise UnsafeCode naming the first offending construct."""
     if len(source) > MAX_SOURCE_CHARS:
         raise UnsafeCode(f"source is {len(source)} characters (limit {MAX_SOURCE_CHARS})")
@@ -97,7 +107,7 @@ def check_source(source: str) -> ast.Module:
                 if alias.name not in ("numpy", "math") or (alias.asname or "np") not in ("np", "math"):
                     raise UnsafeCode(f"line {node.lineno}: import {alias.name} is not allowed (numpy, math only)")
         elif isinstance(node, ast.Name):
-            if node.id.startswith("_") or node.id in BLOCKED_NAMES:
+            if (node.id.startswith("_") and node.id != "_") or node.id in BLOCKED_NAMES:
                 raise UnsafeCode(f"line {node.lineno}: name {node.id!r} is not allowed")
         elif isinstance(node, ast.Attribute):
             if node.attr.startswith("_") or node.attr not in ALLOWED_ATTRS:
@@ -108,7 +118,7 @@ def check_source(source: str) -> ast.Module:
         elif isinstance(node, ast.Constant) and isinstance(node.value, (str, bytes)) and len(node.value) > 2000:
             raise UnsafeCode(f"line {node.lineno}: string constant too long")
     names = {s.name for s in tree.body if isinstance(s, ast.FunctionDef)}
-    missing = [p for p in PARTS if p not in names]
+    missing = [p for p in parts if p not in names]
     if missing:
         raise UnsafeCode(f"missing function(s): {', '.join(missing)}")
     return tree
@@ -119,25 +129,30 @@ def _guarded_import(name, globals=None, locals=None, fromlist=(), level=0):
         return np
     if level == 0 and name == "math":
         return math
+    # numpy's C code imports helpers lazily through the calling frame's builtins (the candidate's):
+    # allow those, but only ones already loaded (nothing is read from disk, nothing new runs).
+    if level == 0 and name.startswith(("numpy._core", "numpy.core")) and name in sys.modules:
+        return sys.modules[name] if fromlist else np
     raise ImportError(f"import of {name!r} is not allowed")
 
 
-def load_parts(source: str, check: bool = True):
-    """Execute vetted source in a namespace with restricted builtins; return its three parts."""
+def load_parts(source: str, check: bool = True, parts: tuple[str, ...] = PARTS):
+    """Execute vetted source in a namespace with restricted builtins; return its parts."""
     from types import SimpleNamespace
 
     if check:
-        check_source(source)
+        check_source(source, parts)
     builtins = dict(SAFE_BUILTINS, __import__=_guarded_import)
-    ns: dict = {"__builtins__": builtins, "np": np, "math": math}
+    ns: dict = {"__builtins__": builtins, "np": np, "math": math, "pure_payoffs": pure_payoffs,
+                "regret_match": regret_match, "project_simplex": project_simplex}
     exec(compile(source, "<candidate>", "exec"), ns)  # noqa: S102 - vetted above, limited by the caller
     defaults = ns.get("DEFAULTS", {})
     if not isinstance(defaults, dict):
         raise UnsafeCode("DEFAULTS must be a dict")
-    for p in PARTS:
+    for p in parts:
         if not callable(ns.get(p)):
             raise UnsafeCode(f"{p} is not a function")
-    return SimpleNamespace(**{p: ns[p] for p in PARTS}, defaults=dict(defaults))
+    return SimpleNamespace(**{p: ns[p] for p in parts}, defaults=dict(defaults))
 
 
 @dataclass
@@ -195,12 +210,15 @@ def _apply_limits(limits: Limits, jail: str | None) -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (highest + 1, highest + 1))
 
 
-def _child(conn, source, trees, iters, marks, limits, check, jail) -> None:
+def _child(conn, source, trees, iters, marks, limits, check, jail, kind) -> None:
     try:
         _apply_limits(limits, jail)
-        parts = load_parts(source, check=check)
+        parts = load_parts(source, check=check, parts=KIND_PARTS[kind])
         scores = {}
         for tree in trees:
+            if kind == "psro":
+                scores[tree.spec] = _run_psro(tree, parts.meta_solver, iters, marks)
+                continue
             solver = CFRSolver(tree, parts, alternating=True)
             curve = {}
             for t in range(1, iters + 1):
@@ -221,22 +239,44 @@ def _child(conn, source, trees, iters, marks, limits, check, jail) -> None:
         os._exit(0)
 
 
-def evaluate(source: str, trees: list, iters: int, marks: list[int] | None = None,
-             limits: Limits | None = None, check: bool = True) -> Result:
-    """Run the candidate CFR variant for `iters` iterations on each tree, in a limited child process.
+def _run_psro(tree, meta_solver, iters: int, marks) -> dict:
+    """PSRO (exact best responses) driven by a candidate meta-solver that must return valid mixtures."""
+    def checked(M, iteration):
+        mixes = [np.asarray(x, dtype=np.float64) for x in meta_solver(M, iteration)]
+        if len(mixes) != M.shape[-1] or any(x.shape != (k,) for x, k in zip(mixes, M.shape[:-1], strict=False)):
+            raise ValueError("meta_solver must return one probability vector per player")
+        out = []
+        for x in mixes:
+            x = np.where(np.isfinite(x) & (x > 0), x, 0.0)
+            out.append(x / x.sum() if x.sum() > 0 else np.full(len(x), 1.0 / len(x)))
+        return out
 
-    Returns exploitability of the average policy at each of `marks` (default: the last iteration)."""
+    psro, curve = PSRO(tree, checked), {}
+    for t in range(1, iters + 1):
+        row = psro.step()
+        if t in marks:
+            curve[t] = float(row["exploitability"])
+    return curve
+
+
+def evaluate(source: str, trees: list, iters: int, marks: list[int] | None = None,
+             limits: Limits | None = None, check: bool = True, kind: str = "cfr") -> Result:
+    """Run the candidate for `iters` iterations on each tree, in a limited child process.
+
+    kind "cfr": a CFR variant (three parts), exploitability of its average policy; kind "psro": a
+    meta-solver, exploitability of PSRO's meta-strategy after each of `iters` PSRO iterations.
+    Returns exploitability at each of `marks` (default: the last iteration)."""
     limits = limits or Limits()
     t0 = time.monotonic()
     if check:
         try:
-            check_source(source)
+            check_source(source, KIND_PARTS[kind])
         except UnsafeCode as e:
             return Result(False, error=f"rejected: {e}", seconds=time.monotonic() - t0)
     jail = _jail_dir() if os.geteuid() == 0 else None
     ctx = mp.get_context("fork")
     parent_conn, child_conn = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(child_conn, source, trees, iters, set(marks or [iters]), limits, check, jail))
+    proc = ctx.Process(target=_child, args=(child_conn, source, trees, iters, set(marks or [iters]), limits, check, jail, kind))
     proc.start()
     child_conn.close()
     msg = None

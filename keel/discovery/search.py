@@ -1,9 +1,10 @@
-"""Evolutionary search over the code of the three CFR parts (AlphaEvolve-style, arXiv 2602.16928).
+"""Evolutionary search over the code of the three CFR parts, or of the PSRO meta-solver
+(AlphaEvolve-style, arXiv 2602.16928).
 
 Loop: pick a parent from the best programs so far (tournament), mutate one part (program-level AST
 edit, or an LLM rewrite), evaluate the child in the sandbox on the training games for K iterations,
 store it with its lineage. Fitness = - mean exploitability of the average policy after K iterations
-over the training games. At the end the best program is scored on held-out games next to CFR+ and
+over the training games (for PSRO: after K PSRO iterations with exact best responses). At the end the best program is scored on held-out games next to CFR+ and
 DCFR. Everything is in the SQLite population database, so a stopped search resumes where it was.
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 import inspect
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -29,8 +30,9 @@ class SearchConfig:
     population: int = 8  # children per generation
     iters: int = 200  # K: iterations per training game
     test_iters: int = 1000
-    seeds: list[str] = field(default_factory=lambda: ["cfr", "cfr_plus", "lcfr", "dcfr"])
-    baselines: list[str] = field(default_factory=lambda: ["cfr_plus", "dcfr"])
+    seeds: list[str] | None = None  # default: cfr, cfr_plus, lcfr, dcfr (cfr) / uniform, rm, prd, shor (psro)
+    baselines: list[str] | None = None  # default: cfr_plus, dcfr (cfr) / rm, prd (psro)
+    kind: str = "cfr"  # cfr: evolve the three CFR parts; psro: evolve the PSRO meta-solver
     mutator: str = "program"  # program | llm | smollm2
     llm_url: str | None = None
     llm_model: str = "default"
@@ -41,12 +43,41 @@ class SearchConfig:
     memory_mb: int = 1024
     wall_seconds: float = 300.0
 
+    def __post_init__(self):
+        if self.kind not in ("cfr", "psro"):
+            raise KeelError(f"unknown search kind {self.kind!r}; valid: cfr, psro")
+        cfr = self.kind == "cfr"
+        if self.seeds is None:
+            self.seeds = ["cfr", "cfr_plus", "lcfr", "dcfr"] if cfr else ["uniform", "rm", "prd", "shor"]
+        if self.baselines is None:
+            self.baselines = ["cfr_plus", "dcfr"] if cfr else ["rm", "prd"]
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        from keel.discovery.sandbox import KIND_PARTS
+
+        return KIND_PARTS[self.kind]
+
     def settings(self) -> dict:
         """What must not change when a search is resumed."""
-        return {"train": self.train, "iters": self.iters, "seeds": self.seeds}
+        out = {"train": self.train, "iters": self.iters, "seeds": self.seeds}
+        return out if self.kind == "cfr" else {**out, "kind": self.kind}
 
 
-def seed_source(name: str) -> str:
+def seed_source(name: str, kind: str = "cfr") -> str:
+    """A seed program: the algorithm's module source (for meta-solvers, minus its import of the helpers,
+    which the sandbox provides)."""
+    if kind == "psro":
+        from keel.games import meta
+
+        if name == "nash":
+            raise KeelError("the nash meta-solver needs scipy, which candidates cannot import; "
+                            "seed with uniform, rm, prd or shor")
+        meta.get(name)
+        import importlib
+
+        src = inspect.getsource(importlib.import_module(f"keel.games.meta.{name}"))
+        return "\n".join(line for line in src.splitlines() if not line.startswith("from keel.")) + "\n"
     from keel.games import algorithms
 
     return inspect.getsource(algorithms.get(name))
@@ -61,17 +92,17 @@ def make_mutator(cfg: SearchConfig):
     if cfg.mutator == "program":
         from keel.discovery.mutate import ProgramMutator
 
-        return ProgramMutator(seed=cfg.seed)
+        return ProgramMutator(seed=cfg.seed, parts=cfg.parts)
     if cfg.mutator == "llm":
         from keel.discovery.llm_mutator import OpenAIMutator
 
         if not cfg.llm_url:
             raise KeelError("--mutator llm needs --llm-url (an OpenAI-compatible base URL, e.g. http://localhost:8000/v1)")
-        return OpenAIMutator(cfg.llm_url, model=cfg.llm_model, seed=cfg.seed)
+        return OpenAIMutator(cfg.llm_url, model=cfg.llm_model, seed=cfg.seed, parts=cfg.parts)
     if cfg.mutator == "smollm2":
         from keel.discovery.llm_mutator import LocalMutator
 
-        return LocalMutator("smollm2", seed=cfg.seed)
+        return LocalMutator("smollm2", seed=cfg.seed, parts=cfg.parts)
     raise KeelError(f"unknown mutator {cfg.mutator!r}; valid: program, llm, smollm2")
 
 
@@ -86,8 +117,8 @@ def run_search(cfg: SearchConfig, db_path: str, progress=None, log=None) -> dict
         raise KeelError("--train needs at least one game")
     if cfg.generations < 0 or cfg.population < 1 or cfg.iters < 1:
         raise KeelError("--generations must be >= 0, --population and --iters >= 1")
-    for s in cfg.seeds:
-        seed_source(s)  # validates the names
+    for s in cfg.seeds + cfg.baselines:
+        seed_source(s, cfg.kind)  # validates the names
     db = PopulationDB(db_path)
     db.check_meta(cfg.settings())
     rng = random.Random(cfg.seed * 7919 + db.count())
@@ -97,12 +128,12 @@ def run_search(cfg: SearchConfig, db_path: str, progress=None, log=None) -> dict
     t_start = time.time()
 
     def score(code: str):
-        return evaluate(code, train_trees, cfg.iters, [cfg.iters], limits)
+        return evaluate(code, train_trees, cfg.iters, [cfg.iters], limits, kind=cfg.kind)
 
     # Generation 0: the seed algorithms, exactly as written in keel.games.algorithms.
     for name in cfg.seeds:
         if db.by_name(name) is None:
-            code = seed_source(name)
+            code = seed_source(name, cfg.kind)
             res = score(code)
             fit = fitness_of(res.scores, cfg.iters) if res.ok else None
             db.add(generation=0, code=code, mutation="seed", ok=res.ok, fitness=fit, train_scores=res.scores,
@@ -179,14 +210,14 @@ def held_out(cfg: SearchConfig, db: PopulationDB, best, limits: Limits) -> dict:
     """Exploitability at `test_iters` on held-out games: the best program vs the baselines."""
     trees = _trees(cfg.test)
     rows = {}
-    res = evaluate(best.code, trees, cfg.test_iters, [cfg.test_iters], limits)
+    res = evaluate(best.code, trees, cfg.test_iters, [cfg.test_iters], limits, kind=cfg.kind)
     if not res.ok:
         rows["best"] = {"error": res.error}
     else:
         rows["best"] = {g: c[cfg.test_iters] for g, c in res.scores.items()}
         db.set_test_scores(best.id, rows["best"])
     for name in cfg.baselines:
-        r = evaluate(seed_source(name), trees, cfg.test_iters, [cfg.test_iters], limits)
+        r = evaluate(seed_source(name, cfg.kind), trees, cfg.test_iters, [cfg.test_iters], limits, kind=cfg.kind)
         rows[name] = {g: c[cfg.test_iters] for g, c in r.scores.items()} if r.ok else {"error": r.error}
     means = {k: float(np.mean(list(v.values()))) for k, v in rows.items() if "error" not in v}
     beats = {b: ("best" in means and b in means and means["best"] < means[b]) for b in cfg.baselines}

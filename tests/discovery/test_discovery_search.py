@@ -129,3 +129,14 @@ def test_discover_cli_json(tmp_path):
     out = json.loads(res.stdout.strip().splitlines()[-1])
     assert out["evaluated"] == 3 and "def accumulate_regret" in out["code"]
     assert set(out["train_scores"]) == {"kuhn_poker", "goofspiel(num_cards=3)"}
+
+
+def test_psro_meta_solver_search(tmp_path):
+    cfg = SearchConfig(train=["kuhn_poker"], test=["kuhn_poker"], generations=1, population=2, iters=4,
+                       test_iters=4, kind="psro", seeds=["uniform", "rm"], cpu_seconds=30, wall_seconds=60)
+    out = run_search(cfg, str(tmp_path / "psro.sqlite"))
+    assert out["ok"] >= 2 and "def meta_solver" in out["code"]
+    assert out["seed_fitness"]["rm"] > out["seed_fitness"]["uniform"]  # regret matching beats fictitious play
+    assert set(out["test"]["exploitability"]) == {"best", "rm", "prd"}
+    with pytest.raises(KeelError, match="needs scipy"):
+        seed_source("nash", "psro")
