@@ -242,12 +242,19 @@ def train_ppo(
     """
     if total_steps < 1:
         raise KeelError(f"total_steps must be >= 1, got {total_steps}")
-    n = int(envs.num_envs)
-    if cfg.batch_size > cfg.n_steps * n:
+    if cfg.batch_size > cfg.n_steps * int(envs.num_envs):
         raise KeelError(f"batch_size {cfg.batch_size} is larger than a rollout (n_steps * num_envs = "
-                        f"{cfg.n_steps * n}); lower batch_size or raise n_steps")
+                        f"{cfg.n_steps * int(envs.num_envs)}); lower batch_size or raise n_steps")
     threads = torch.get_num_threads()
     torch.set_num_threads(cfg.num_threads)
+    try:
+        return _train(cfg, envs, total_steps, run, log_every, callback, resume, policy)
+    finally:  # also when a callback or Ctrl-C interrupts us
+        torch.set_num_threads(threads)
+
+
+def _train(cfg: PPOConfig, envs, total_steps, run, log_every, callback, resume, policy):
+    n = int(envs.num_envs)
     torch.manual_seed(cfg.seed)
     policy = policy or Policy(envs.single_observation_space, envs.single_action_space, cfg)
     optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.lr, eps=cfg.adam_eps, fused=True)  # fewer ops
@@ -422,7 +429,6 @@ def train_ppo(
 
     if run is not None:
         checkpoint()
-    torch.set_num_threads(threads)
     stats = {"steps": global_step, "resumed_from": resumed_from, **info_out,
              "seconds": time.perf_counter() - start_time}
     return policy, stats
