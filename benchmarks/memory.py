@@ -177,20 +177,51 @@ def bench_retrieval(quick: bool, tmp: Path) -> dict:
 
 
 # -- 2. speed ---------------------------------------------------------------------------------------------
-WORDS = ("apple river stone cloud engine garden silver market window candle forest bridge rocket violet "
-         "harbor pepper lantern meadow circuit falcon velvet canyon marble thunder ginger quartz willow "
-         "compass saddle ember").split()
+_SYL = ["ka", "lo", "mi", "ne", "ru", "ta", "vi", "so", "pe", "da", "gu", "fi", "ho", "ze", "bo", "wa"]
+
+
+def _vocab(n: int) -> list[str]:
+    """n distinct pseudo-words (2-4 syllables)."""
+    rng = np.random.default_rng(123)
+    words: dict[str, None] = {}
+    while len(words) < n:
+        words["".join(rng.choice(_SYL, size=int(rng.integers(2, 5))))] = None
+    return list(words)
+
+
+VOCAB = _vocab(20_000)
+
+
+def _zipf_words(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Word indices with Zipf's law (s = 1.1) over the vocabulary, as in natural text."""
+    ranks = np.arange(1, len(VOCAB) + 1)
+    p = ranks ** -1.1
+    return rng.choice(len(VOCAB), size=shape, p=p / p.sum())
 
 
 def synthetic_texts(n: int, rng: np.random.Generator) -> list[str]:
-    idx = rng.integers(0, len(WORDS), size=(n, 8))
-    return [f"note {i}: " + " ".join(WORDS[j] for j in row) for i, row in enumerate(idx)]
+    """Notes of 12 words drawn from a 20k-word Zipfian vocabulary (common words are in many notes)."""
+    idx = _zipf_words(rng, (n, 12))
+    return [f"note {i}: " + " ".join(VOCAB[j] for j in row) for i, row in enumerate(idx)]
+
+
+def _latency(mem: Memory, queries: list[str], mode: str, **kw) -> dict:
+    wall, cpu = [], []
+    for q in queries:
+        t, c = time.perf_counter(), time.process_time()
+        mem.search(q, k=10, mode=mode, track_use=False, **kw)
+        wall.append((time.perf_counter() - t) * 1000)
+        cpu.append((time.process_time() - c) * 1000)
+    return {"p50_ms": float(np.percentile(wall, 50)), "p95_ms": float(np.percentile(wall, 95)),
+            "cpu_p50_ms": float(np.percentile(cpu, 50)), "cpu_p95_ms": float(np.percentile(cpu, 95))}
 
 
 def bench_speed(quick: bool, tmp: Path) -> dict:
     rng = np.random.default_rng(0)
     sizes = [10_000] if quick else [10_000, 100_000]
-    out: dict = {"store": {}, "embedder": "hash-384 (synthetic vectors) for the store scale test"}
+    out: dict = {"store": {}, "embedder": "hash-384 (synthetic vectors) for the store scale test",
+                 "latency_note": "p50/p95 = wall clock (includes waiting for a CPU on the shared machine); "
+                                 "cpu_* = CPU time of the search itself"}
     for n in sizes:
         path = tmp / f"speed{n}.db"
         mem = Memory(path, namespace="speed", embedder=HashEmbedder(), organise=False)
@@ -200,32 +231,40 @@ def bench_speed(quick: bool, tmp: Path) -> dict:
             mem.add(texts[s : s + 1000], timestamp=1_760_000_000.0 + s)
         add_s = time.perf_counter() - t
         t = time.perf_counter()
-        mem.search("apple river", k=10, mode="dense", track_use=False)  # loads the vector index
+        mem.search("first query", k=10, mode="hybrid", track_use=False)  # builds the BM25 and vector indexes
         first = time.perf_counter() - t
-        queries = [" ".join(rng.choice(WORDS, size=3)) for _ in range(200)]
+        queries = [" ".join(VOCAB[j] for j in row) for row in _zipf_words(rng, (200, 3))]
         lat: dict[str, dict] = {}
         for mode in ("bm25", "dense", "hybrid", "reliable"):
-            ms = []
-            for q in queries:
-                t = time.perf_counter()
-                mem.search(q, k=10, mode=mode, track_use=False)
-                ms.append((time.perf_counter() - t) * 1000)
-            lat[mode] = {"p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95))}
-        filt = []
+            lat[mode] = _latency(mem, queries, mode)
+        lat["hybrid+time_filter"] = _latency(mem, queries[:50], "hybrid",
+                                             time_range=(1_760_000_000.0, 1_760_000_000.0 + n / 2))
+        # dense recall of the index against exact search
+        vi = mem.store._indexes[("speed", "message")]
+        rows = mem.store.db.execute("SELECT rid, vec FROM items WHERE namespace = 'speed'").fetchall()
+        allv = np.stack([np.frombuffer(v, dtype=np.float32) for _, v in rows])
+        allr = np.array([r for r, _ in rows])
+        rec = []
         for q in queries[:50]:
-            t = time.perf_counter()
-            mem.search(q, k=10, mode="hybrid", time_range=(1_760_000_000.0, 1_760_000_000.0 + n / 2),
-                       track_use=False)
-            filt.append((time.perf_counter() - t) * 1000)
-        lat["hybrid+time_filter"] = {"p50_ms": float(np.percentile(filt, 50)),
-                                     "p95_ms": float(np.percentile(filt, 95))}
+            qv = mem.embedder.encode([q])[0]
+            exact = set(allr[np.argsort(-(allv @ qv))[:10]].tolist())
+            _, got = vi.search(qv.reshape(1, -1), 10)
+            rec.append(len(exact & set(got[0].tolist())) / 10)
+        del allv
+        index_kind = f"IVF (nprobe 32 of {vi.index.nlist} cells)" if vi.is_ivf else "exact (flat)"
         mem.close()
+        fts5 = Memory(path, namespace="speed", embedder=HashEmbedder(), organise=False, lexical="fts5")
+        fts5.search("first query", k=10, mode="dense", track_use=False)
+        lat_fts5 = {"bm25": _latency(fts5, queries[:50], "bm25"), "hybrid": _latency(fts5, queries[:50], "hybrid")}
+        fts5.close()
         t = time.perf_counter()
         mem = Memory(path, namespace="speed", embedder=HashEmbedder(), organise=False)
-        mem.search("apple", k=10, mode="dense", track_use=False)
+        mem.search("first query", k=10, mode="hybrid", track_use=False)
         reopen = time.perf_counter() - t
         mem.close()
         out["store"][str(n)] = {"add_items_per_s": n / add_s, "add_seconds": add_s, "latency": lat,
+                                "latency_with_fts5_bm25 (50 queries)": lat_fts5,
+                                "vector_index": index_kind, "dense_recall@10_vs_exact": float(np.mean(rec)),
                                 "first_search_s (index build)": first, "reopen_and_first_search_s": reopen,
                                 "db_mb": path.stat().st_size / 1e6}
     # MiniLM itself: add throughput (embedding + store) and query-encoding latency
@@ -401,12 +440,12 @@ def goals(r: dict) -> list[dict]:
     big = speed.get("100000") or speed.get("10000")
     if big:
         n = "100000" if "100000" in speed else "10000"
+        for mode in ("hybrid", "reliable", "dense", "bm25"):
+            for key, what in (("p95_ms", "wall clock, under load"), ("cpu_p95_ms", "CPU time")):
+                v = big["latency"][mode][key]
+                g.append({"name": f"{mode} search p95 at {n} items ({what}; hash-embedded query)", "value": v,
+                          "target": 20, "unit": "ms", "met": v < 20 and n == "100000"})
         p95 = big["latency"]["hybrid"]["p95_ms"]
-        g.append({"name": f"hybrid search p95 at {n} items (store, hash-embedded query)", "value": p95,
-                  "target": 20, "unit": "ms", "met": p95 < 20 and n == "100000"})
-        p95r = big["latency"]["reliable"]["p95_ms"]
-        g.append({"name": f"hybrid+reliability search p95 at {n} items (store)", "value": p95r, "target": 20,
-                  "unit": "ms", "met": p95r < 20 and n == "100000"})
         if "minilm" in r.get("speed", {}):
             total = p95 + r["speed"]["minilm"]["query_encode_p95_ms"]
             g.append({"name": f"hybrid search p95 at {n} items including MiniLM query encoding", "value": total,
@@ -443,11 +482,12 @@ def print_tables(r: dict) -> None:
         for m, v in r["retrieval"]["table"].items():
             print(f"  {m:28s} {v['recall@5']:.3f}   {v['recall@10']:.3f}   {v['mrr@10']:.3f}")
     if "speed" in r:
-        print("\nspeed                 add items/s   hybrid p50/p95 ms   reliable p50/p95 ms")
+        print("\nspeed (ms: wall p50/p95 | cpu p95)   add items/s   bm25            dense           hybrid"
+              "          reliable")
         for n, v in r["speed"]["store"].items():
-            h, rl = v["latency"]["hybrid"], v["latency"]["reliable"]
-            print(f"  {n:>8s} items      {v['add_items_per_s']:9.0f}   {h['p50_ms']:6.1f} / {h['p95_ms']:6.1f}"
-                  f"       {rl['p50_ms']:6.1f} / {rl['p95_ms']:6.1f}")
+            cells = "  ".join(f"{v['latency'][m]['p50_ms']:5.1f}/{v['latency'][m]['p95_ms']:5.1f}|"
+                              f"{v['latency'][m]['cpu_p95_ms']:4.1f}" for m in ("bm25", "dense", "hybrid", "reliable"))
+            print(f"  {n:>8s} items {v['add_items_per_s']:22.0f}   {cells}")
     if "pahf" in r:
         print("\nPAHF success per phase")
         for a, row in r["pahf"]["table"].items():

@@ -256,7 +256,7 @@ class Organiser:
             return
 
     # -- top-down retrieval ---------------------------------------------------------------------------
-    def top_down(self, query: str, k: int, where: Where, now: float | None = None) -> Hits:
+    def top_down(self, query: str, k: int, where: Where, now: float | None = None, only_active: bool = True) -> Hits:
         from keel.memory.memory import Hits
 
         now = time.time() if now is None else now
@@ -283,7 +283,8 @@ class Organiser:
         n = max(50, 4 * k)
         flat = rrf([self.store.fts(where, query, n), self.store.dense(where, qvec, n)])[: 3 * k]
         cand_ids = list(dict.fromkeys(list(linked) + [d for d, _ in flat]))
-        msgs = [m for m in self.store.get(self.ns, cand_ids, with_vec=True) if matches(m, where)]
+        msgs = [m for m in self.store.get(self.ns, cand_ids, with_vec=True) if matches(m, where)
+                and (not only_active or m["status"] == "active")]
         out = Hits()
         out.mode = "hierarchical"
         if not msgs:

@@ -63,7 +63,7 @@ def _timestamp(x: Any) -> float:
     raise KeelError(f"timestamp must be seconds since 1970, a datetime or an ISO string, got {type(x).__name__}")
 
 
-def open_store(location: str | Path, dim: int, embedder_name: str):
+def open_store(location: str | Path, dim: int, embedder_name: str, lexical: str = "memory"):
     loc = str(location)
     if loc.startswith(("postgresql://", "postgres://")):
         from keel.memory.store_pg import PostgresStore
@@ -71,7 +71,7 @@ def open_store(location: str | Path, dim: int, embedder_name: str):
         return PostgresStore(loc, dim, embedder_name)
     from keel.memory.store_sqlite import SQLiteStore
 
-    return SQLiteStore(loc, dim, embedder_name)
+    return SQLiteStore(loc, dim, embedder_name, lexical=lexical)
 
 
 class Memory:
@@ -85,6 +85,7 @@ class Memory:
         abstain_below: float = 0.2,
         max_chars: int = MAX_CHARS,
         hierarchy=None,
+        lexical: str = "memory",
     ):
         self.namespace = check_namespace(namespace)
         self.embedder = embedder or default_embedder()
@@ -92,7 +93,7 @@ class Memory:
         self.organise = organise
         self.abstain_below = abstain_below
         self.max_chars = max_chars
-        self.store = open_store(location, self.embedder.dim, self.embedder.name)
+        self.store = open_store(location, self.embedder.dim, self.embedder.name, lexical)
         self.location = str(location)
         self._organiser = None
         self._hierarchy_cfg = hierarchy  # a keel.memory.hierarchy.HierarchyConfig, or None for defaults
@@ -268,17 +269,19 @@ class Memory:
         if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= 1000:
             raise KeelError(f"k must be an integer from 1 to 1000, got {k!r}")
         tr = None if time_range is None else tuple(None if t is None else _timestamp(t) for t in time_range)
-        statuses = ("active",) if mode in ("reliable", "hierarchical") else ("active", "superseded")
-        where = parse_filters(self.namespace, filters, tr, kinds=kinds or ("message",), statuses=statuses)
+        # reliability-aware modes leave superseded items out; they filter them after retrieval, so that the
+        # indexes (which hold active and superseded items) answer without a per-query id selector
+        where = parse_filters(self.namespace, filters, tr, kinds=kinds or ("message",))
+        only_active = mode in ("reliable", "hierarchical") and "status" not in (filters or {})
         if mode == "hierarchical":
-            hits = self.organiser.top_down(query, k, where, now=now)
+            hits = self.organiser.top_down(query, k, where, now=now, only_active=only_active)
         else:
-            hits = self._search_flat(query, k, where, mode, now)
+            hits = self._search_flat(query, k, where, mode, now, only_active)
         if track_use and hits:
             self.store.touch(self.namespace, [h["id"] for h in hits], time.time())
         return hits
 
-    def _search_flat(self, query: str, k: int, where, mode: str, now: float | None) -> Hits:
+    def _search_flat(self, query: str, k: int, where, mode: str, now: float | None, only_active: bool) -> Hits:
         n = max(50, 4 * k)
         qvec = self.embedder.encode([query])[0]
         lex = self.store.fts(where, query, n) if mode in ("bm25", "hybrid", "reliable") else []
@@ -291,8 +294,10 @@ class Memory:
             return out
         # MMA reweights the evidence retrieval found: a window of the 2k best-fused items, so that a very
         # reliable but irrelevant item from far down the ranking cannot jump in
+        items = {it["id"]: it for it in self.store.get(self.namespace, [d for d, _ in fused[: 4 * k]], with_vec=True)
+                 if not only_active or it["status"] == "active"}
+        fused = [(d, s) for d, s in fused if d in items]
         cand = fused[: 2 * k if mode == "reliable" else k]
-        items = {it["id"]: it for it in self.store.get(self.namespace, [d for d, _ in cand], with_vec=True)}
         now = time.time() if now is None else now
         stale = self._stale_claims(list(items.values())) if mode == "reliable" else set()
         scored = []

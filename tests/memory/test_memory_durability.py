@@ -107,3 +107,23 @@ def test_vector_index_persists_and_rebuilds(tmp_path):
     m = Memory(path, embedder=HashEmbedder(), organise=False)
     assert m.search("note 3 about topic 3", k=1, mode="dense")[0]["text"] == "note 3 about topic 3"
     m.close()
+
+
+def test_ivf_index_takes_over_when_large(tmp_path, monkeypatch):
+    from keel.memory import store_sqlite
+
+    monkeypatch.setattr(store_sqlite, "IVF_MIN", 500)
+    path = tmp_path / "m.db"
+    m = Memory(path, embedder=HashEmbedder(), organise=False)
+    ids = m.add([f"record {i} colour {i % 11} shape {i % 13} size {i % 7}" for i in range(1200)])
+    assert m.search("record 77 colour 0 shape 12 size 0", k=1, mode="dense")[0]["id"] == ids[77]
+    vi = m.store._indexes[("default", "message")]
+    assert vi.is_ivf and vi.index.ntotal == 1200
+    m.delete(ids[77])  # removals and filters work on the IVF index too
+    assert all(h["id"] != ids[77] for h in m.search("record 77 colour 0 shape 12 size 0", k=5, mode="dense"))
+    assert m.search("record 5 colour 5", k=1, mode="dense", filters={"source": "user"})
+    m.close()
+    m = Memory(path, embedder=HashEmbedder(), organise=False)  # the trained index is saved and reloaded
+    assert m.search("record 78 colour 1 shape 0 size 1", k=1, mode="dense")[0]["id"] == ids[78]
+    assert m.store._indexes[("default", "message")].is_ivf
+    m.close()
