@@ -10,6 +10,10 @@ One step, read top to bottom:
   3. for each mini-batch: recompute log-probs and entropies with gradients, the token loss (DAPO clip or
      CISPO), plus beta x KL to a frozen reference (its pass is skipped when beta = 0), STAPO's mask if on,
      token-level mean over kept tokens, clip the gradient norm, and step, unless loss or norm is not finite.
+
+What makes it fast on a CPU: the KV-cache sampler shares each prompt's cache across its group; the
+training pass also runs each prompt once and repeats its KV cache (`share_prefix`); completions whose
+advantage is 0 are left out of the backward pass; with beta = 0 there is no reference model at all.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import Literal
 import torch
 
 from keel.config import KeelModel
-from keel.llm.logprobs import completion_logprobs
+from keel.llm.logprobs import completion_logprobs, shared_prefix_logprobs
 from keel.llm.lora import is_lora
 from keel.llm.sampler import sample
 from keel.rl import advantages, cispo, dapo
@@ -52,6 +56,7 @@ class GRPOConfig(KeelModel):
     lr: float = 2e-6
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
+    share_prefix: bool = True  # run each group's prompt once in the training pass (same gradient, less work)
 
 
 @dataclass
@@ -126,7 +131,8 @@ class GRPO:
         c = self.cfg
         P = [roll.prompt_ids[i] for i in rows]
         C = [roll.completion_ids[i] for i in rows]
-        logp, ent, mask = completion_logprobs(self.model, P, C, self.pad_id, with_entropy=True)
+        logprobs = shared_prefix_logprobs if c.share_prefix else completion_logprobs
+        logp, ent, mask = logprobs(self.model, P, C, self.pad_id, with_entropy=True)
         T = mask.shape[1]
         old, adv = roll.old_logp[rows, :T], roll.advantages[rows][:, None]
         if c.loss == "dapo":
