@@ -305,6 +305,35 @@ class Organiser:
             out.clear()
         return out
 
+    # -- forgetting -------------------------------------------------------------------------------------
+    def forget(self, msg: dict[str, Any]) -> None:
+        """A message was deleted: delete the facts only it supports, unlink it from the others, and
+        rebuild its episode from the remaining messages (so its text does not live on in a summary)."""
+        for f in self.store.select(Where(self.ns, kinds=("fact",), statuses=("active", "superseded"))):
+            msgs = f["provenance"].get("messages", [])
+            if msg["id"] not in msgs:
+                continue
+            rest = [x for x in msgs if x != msg["id"]]
+            if rest:
+                self.store.update(self.ns, f["id"], {"provenance": dict(f["provenance"], messages=rest)}, "unlink")
+            else:
+                self.store.update(self.ns, f["id"], {"status": "deleted"}, "delete")
+        if msg.get("parent"):
+            got = self.store.get(self.ns, [msg["parent"]])
+            if got and got[0]["status"] == "active":
+                ep = got[0]
+                members = [m for m in self.store.get(self.ns, ep["metadata"].get("members", []), with_vec=True)
+                           if m["id"] != msg["id"] and m["status"] != "deleted"]
+                if not members:
+                    self.store.update(self.ns, ep["id"], {"status": "deleted"}, "delete")
+                else:
+                    v = np.mean([m["vec"] for m in members], axis=0)
+                    v = v / max(float(np.linalg.norm(v)), 1e-12)
+                    ids = [m["id"] for m in members]
+                    self.store.update(self.ns, ep["id"], {
+                        "text": "\n".join(m["text"] for m in members)[-2000:], "vec": v,
+                        "metadata": dict(ep["metadata"], members=ids), "provenance": {"messages": ids}}, "forget")
+
     # -- pruning ----------------------------------------------------------------------------------------
     def prune(self, capacity: int, now: float | None = None) -> list[str]:
         now = time.time() if now is None else now

@@ -243,8 +243,11 @@ class Memory:
 
     def delete(self, item_id: str) -> None:
         """Remove an item from search; its versions stay in history(id)."""
-        self.get(item_id)
-        self.store.update(self.namespace, item_id, {"status": "deleted"}, "delete")
+        item = self.get(item_id)
+        with self.store.batch():
+            self.store.update(self.namespace, item_id, {"status": "deleted"}, "delete")
+            if item["kind"] == "message":  # what was derived from it goes too (its history stays)
+                self.organiser.forget(item)
 
     def history(self, item_id: str) -> list[dict[str, Any]]:
         h = self.store.history(self.namespace, item_id)

@@ -51,3 +51,20 @@ def test_top_down_is_diverse(tmp_path):
     assert sum(t.startswith("the project deadline") for t in top) == 1  # top-down covers more facts
     assert len(set(top)) == 3
     m.close()
+
+
+def test_delete_forgets_what_was_derived(tmp_path):
+    m = Memory(tmp_path / "m.db", embedder=HashEmbedder())
+    a, b = m.add(["My favourite colour is teal.", "The weather was fine."], timestamp=T0)
+    c = m.add("My favourite colour is teal, still.", timestamp=T0 + 60)[0]
+    fact = _items(m, "fact")[0]
+    assert fact["provenance"]["messages"] == [a, c]
+    m.delete(a)
+    assert m.get(fact["id"])["provenance"]["messages"] == [c]  # still supported by c
+    episode = _items(m, "episode")[0]
+    assert "teal." not in episode["text"].split("\n")[0] and a not in episode["metadata"]["members"]
+    m.delete(c)
+    assert m.get(fact["id"])["status"] == "deleted"  # no message supports it any more
+    assert m.history(fact["id"])[0]["text"] == "My favourite colour is teal."  # history keeps it
+    assert m.get(b)["status"] == "active"
+    m.close()
