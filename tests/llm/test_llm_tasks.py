@@ -60,3 +60,18 @@ def test_instruct_format_checks():
     assert CHECKS["max_words"]("one two three", "5") and not CHECKS["max_words"]("a b c d e f", "5")
     assert CHECKS["end_with"]("it is blue.", "blue") and CHECKS["bullets"]("- a\n- b", "2")
     assert CHECKS["lowercase"]("all small", "") and not CHECKS["uppercase"]("Mixed", "")
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_text_env_passes_gymnasium_checker(name):
+    from gymnasium.utils.env_checker import check_env
+
+    from keel.envs.text import TextTaskEnv
+
+    env = TextTaskEnv(make_task(name), pool=20)
+    check_env(env, skip_render_check=True)
+    obs, info = env.reset(seed=0)
+    assert obs == env.problem.prompt
+    _, reward, terminated, _, step_info = env.step(info["answer"] or "x")
+    assert terminated and reward in (0.0, 1.0)
+    assert step_info["correct"] == (reward == 1.0)

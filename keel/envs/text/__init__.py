@@ -10,6 +10,7 @@ from typing import Any
 from keel.envs.text.arithmetic import Arithmetic
 from keel.envs.text.base import Problem, Score, TextTask
 from keel.envs.text.countdown import Countdown
+from keel.envs.text.env import TextTaskEnv
 from keel.envs.text.instruct import InstructFormat
 from keel.errors import KeelError
 
@@ -25,4 +26,5 @@ def make_task(name: str, **options: Any) -> TextTask:
         raise KeelError(f"text task {name}: bad options {options}: {e}") from None
 
 
-__all__ = ["Problem", "Score", "TextTask", "TASKS", "make_task", "Arithmetic", "Countdown", "InstructFormat"]
+__all__ = ["Problem", "Score", "TextTask", "TASKS", "make_task", "Arithmetic", "Countdown", "InstructFormat",
+           "TextTaskEnv"]
