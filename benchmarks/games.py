@@ -29,15 +29,21 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
 
 RESULTS = ROOT / "results" / "games.json"
-NOTES = ("Measured on a 2-core machine shared with six other engineers' jobs (CPU under load); "
-         "speed ratios come from interleaved rounds in one run, absolute it/s vary with load.")
+NOTES = (
+    "Measured on a 2-core machine shared with six other engineers' jobs (CPU under load); "
+    "speed ratios come from interleaved rounds in one run, absolute it/s vary with load."
+)
 
 # Small Leduc-like poker games for the discovery's training set (Leduc itself is held out):
 # two ranks instead of three, and Leduc with one raise per round.
-MINI_LEDUC = ("universal_poker(betting=limit,numPlayers=2,numRounds=2,blind=1 1,raiseSize=2 4,firstPlayer=1 1,"
-              "maxRaises=2 2,numSuits=2,numRanks=2,numHoleCards=1,numBoardCards=0 1)")
-LEDUC_1RAISE = ("universal_poker(betting=limit,numPlayers=2,numRounds=2,blind=1 1,raiseSize=2 4,firstPlayer=1 1,"
-                "maxRaises=1 1,numSuits=2,numRanks=3,numHoleCards=1,numBoardCards=0 1)")
+MINI_LEDUC = (
+    "universal_poker(betting=limit,numPlayers=2,numRounds=2,blind=1 1,raiseSize=2 4,firstPlayer=1 1,"
+    "maxRaises=2 2,numSuits=2,numRanks=2,numHoleCards=1,numBoardCards=0 1)"
+)
+LEDUC_1RAISE = (
+    "universal_poker(betting=limit,numPlayers=2,numRounds=2,blind=1 1,raiseSize=2 4,firstPlayer=1 1,"
+    "maxRaises=1 1,numSuits=2,numRanks=3,numHoleCards=1,numBoardCards=0 1)"
+)
 
 KEEL_ALGOS = ["cfr", "cfr_plus", "lcfr", "dcfr", "pcfr_plus", "dpcfr_plus", "vad_cfr"]
 MATCHED = ["cfr", "cfr_plus", "lcfr", "dcfr"]
@@ -64,8 +70,12 @@ def openspiel_solver(algo: str, game, impl: str):
 
     if impl == "cpp":
         return {"cfr": pyspiel.CFRSolver, "cfr_plus": pyspiel.CFRPlusSolver}[algo](game)
-    return {"cfr": cfr.CFRSolver, "cfr_plus": cfr.CFRPlusSolver, "lcfr": discounted_cfr.LCFRSolver,
-            "dcfr": discounted_cfr.DCFRSolver}[algo](game)
+    return {
+        "cfr": cfr.CFRSolver,
+        "cfr_plus": cfr.CFRPlusSolver,
+        "lcfr": discounted_cfr.LCFRSolver,
+        "dcfr": discounted_cfr.DCFRSolver,
+    }[algo](game)
 
 
 def openspiel_exploitability(game, solver, impl: str) -> float:
@@ -112,15 +122,21 @@ def openspiel_runs(spec: str, algo: str, marks: list[int]) -> dict:
             for _ in range(m - done):
                 solver.evaluate_and_update_policy()
             done = m
-            hit = {"exploitability": openspiel_exploitability(game, solver, impl), "impl": impl,
-                   "seconds": round(time.perf_counter() - t0, 1), "continued_from": start}
+            hit = {
+                "exploitability": openspiel_exploitability(game, solver, impl),
+                "impl": impl,
+                "seconds": round(time.perf_counter() - t0, 1),
+                "continued_from": start,
+            }
             _cache({key: hit})
         elif impl == "python":
             solver = None  # cached: a later Python mark must be recomputed from scratch if missing
         row[str(m)] = hit["exploitability"]
         row[f"impl@{m}"] = hit["impl"]
-        print(f"{spec:12s} openspiel-{impl} {algo:8s} @{m}: {hit['exploitability']:.4e}  ({hit['seconds']} s)",
-              flush=True)
+        print(
+            f"{spec:12s} openspiel-{impl} {algo:8s} @{m}: {hit['exploitability']:.4e}  ({hit['seconds']} s)",
+            flush=True,
+        )
     return row
 
 
@@ -136,8 +152,11 @@ def part_exploitability(quick: bool) -> None:
         for algo in KEEL_ALGOS:
             out = solve(tree, algo, marks[-1], checkpoints=marks)
             rows[f"keel:{algo}"] = {str(c["iteration"]): c["exploitability"] for c in out["curve"]}
-            print(f"{spec:12s} keel {algo:10s} " + "  ".join(f"@{c['iteration']}: {c['exploitability']:.4e}"
-                                                          for c in out["curve"]), flush=True)
+            print(
+                f"{spec:12s} keel {algo:10s} "
+                + "  ".join(f"@{c['iteration']}: {c['exploitability']:.4e}" for c in out["curve"]),
+                flush=True,
+            )
         for algo in MATCHED:
             rows[f"openspiel:{algo}"] = openspiel_runs(spec, algo, marks)
     worst, diffs = 0.0, {}
@@ -149,10 +168,21 @@ def part_exploitability(quick: bool) -> None:
                 diffs[f"{spec}/{algo}@{m}"] = d
                 worst = max(worst, d)
     print(f"largest relative difference Keel vs OpenSpiel: {worst:.2e}")
-    merge("exploitability", {"table": table, "relative_difference": diffs, "iterations": marks},
-          [{"name": "Keel CFR/CFR+/LCFR/DCFR exploitability equals OpenSpiel's (Kuhn, Leduc, "
-                    + "/".join(map(str, marks)) + " iterations)",
-            "value": worst, "target": 0.01, "unit": "max relative difference", "met": worst < 0.01}])
+    merge(
+        "exploitability",
+        {"table": table, "relative_difference": diffs, "iterations": marks},
+        [
+            {
+                "name": "Keel CFR/CFR+/LCFR/DCFR exploitability equals OpenSpiel's (Kuhn, Leduc, "
+                + "/".join(map(str, marks))
+                + " iterations)",
+                "value": worst,
+                "target": 0.01,
+                "unit": "max relative difference",
+                "met": worst < 0.01,
+            }
+        ],
+    )
 
 
 def part_speed(quick: bool) -> None:
@@ -171,8 +201,11 @@ def part_speed(quick: bool) -> None:
     n_keel, n_py, n_cpp = 200, (3 if quick else 6), 50
     rates = {"keel": [], "openspiel_python": [], "openspiel_cpp": []}
     for r in range(rounds):
-        for name, solver, n in [("keel", keel_s, n_keel), ("openspiel_python", py_s, n_py),
-                                ("openspiel_cpp", cpp_s, n_cpp)]:
+        for name, solver, n in [
+            ("keel", keel_s, n_keel),
+            ("openspiel_python", py_s, n_py),
+            ("openspiel_cpp", cpp_s, n_cpp),
+        ]:
             step = solver.iteration if name == "keel" else solver.evaluate_and_update_policy
             t0 = time.perf_counter()
             for _ in range(n):
@@ -182,25 +215,64 @@ def part_speed(quick: bool) -> None:
     med = {k: statistics.median(v) for k, v in rates.items()}
     vs_py, vs_cpp = med["keel"] / med["openspiel_python"], med["keel"] / med["openspiel_cpp"]
     print(f"median it/s: {med}; Keel/Python {vs_py:.1f}x, Keel/C++ {vs_cpp:.2f}x; tree build {build_s:.2f} s")
-    merge("speed", {"game": "leduc_poker", "algo": "cfr_plus", "rounds": rates, "median_it_per_s": med,
-                    "keel_over_python": vs_py, "keel_over_cpp": vs_cpp, "keel_tree_build_seconds": build_s},
-          [{"name": "Leduc CFR+ it/s, Keel vs OpenSpiel Python CFRPlusSolver", "value": vs_py, "target": 20,
-            "unit": "x", "met": vs_py >= 20},
-           {"name": "Leduc CFR+ it/s, Keel vs OpenSpiel C++ pyspiel.CFRPlusSolver", "value": vs_cpp, "target": 1,
-            "unit": "x (> 1 is faster)", "met": vs_cpp > 1}])
+    merge(
+        "speed",
+        {
+            "game": "leduc_poker",
+            "algo": "cfr_plus",
+            "rounds": rates,
+            "median_it_per_s": med,
+            "keel_over_python": vs_py,
+            "keel_over_cpp": vs_cpp,
+            "keel_tree_build_seconds": build_s,
+        },
+        [
+            {
+                "name": "Leduc CFR+ it/s, Keel vs OpenSpiel Python CFRPlusSolver",
+                "value": vs_py,
+                "target": 20,
+                "unit": "x",
+                "met": vs_py >= 20,
+            },
+            {
+                "name": "Leduc CFR+ it/s, Keel vs OpenSpiel C++ pyspiel.CFRPlusSolver",
+                "value": vs_cpp,
+                "target": 1,
+                "unit": "x (> 1 is faster)",
+                "met": vs_cpp > 1,
+            },
+        ],
+    )
 
 
 def part_discovery(quick: bool, generations: int, db: str) -> None:
     from keel.discovery.search import SearchConfig, run_search
 
     if quick:
-        cfg = SearchConfig(train=["kuhn_poker", "goofspiel(num_cards=3)"], test=["liars_dice(dice_sides=3)"],
-                           generations=2, population=4, iters=100, test_iters=300)
+        cfg = SearchConfig(
+            train=["kuhn_poker", "goofspiel(num_cards=3)"],
+            test=["liars_dice(dice_sides=3)"],
+            generations=2,
+            population=4,
+            iters=100,
+            test_iters=300,
+        )
     else:
         cfg = SearchConfig(
-            train=["kuhn_poker", "goofspiel(num_cards=3)", "liars_dice(dice_sides=3)", MINI_LEDUC, LEDUC_1RAISE],
+            train=[
+                "kuhn_poker",
+                "goofspiel(num_cards=3)",
+                "liars_dice(dice_sides=3)",
+                MINI_LEDUC,
+                LEDUC_1RAISE,
+            ],
             test=["leduc_poker", "liars_dice(dice_sides=4)", "goofspiel(num_cards=4)"],
-            generations=generations, population=12, iters=1000, test_iters=1000, seed=1)
+            generations=generations,
+            population=12,
+            iters=1000,
+            test_iters=1000,
+            seed=1,
+        )
     t0 = time.time()
     out = run_search(cfg, db, log=lambda s: print(s, flush=True))
     test = out["test"]
@@ -208,10 +280,24 @@ def part_discovery(quick: bool, generations: int, db: str) -> None:
     print(out["code"])
     best, base = test["mean"].get("best"), [test["mean"].get(b) for b in cfg.baselines]
     ratio = best / min(base) if best is not None and all(b is not None for b in base) else None
-    merge("discovery", {"config": {k: v for k, v in cfg.__dict__.items()}, "wall_seconds": round(time.time() - t0, 1),
-                        **out},
-          [{"name": f"discovered CFR variant: held-out mean exploitability @{cfg.test_iters} vs best of CFR+, DCFR",
-            "value": ratio, "target": 1.0, "unit": "ratio (< 1 beats both)", "met": bool(test["beats_all"])}])
+    merge(
+        "discovery",
+        {
+            "config": {k: v for k, v in cfg.__dict__.items()},
+            "wall_seconds": round(time.time() - t0, 1),
+            **out,
+        },
+        [
+            {
+                "name": f"discovered CFR variant: held-out mean exploitability @{cfg.test_iters} "
+                "vs best of CFR+, DCFR",
+                "value": ratio,
+                "target": 1.0,
+                "unit": "ratio (< 1 beats both)",
+                "met": bool(test["beats_all"]),
+            }
+        ],
+    )
 
 
 HOSTILE = {
@@ -220,21 +306,23 @@ HOSTILE = {
     "numpy memory bomb": "def accumulate_regret(R, r, t, mem, seg):\n    return R + np.ones((10 ** 6, 10 ** 6)).sum()\n",
     "open file": "def accumulate_regret(R, r, t, mem, seg):\n    open('/tmp/keel-pwned', 'w').write('x')\n    return R\n",
     "import os": "import os\ndef accumulate_regret(R, r, t, mem, seg):\n    os.system('touch /tmp/keel-pwned')\n"
-                 "    return R\n",
+    "    return R\n",
     "dunder escape": "def accumulate_regret(R, r, t, mem, seg):\n"
-                     "    for c in ().__class__.__bases__[0].__subclasses__():\n"
-                     "        if c.__name__ == '_wrap_close':\n"
-                     "            rc = c.__init__.__globals__['system']('touch /tmp/keel-pwned')\n"
-                     "            R = R + 1 / (rc == 0)  # fails unless the shell ran\n"
-                     "    return R\n",
+    "    for c in ().__class__.__bases__[0].__subclasses__():\n"
+    "        if c.__name__ == '_wrap_close':\n"
+    "            rc = c.__init__.__globals__['system']('touch /tmp/keel-pwned')\n"
+    "            R = R + 1 / (rc == 0)  # fails unless the shell ran\n"
+    "    return R\n",
     "builtins escape": "def accumulate_regret(R, r, t, mem, seg):\n"
-                       "    g = accumulate_regret.__globals__['__builtins__']\n"
-                       "    g['open']('/tmp/keel-pwned', 'w')\n    return R\n",
+    "    g = accumulate_regret.__globals__['__builtins__']\n"
+    "    g['open']('/tmp/keel-pwned', 'w')\n    return R\n",
     "fork bomb": "def accumulate_regret(R, r, t, mem, seg):\n    __import__('os').fork()\n    return R\n",
     "huge output": "def accumulate_regret(R, r, t, mem, seg):\n    print('x' * 10 ** 9)\n    return R\n",
 }
-REST = ("def regret_to_policy(R, r, t, mem, seg):\n    return np.maximum(R, 0)\n"
-        "def accumulate_policy(S, c, t, mem, seg):\n    return S + c\n")
+REST = (
+    "def regret_to_policy(R, r, t, mem, seg):\n    return np.maximum(R, 0)\n"
+    "def accumulate_policy(S, c, t, mem, seg):\n    return S + c\n"
+)
 
 
 def part_sandbox(quick: bool) -> None:
@@ -250,21 +338,43 @@ def part_sandbox(quick: bool) -> None:
             ok = (not res.ok) and not Path("/tmp/keel-pwned").exists()
             contained += ok
             rows[f"{name} ({'ast+process' if check else 'process only'})"] = {
-                "contained": ok, "error": res.error, "seconds": round(res.seconds, 2)}
-            print(f"{name:18s} {'ast+process' if check else 'process only':12s} contained={ok} {res.error[:70]}")
+                "contained": ok,
+                "error": res.error,
+                "seconds": round(res.seconds, 2),
+            }
+            print(
+                f"{name:18s} {'ast+process' if check else 'process only':12s} contained={ok} {res.error[:70]}"
+            )
     total = 2 * len(HOSTILE)
-    merge("sandbox", {"cases": rows}, [{"name": "hostile candidates contained by the sandbox", "value": contained,
-                                        "target": total, "unit": "cases", "met": contained == total}])
+    merge(
+        "sandbox",
+        {"cases": rows},
+        [
+            {
+                "name": "hostile candidates contained by the sandbox",
+                "value": contained,
+                "target": total,
+                "unit": "cases",
+                "met": contained == total,
+            }
+        ],
+    )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--part", default="all", choices=["all", "exploitability", "speed", "discovery", "sandbox"])
+    ap.add_argument(
+        "--part", default="all", choices=["all", "exploitability", "speed", "discovery", "sandbox"]
+    )
     ap.add_argument("--generations", type=int, default=8, help="discovery: generations of 12 children each")
     ap.add_argument("--db", default="runs/bench-discover-cfr.sqlite")
-    ap.add_argument("--openspiel", nargs=2, metavar=("GAME", "ALGO"),
-                    help="only run (and cache) OpenSpiel's solver ALGO on GAME at 100 and 1000 iterations")
+    ap.add_argument(
+        "--openspiel",
+        nargs=2,
+        metavar=("GAME", "ALGO"),
+        help="only run (and cache) OpenSpiel's solver ALGO on GAME at 100 and 1000 iterations",
+    )
     args = ap.parse_args()
     np.seterr(all="ignore")
     if args.openspiel:
@@ -279,7 +389,10 @@ def main() -> None:
     doc = json.loads(RESULTS.read_text())
     print("\ngoals:")
     for g in doc["goals"]:
-        print(f"  [{'met' if g['met'] else 'NOT met'}] {g['name']}: {g['value']} (target {g['target']} {g['unit']})")
+        print(
+            f"  [{'met' if g['met'] else 'NOT met'}] {g['name']}: {g['value']} "
+            f"(target {g['target']} {g['unit']})"
+        )
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@ import typer
 from keel.cliutil import JSON_HELP, emit
 from keel.errors import KeelError
 
-app = typer.Typer(help="Discover multi-agent learning algorithms by evolving their code.", no_args_is_help=True)
+app = typer.Typer(
+    help="Discover multi-agent learning algorithms by evolving their code.", no_args_is_help=True
+)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 
@@ -32,15 +34,25 @@ def _games(text: str) -> list[str]:
 
 @app.command()
 def cfr(
-    train: Annotated[str, typer.Option(help="Training games, comma-separated, e.g. 'kuhn_poker,goofspiel(num_cards=3)'")],
+    train: Annotated[
+        str, typer.Option(help="Training games, comma-separated, e.g. 'kuhn_poker,goofspiel(num_cards=3)'")
+    ],
     test: Annotated[str, typer.Option(help="Held-out games, comma-separated (empty: none)")] = "",
-    generations: Annotated[int, typer.Option(help="Generations to run (resumes: existing ones are kept)")] = 5,
+    generations: Annotated[
+        int, typer.Option(help="Generations to run (resumes: existing ones are kept)")
+    ] = 5,
     population: Annotated[int, typer.Option(help="Children evaluated per generation")] = 8,
     iters: Annotated[int, typer.Option(help="CFR iterations per training game (K in the fitness)")] = 200,
     test_iters: Annotated[int, typer.Option(help="Iterations on the held-out games")] = 1000,
-    db: Annotated[str, typer.Option(help="Population database (SQLite); reuse it to resume")] = "runs/discover-cfr.sqlite",
-    mutator: Annotated[str, typer.Option(help="program (offline), llm (OpenAI-compatible endpoint) or smollm2")] = "program",
-    llm_url: Annotated[str | None, typer.Option(help="Base URL of an OpenAI-compatible API, e.g. http://localhost:8000/v1")] = None,
+    db: Annotated[
+        str, typer.Option(help="Population database (SQLite); reuse it to resume")
+    ] = "runs/discover-cfr.sqlite",
+    mutator: Annotated[
+        str, typer.Option(help="program (offline), llm (OpenAI-compatible endpoint) or smollm2")
+    ] = "program",
+    llm_url: Annotated[
+        str | None, typer.Option(help="Base URL of an OpenAI-compatible API, e.g. http://localhost:8000/v1")
+    ] = None,
     llm_model: Annotated[str, typer.Option(help="Model name sent to the endpoint")] = "default",
     seeds: Annotated[str, typer.Option(help="Initial programs (algorithm names)")] = "cfr,cfr_plus,lcfr,dcfr",
     seed: Annotated[int, typer.Option(help="Random seed")] = 0,
@@ -58,9 +70,21 @@ def cfr(
         algorithms.get(s)
     if mutator not in ("program", "llm", "smollm2"):
         raise KeelError(f"unknown --mutator {mutator!r}; valid: program, llm, smollm2")
-    cfg = SearchConfig(train=_games(train), test=_games(test), generations=generations, population=population,
-                       iters=iters, test_iters=test_iters, seeds=seed_names, mutator=mutator, llm_url=llm_url,
-                       llm_model=llm_model, seed=seed, cpu_seconds=cpu_seconds, memory_mb=memory_mb)
+    cfg = SearchConfig(
+        train=_games(train),
+        test=_games(test),
+        generations=generations,
+        population=population,
+        iters=iters,
+        test_iters=test_iters,
+        seeds=seed_names,
+        mutator=mutator,
+        llm_url=llm_url,
+        llm_model=llm_model,
+        seed=seed,
+        cpu_seconds=cpu_seconds,
+        memory_mb=memory_mb,
+    )
     from keel.games.load import load_game
 
     for g in cfg.train + cfg.test:
@@ -73,7 +97,9 @@ def cfr(
 
         console.print(out["code"], highlight=False, markup=False)
         test = out.get("test", {})
-        out = {k: out[k] for k in ("db", "best_id", "best_fitness", "best_mutation", "evaluated", "ok", "failed")}
+        out = {
+            k: out[k] for k in ("db", "best_id", "best_fitness", "best_mutation", "evaluated", "ok", "failed")
+        }
         out["held-out mean exploitability"] = test.get("mean")
         out["best beats"] = test.get("best_beats")
     emit(out, as_json, title="discover cfr")
@@ -81,15 +107,25 @@ def cfr(
 
 @app.command()
 def psro(
-    train: Annotated[str, typer.Option(help="Training games, comma-separated, e.g. 'kuhn_poker,goofspiel(num_cards=3)'")],
+    train: Annotated[
+        str, typer.Option(help="Training games, comma-separated, e.g. 'kuhn_poker,goofspiel(num_cards=3)'")
+    ],
     test: Annotated[str, typer.Option(help="Held-out games, comma-separated (empty: none)")] = "",
-    generations: Annotated[int, typer.Option(help="Generations to run (resumes: existing ones are kept)")] = 5,
+    generations: Annotated[
+        int, typer.Option(help="Generations to run (resumes: existing ones are kept)")
+    ] = 5,
     population: Annotated[int, typer.Option(help="Children evaluated per generation")] = 8,
     iters: Annotated[int, typer.Option(help="PSRO iterations per training game (K in the fitness)")] = 15,
     test_iters: Annotated[int, typer.Option(help="PSRO iterations on the held-out games")] = 15,
-    db: Annotated[str, typer.Option(help="Population database (SQLite); reuse it to resume")] = "runs/discover-psro.sqlite",
-    mutator: Annotated[str, typer.Option(help="program (offline), llm (OpenAI-compatible endpoint) or smollm2")] = "program",
-    llm_url: Annotated[str | None, typer.Option(help="Base URL of an OpenAI-compatible API, e.g. http://localhost:8000/v1")] = None,
+    db: Annotated[
+        str, typer.Option(help="Population database (SQLite); reuse it to resume")
+    ] = "runs/discover-psro.sqlite",
+    mutator: Annotated[
+        str, typer.Option(help="program (offline), llm (OpenAI-compatible endpoint) or smollm2")
+    ] = "program",
+    llm_url: Annotated[
+        str | None, typer.Option(help="Base URL of an OpenAI-compatible API, e.g. http://localhost:8000/v1")
+    ] = None,
     llm_model: Annotated[str, typer.Option(help="Model name sent to the endpoint")] = "default",
     seeds: Annotated[str, typer.Option(help="Initial meta-solvers")] = "uniform,rm,prd,shor",
     seed: Annotated[int, typer.Option(help="Random seed")] = 0,
@@ -104,10 +140,22 @@ def psro(
 
     if mutator not in ("program", "llm", "smollm2"):
         raise KeelError(f"unknown --mutator {mutator!r}; valid: program, llm, smollm2")
-    cfg = SearchConfig(train=_games(train), test=_games(test), generations=generations, population=population,
-                       iters=iters, test_iters=test_iters, seeds=[s.strip() for s in seeds.split(",") if s.strip()],
-                       mutator=mutator, llm_url=llm_url, llm_model=llm_model, seed=seed, cpu_seconds=cpu_seconds,
-                       memory_mb=memory_mb, kind="psro")
+    cfg = SearchConfig(
+        train=_games(train),
+        test=_games(test),
+        generations=generations,
+        population=population,
+        iters=iters,
+        test_iters=test_iters,
+        seeds=[s.strip() for s in seeds.split(",") if s.strip()],
+        mutator=mutator,
+        llm_url=llm_url,
+        llm_model=llm_model,
+        seed=seed,
+        cpu_seconds=cpu_seconds,
+        memory_mb=memory_mb,
+        kind="psro",
+    )
     for g in cfg.train + cfg.test:
         load_game(g)
     with progress_bar(as_json) as bar:
@@ -118,7 +166,9 @@ def psro(
 
         console.print(out["code"], highlight=False, markup=False)
         test = out.get("test", {})
-        out = {k: out[k] for k in ("db", "best_id", "best_fitness", "best_mutation", "evaluated", "ok", "failed")}
+        out = {
+            k: out[k] for k in ("db", "best_id", "best_fitness", "best_mutation", "evaluated", "ok", "failed")
+        }
         out["held-out mean exploitability"] = test.get("mean")
         out["best beats"] = test.get("best_beats")
     emit(out, as_json, title="discover psro")

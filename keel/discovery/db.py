@@ -69,7 +69,9 @@ class PopulationDB:
             self.conn.execute("PRAGMA synchronous=FULL")
             self.conn.executescript(SCHEMA)
         except sqlite3.DatabaseError as e:
-            raise KeelError(f"{self.path} is not a Keel population database ({e}); pick another --db path") from None
+            raise KeelError(
+                f"{self.path} is not a Keel population database ({e}); pick another --db path"
+            ) from None
 
     def close(self) -> None:
         self.conn.close()
@@ -80,24 +82,59 @@ class PopulationDB:
         if row is None:
             with self.conn:
                 self.conn.execute("BEGIN IMMEDIATE")
-                self.conn.execute("INSERT INTO meta VALUES ('settings', ?)", (json.dumps(settings, sort_keys=True),))
+                self.conn.execute(
+                    "INSERT INTO meta VALUES ('settings', ?)", (json.dumps(settings, sort_keys=True),)
+                )
             return
         old = json.loads(row[0])
         if old != settings:
-            diff = {k: (old.get(k), settings.get(k)) for k in set(old) | set(settings) if old.get(k) != settings.get(k)}
-            raise KeelError(f"{self.path} holds a search with other settings {diff} (stored, given); "
-                            "use the same settings to resume, or a new --db")
+            diff = {
+                k: (old.get(k), settings.get(k))
+                for k in set(old) | set(settings)
+                if old.get(k) != settings.get(k)
+            }
+            raise KeelError(
+                f"{self.path} holds a search with other settings {diff} (stored, given); "
+                "use the same settings to resume, or a new --db"
+            )
 
-    def add(self, *, generation: int, code: str, mutation: str, ok: bool, fitness: float | None = None,
-            train_scores: dict | None = None, error: str | None = None, parent_id: int | None = None,
-            other_parent_id: int | None = None, name: str | None = None, seconds: float = 0.0) -> int:
+    def add(
+        self,
+        *,
+        generation: int,
+        code: str,
+        mutation: str,
+        ok: bool,
+        fitness: float | None = None,
+        train_scores: dict | None = None,
+        error: str | None = None,
+        parent_id: int | None = None,
+        other_parent_id: int | None = None,
+        name: str | None = None,
+        seconds: float = 0.0,
+    ) -> int:
         with self.conn:
             self.conn.execute("BEGIN IMMEDIATE")
             cur = self.conn.execute(
-                "INSERT INTO programs (generation, parent_id, other_parent_id, name, mutation, code, code_hash, ok, "
-                "fitness, train_scores, error, seconds, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (generation, parent_id, other_parent_id, name, mutation, code, code_hash(code), int(ok), fitness,
-                 json.dumps(train_scores or {}), error, seconds, time.time()))
+                "INSERT INTO programs (generation, parent_id, other_parent_id, name, mutation, code, "
+                "code_hash, ok, fitness, train_scores, error, seconds, created) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    generation,
+                    parent_id,
+                    other_parent_id,
+                    name,
+                    mutation,
+                    code,
+                    code_hash(code),
+                    int(ok),
+                    fitness,
+                    json.dumps(train_scores or {}),
+                    error,
+                    seconds,
+                    time.time(),
+                ),
+            )
             return int(cur.lastrowid)
 
     def set_test_scores(self, pid: int, scores: dict) -> None:
@@ -106,12 +143,25 @@ class PopulationDB:
             self.conn.execute("UPDATE programs SET test_scores=? WHERE id=?", (json.dumps(scores), pid))
 
     def _row(self, r) -> Program:
-        return Program(id=r[0], generation=r[1], parent_id=r[2], other_parent_id=r[3], name=r[4], mutation=r[5],
-                       code=r[6], ok=bool(r[7]), fitness=r[8], train_scores=json.loads(r[9] or "{}"),
-                       test_scores=json.loads(r[10] or "{}"), error=r[11])
+        return Program(
+            id=r[0],
+            generation=r[1],
+            parent_id=r[2],
+            other_parent_id=r[3],
+            name=r[4],
+            mutation=r[5],
+            code=r[6],
+            ok=bool(r[7]),
+            fitness=r[8],
+            train_scores=json.loads(r[9] or "{}"),
+            test_scores=json.loads(r[10] or "{}"),
+            error=r[11],
+        )
 
-    _COLS = ("id, generation, parent_id, other_parent_id, name, mutation, code, ok, fitness, train_scores, "
-             "test_scores, error")
+    _COLS = (
+        "id, generation, parent_id, other_parent_id, name, mutation, code, ok, fitness, train_scores, "
+        "test_scores, error"
+    )
 
     def get(self, pid: int) -> Program:
         r = self.conn.execute(f"SELECT {self._COLS} FROM programs WHERE id=?", (pid,)).fetchone()
@@ -120,24 +170,34 @@ class PopulationDB:
         return self._row(r)
 
     def has_code(self, code: str) -> bool:
-        return self.conn.execute("SELECT 1 FROM programs WHERE code_hash=?", (code_hash(code),)).fetchone() is not None
+        return (
+            self.conn.execute("SELECT 1 FROM programs WHERE code_hash=?", (code_hash(code),)).fetchone()
+            is not None
+        )
 
     def top(self, k: int) -> list[Program]:
-        rows = self.conn.execute(f"SELECT {self._COLS} FROM programs WHERE ok=1 ORDER BY fitness DESC, id LIMIT ?",
-                                 (k,)).fetchall()
+        rows = self.conn.execute(
+            f"SELECT {self._COLS} FROM programs WHERE ok=1 ORDER BY fitness DESC, id LIMIT ?", (k,)
+        ).fetchall()
         return [self._row(r) for r in rows]
 
     def by_name(self, name: str) -> Program | None:
-        r = self.conn.execute(f"SELECT {self._COLS} FROM programs WHERE name=? ORDER BY id LIMIT 1", (name,)).fetchone()
+        r = self.conn.execute(
+            f"SELECT {self._COLS} FROM programs WHERE name=? ORDER BY id LIMIT 1", (name,)
+        ).fetchone()
         return self._row(r) if r else None
 
     def count(self, generation: int | None = None) -> int:
         if generation is None:
             return self.conn.execute("SELECT COUNT(*) FROM programs").fetchone()[0]
-        return self.conn.execute("SELECT COUNT(*) FROM programs WHERE generation=?", (generation,)).fetchone()[0]
+        return self.conn.execute(
+            "SELECT COUNT(*) FROM programs WHERE generation=?", (generation,)
+        ).fetchone()[0]
 
     def counts(self) -> dict:
-        ok, failed = self.conn.execute("SELECT COALESCE(SUM(ok),0), COALESCE(SUM(1-ok),0) FROM programs").fetchone()
+        ok, failed = self.conn.execute(
+            "SELECT COALESCE(SUM(ok),0), COALESCE(SUM(1-ok),0) FROM programs"
+        ).fetchone()
         return {"evaluated": ok + failed, "ok": ok, "failed": failed}
 
     def lineage(self, pid: int) -> list[dict]:
@@ -146,7 +206,14 @@ class PopulationDB:
         while cur is not None and cur not in seen:
             seen.add(cur)
             p = self.get(cur)
-            out.append({"id": p.id, "generation": p.generation, "mutation": p.mutation, "fitness": p.fitness,
-                        "name": p.name})
+            out.append(
+                {
+                    "id": p.id,
+                    "generation": p.generation,
+                    "mutation": p.mutation,
+                    "fitness": p.fitness,
+                    "name": p.name,
+                }
+            )
             cur = p.parent_id
         return out

@@ -31,9 +31,10 @@ SYSTEM = (
 
 
 SYSTEM_PSRO = (
-    "You design meta-strategy solvers for PSRO (policy-space response oracles). meta_solver(M, iteration) gets "
-    "the empirical payoff tensor M of shape (|Pi_0|, ..., |Pi_{n-1}|, n), M[i_0, ..., p] = player p's return, and "
-    "the PSRO iteration, and returns one probability vector per player over its population. Helpers: "
+    "You design meta-strategy solvers for PSRO (policy-space response oracles). "
+    "meta_solver(M, iteration) gets the empirical payoff tensor M of shape (|Pi_0|, ..., |Pi_{n-1}|, n), "
+    "M[i_0, ..., p] = player p's return, and the PSRO iteration, and returns one probability vector "
+    "per player over its population. Helpers: "
     "pure_payoffs(M, mixes, p), regret_match(r), project_simplex(y, floor). Only numpy (as np) and math; "
     "no I/O, no imports."
 )
@@ -41,10 +42,12 @@ SYSTEM_PSRO = (
 
 def build_prompt(code: str, part: str, fitness: float | None, system: str = SYSTEM) -> list[dict]:
     score = "unknown" if fitness is None else f"{-fitness:.3e}"
-    user = (f"Current program (mean exploitability after training: {score}; lower is better):\n"
-            f"```python\n{code}\n```\n"
-            f"Rewrite the function `{part}` so that the average policy converges faster. "
-            f"Reply with only the new `def {part}(...)` in one ```python block.")
+    user = (
+        f"Current program (mean exploitability after training: {score}; lower is better):\n"
+        f"```python\n{code}\n```\n"
+        f"Rewrite the function `{part}` so that the average policy converges faster. "
+        f"Reply with only the new `def {part}(...)` in one ```python block."
+    )
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
@@ -55,7 +58,7 @@ def extract_function(text: str, part: str) -> ast.FunctionDef:
         m = re.search(rf"^([ \t]*)def {re.escape(part)}\s*\(", block, flags=re.M)
         if not m:
             continue
-        lines = block[m.start():].splitlines()
+        lines = block[m.start() :].splitlines()
         indent = len(m.group(1))
         src = "\n".join(line[indent:] if len(line) >= indent else line for line in lines)
         # Grow the snippet until it parses (stop at the first line that breaks the function).
@@ -103,19 +106,35 @@ class _LLMMutatorBase:
 class OpenAIMutator(_LLMMutatorBase):
     """Any OpenAI-compatible `/chat/completions` endpoint (OpenAI, vLLM, llama.cpp server, Ollama...)."""
 
-    def __init__(self, base_url: str, model: str = "default", api_key: str | None = None, seed: int = 0,
-                 temperature: float = 0.8, max_tokens: int = 600, timeout: float = 120.0,
-                 parts: tuple[str, ...] = PARTS):
+    def __init__(
+        self,
+        base_url: str,
+        model: str = "default",
+        api_key: str | None = None,
+        seed: int = 0,
+        temperature: float = 0.8,
+        max_tokens: int = 600,
+        timeout: float = 120.0,
+        parts: tuple[str, ...] = PARTS,
+    ):
         super().__init__(seed, parts)
         if not re.match(r"^https?://", base_url or ""):
-            raise KeelError(f"--llm-url must be an http(s) URL like http://localhost:8000/v1, got {base_url!r}")
+            raise KeelError(
+                f"--llm-url must be an http(s) URL like http://localhost:8000/v1, got {base_url!r}"
+            )
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.model, self.temperature, self.max_tokens, self.timeout = model, temperature, max_tokens, timeout
         self.api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY", "")
 
     def complete(self, messages: list[dict]) -> str:
-        body = json.dumps({"model": self.model, "messages": messages, "temperature": self.temperature,
-                           "max_tokens": self.max_tokens}).encode()
+        body = json.dumps(
+            {
+                "model": self.model,
+                "messages": messages,
+                "temperature": self.temperature,
+                "max_tokens": self.max_tokens,
+            }
+        ).encode()
         headers = {"Content-Type": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
@@ -134,8 +153,13 @@ class OpenAIMutator(_LLMMutatorBase):
 class LocalMutator(_LLMMutatorBase):
     """The local SmolLM2 (or any `keel.llm.load_model` source), loaded lazily on first use."""
 
-    def __init__(self, source: str = "smollm2", seed: int = 0, max_new_tokens: int = 300,
-                 parts: tuple[str, ...] = PARTS):
+    def __init__(
+        self,
+        source: str = "smollm2",
+        seed: int = 0,
+        max_new_tokens: int = 300,
+        parts: tuple[str, ...] = PARTS,
+    ):
         super().__init__(seed, parts)
         self.source, self.max_new_tokens, self._model = source, max_new_tokens, None
         self._calls = 0
@@ -147,5 +171,11 @@ class LocalMutator(_LLMMutatorBase):
             self._model = keel.llm.load_model(self.source)
         model, tok = self._model
         self._calls += 1
-        return keel.llm.generate(model, tok, [messages], max_new_tokens=self.max_new_tokens, temperature=0.8,
-                                 seed=self.rng.randrange(2**31))[0]
+        return keel.llm.generate(
+            model,
+            tok,
+            [messages],
+            max_new_tokens=self.max_new_tokens,
+            temperature=0.8,
+            seed=self.rng.randrange(2**31),
+        )[0]

@@ -16,13 +16,33 @@ import random
 
 from keel.discovery.sandbox import PARTS, UnsafeCode, check_source
 
-OPERATORS = ["perturb_constant", "swap_operator", "swap_function", "insert_discount", "insert_average_weight",
-             "insert_optimism", "remove_term", "crossover"]
+OPERATORS = [
+    "perturb_constant",
+    "swap_operator",
+    "swap_function",
+    "insert_discount",
+    "insert_average_weight",
+    "insert_optimism",
+    "remove_term",
+    "crossover",
+]
 
-_BINOP_SWAPS = {ast.Add: [ast.Sub, ast.Mult], ast.Sub: [ast.Add], ast.Mult: [ast.Div, ast.Add, ast.Pow],
-                ast.Div: [ast.Mult], ast.Pow: [ast.Mult]}
-_FUNC_SWAPS = {"maximum": ["minimum", "fmax"], "minimum": ["maximum"], "sqrt": ["log1p", "square"],
-               "square": ["sqrt", "abs"], "abs": ["square"], "log1p": ["sqrt"], "exp": ["expm1"]}
+_BINOP_SWAPS = {
+    ast.Add: [ast.Sub, ast.Mult],
+    ast.Sub: [ast.Add],
+    ast.Mult: [ast.Div, ast.Add, ast.Pow],
+    ast.Div: [ast.Mult],
+    ast.Pow: [ast.Mult],
+}
+_FUNC_SWAPS = {
+    "maximum": ["minimum", "fmax"],
+    "minimum": ["maximum"],
+    "sqrt": ["log1p", "square"],
+    "square": ["sqrt", "abs"],
+    "abs": ["square"],
+    "log1p": ["sqrt"],
+    "exp": ["expm1"],
+}
 
 
 def _functions(tree: ast.Module) -> dict[str, ast.FunctionDef]:
@@ -82,8 +102,11 @@ class ProgramMutator:
 
     # -- operators: each edits `tree` in place and returns a description, or None if not applicable
     def _perturb_constant(self, tree, part, other):
-        consts = [n for n in ast.walk(tree) if isinstance(n, ast.Constant) and type(n.value) in (int, float)
-                  and not isinstance(n.value, bool)]
+        consts = [
+            n
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Constant) and type(n.value) in (int, float) and not isinstance(n.value, bool)
+        ]
         if not consts:
             return None
         node = self.rng.choice(consts)
@@ -121,13 +144,15 @@ class ProgramMutator:
         fn = _functions(tree)["accumulate_regret"]
         a = self.rng.choice([0.5, 1.0, 1.5, 2.0, 3.0])
         kind = self.rng.choice(["all", "positive", "negative"])
-        if kind == "all":
-            make = lambda v: _expr(f"(X) * (t ** {a} / (t ** {a} + 1.0))".replace("X", ast.unparse(v)))  # noqa: E731
-        elif kind == "positive":
-            make = lambda v: _expr(  # noqa: E731
-                f"np.where((X) > 0, (X) * (t ** {a} / (t ** {a} + 1.0)), X)".replace("X", ast.unparse(v)))
-        else:
-            make = lambda v: _expr(f"np.where((X) < 0, (X) * {round(a / 4, 3)}, X)".replace("X", ast.unparse(v)))  # noqa: E731
+        template = {
+            "all": f"(X) * (t ** {a} / (t ** {a} + 1.0))",
+            "positive": f"np.where((X) > 0, (X) * (t ** {a} / (t ** {a} + 1.0)), X)",
+            "negative": f"np.where((X) < 0, (X) * {round(a / 4, 3)}, X)",
+        }[kind]
+
+        def make(v):
+            return _expr(template.replace("X", ast.unparse(v)))
+
         return _wrap_return(fn, make) and f"accumulate_regret: {kind} discount t^{a}/(t^{a}+1)"
 
     def _insert_average_weight(self, tree, part, other):
@@ -174,8 +199,7 @@ class ProgramMutator:
 
     def _remove_term(self, tree, part, other):
         fn = _functions(tree)[part]
-        parents = [(p, f) for p in ast.walk(fn) for f, v in ast.iter_fields(p)
-                   if isinstance(v, ast.BinOp)]
+        parents = [(p, f) for p in ast.walk(fn) for f, v in ast.iter_fields(p) if isinstance(v, ast.BinOp)]
         if not parents:
             return None
         p, f = self.rng.choice(parents)
@@ -215,7 +239,9 @@ def _merge_defaults(tree, other_tree) -> None:
         return
     mine = _defaults_dict(tree)
     if mine is None:
-        tree.body.insert(0, ast.Assign(targets=[ast.Name("DEFAULTS", ast.Store())], value=copy.deepcopy(theirs)))
+        tree.body.insert(
+            0, ast.Assign(targets=[ast.Name("DEFAULTS", ast.Store())], value=copy.deepcopy(theirs))
+        )
         return
     have = {k.value for k in mine.keys if isinstance(k, ast.Constant)}
     for k, v in zip(theirs.keys, theirs.values, strict=True):

@@ -1,4 +1,5 @@
-"""Run untrusted candidate algorithm code (CFR parts or PSRO meta-solvers): an AST allow-list, then a separate, resource-limited process.
+"""Run untrusted candidate algorithm code (CFR parts or PSRO meta-solvers): an AST allow-list, then a
+separate, resource-limited process.
 
 Layer 1 (static): the source must parse, and may only contain a small set of syntax: function
 definitions, arithmetic, comparisons, conditionals, loops, calls of allow-listed names and
@@ -46,39 +47,223 @@ META_PARTS = ("meta_solver",)
 KIND_PARTS = {"cfr": PARTS, "psro": META_PARTS}
 
 ALLOWED_NODES = (
-    ast.Module, ast.FunctionDef, ast.arguments, ast.arg, ast.Return, ast.Assign, ast.AugAssign, ast.AnnAssign,
-    ast.If, ast.IfExp, ast.For, ast.While, ast.Break, ast.Continue, ast.Pass, ast.Expr, ast.Name, ast.Load,
-    ast.Store, ast.Del, ast.Constant, ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.Call, ast.keyword,
-    ast.Attribute, ast.Subscript, ast.Slice, ast.Tuple, ast.List, ast.Dict, ast.ListComp, ast.GeneratorExp,
-    ast.comprehension, ast.Import, ast.alias,
-    ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow, ast.USub, ast.UAdd, ast.Not, ast.MatMult,
-    ast.And, ast.Or, ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.BitAnd, ast.BitOr, ast.Invert,
-    ast.Is, ast.IsNot, ast.In, ast.NotIn,
+    ast.Module,
+    ast.FunctionDef,
+    ast.arguments,
+    ast.arg,
+    ast.Return,
+    ast.Assign,
+    ast.AugAssign,
+    ast.AnnAssign,
+    ast.If,
+    ast.IfExp,
+    ast.For,
+    ast.While,
+    ast.Break,
+    ast.Continue,
+    ast.Pass,
+    ast.Expr,
+    ast.Name,
+    ast.Load,
+    ast.Store,
+    ast.Del,
+    ast.Constant,
+    ast.BinOp,
+    ast.UnaryOp,
+    ast.BoolOp,
+    ast.Compare,
+    ast.Call,
+    ast.keyword,
+    ast.Attribute,
+    ast.Subscript,
+    ast.Slice,
+    ast.Tuple,
+    ast.List,
+    ast.Dict,
+    ast.ListComp,
+    ast.GeneratorExp,
+    ast.comprehension,
+    ast.Import,
+    ast.alias,
+    ast.Add,
+    ast.Sub,
+    ast.Mult,
+    ast.Div,
+    ast.FloorDiv,
+    ast.Mod,
+    ast.Pow,
+    ast.USub,
+    ast.UAdd,
+    ast.Not,
+    ast.MatMult,
+    ast.And,
+    ast.Or,
+    ast.Eq,
+    ast.NotEq,
+    ast.Lt,
+    ast.LtE,
+    ast.Gt,
+    ast.GtE,
+    ast.BitAnd,
+    ast.BitOr,
+    ast.Invert,
+    ast.Is,
+    ast.IsNot,
+    ast.In,
+    ast.NotIn,
 )
 
 SAFE_BUILTINS = {
-    "abs": abs, "min": min, "max": max, "float": float, "int": int, "bool": bool, "range": range, "len": len,
-    "sum": sum, "round": round, "pow": pow, "enumerate": enumerate, "zip": zip, "list": list, "tuple": tuple,
-    "dict": dict, "ValueError": ValueError,
+    "abs": abs,
+    "min": min,
+    "max": max,
+    "float": float,
+    "int": int,
+    "bool": bool,
+    "range": range,
+    "len": len,
+    "sum": sum,
+    "round": round,
+    "pow": pow,
+    "enumerate": enumerate,
+    "zip": zip,
+    "list": list,
+    "tuple": tuple,
+    "dict": dict,
+    "ValueError": ValueError,
 }
 
 # numpy functions, array/dict methods and Segments helpers a candidate may use. Nothing that does I/O
 # (np.load, np.save, tofile, memmap), reaches into internals (ctypes, base, lib) or evaluates code.
 ALLOWED_ATTRS = {
-    "abs", "absolute", "sqrt", "exp", "expm1", "log", "log1p", "log2", "log10", "power", "square", "sign", "tanh",
-    "maximum", "minimum", "fmax", "fmin", "clip", "where", "sum", "mean", "max", "min", "prod", "cumsum", "std", "var",
-    "zeros_like", "ones_like", "full_like", "zeros", "ones", "full", "asarray", "array", "copy", "isfinite",
-    "isnan", "nan_to_num", "argmax", "argmin", "dot", "floor", "ceil", "sin", "cos", "pi", "e", "inf",
-    "size", "shape", "ndim", "any", "all", "get", "setdefault", "keys", "values", "items", "normalize",
-    "float64", "exp2", "hypot", "reciprocal", "negative", "positive", "heaviside", "logaddexp", "fabs",
-    "sigmoid", "isclose", "allclose", "append", "ptp", "sort", "argsort", "nonzero", "flatnonzero", "tensordot", "linspace", "arange", "dtype", "T", "reshape", "ravel", "flatten",
+    "abs",
+    "absolute",
+    "sqrt",
+    "exp",
+    "expm1",
+    "log",
+    "log1p",
+    "log2",
+    "log10",
+    "power",
+    "square",
+    "sign",
+    "tanh",
+    "maximum",
+    "minimum",
+    "fmax",
+    "fmin",
+    "clip",
+    "where",
+    "sum",
+    "mean",
+    "max",
+    "min",
+    "prod",
+    "cumsum",
+    "std",
+    "var",
+    "zeros_like",
+    "ones_like",
+    "full_like",
+    "zeros",
+    "ones",
+    "full",
+    "asarray",
+    "array",
+    "copy",
+    "isfinite",
+    "isnan",
+    "nan_to_num",
+    "argmax",
+    "argmin",
+    "dot",
+    "floor",
+    "ceil",
+    "sin",
+    "cos",
+    "pi",
+    "e",
+    "inf",
+    "size",
+    "shape",
+    "ndim",
+    "any",
+    "all",
+    "get",
+    "setdefault",
+    "keys",
+    "values",
+    "items",
+    "normalize",
+    "float64",
+    "exp2",
+    "hypot",
+    "reciprocal",
+    "negative",
+    "positive",
+    "heaviside",
+    "logaddexp",
+    "fabs",
+    "sigmoid",
+    "isclose",
+    "allclose",
+    "append",
+    "ptp",
+    "sort",
+    "argsort",
+    "nonzero",
+    "flatnonzero",
+    "tensordot",
+    "linspace",
+    "arange",
+    "dtype",
+    "T",
+    "reshape",
+    "ravel",
+    "flatten",
 }
 
 BLOCKED_NAMES = {
-    "open", "exec", "eval", "compile", "getattr", "setattr", "delattr", "globals", "locals", "vars", "input",
-    "breakpoint", "help", "type", "object", "super", "memoryview", "bytearray", "bytes", "classmethod",
-    "staticmethod", "property", "dir", "id", "hash", "print", "exit", "quit", "os", "sys", "subprocess",
-    "builtins", "importlib", "socket", "shutil", "pathlib", "ctypes", "signal", "resource",
+    "open",
+    "exec",
+    "eval",
+    "compile",
+    "getattr",
+    "setattr",
+    "delattr",
+    "globals",
+    "locals",
+    "vars",
+    "input",
+    "breakpoint",
+    "help",
+    "type",
+    "object",
+    "super",
+    "memoryview",
+    "bytearray",
+    "bytes",
+    "classmethod",
+    "staticmethod",
+    "property",
+    "dir",
+    "id",
+    "hash",
+    "print",
+    "exit",
+    "quit",
+    "os",
+    "sys",
+    "subprocess",
+    "builtins",
+    "importlib",
+    "socket",
+    "shutil",
+    "pathlib",
+    "ctypes",
+    "signal",
+    "resource",
 }
 
 
@@ -95,7 +280,11 @@ def check_source(source: str, parts: tuple[str, ...] = PARTS) -> ast.Module:
     except SyntaxError as e:
         raise UnsafeCode(f"syntax error: {e.msg} (line {e.lineno})") from None
     for stmt in tree.body:
-        if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant) and isinstance(stmt.value.value, str):
+        if (
+            isinstance(stmt, ast.Expr)
+            and isinstance(stmt.value, ast.Constant)
+            and isinstance(stmt.value.value, str)
+        ):
             continue  # docstring
         if not isinstance(stmt, (ast.FunctionDef, ast.Assign, ast.AnnAssign, ast.Import)):
             raise UnsafeCode(f"line {stmt.lineno}: only imports, functions and constants at top level")
@@ -105,7 +294,9 @@ def check_source(source: str, parts: tuple[str, ...] = PARTS) -> ast.Module:
         if isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name not in ("numpy", "math") or (alias.asname or "np") not in ("np", "math"):
-                    raise UnsafeCode(f"line {node.lineno}: import {alias.name} is not allowed (numpy, math only)")
+                    raise UnsafeCode(
+                        f"line {node.lineno}: import {alias.name} is not allowed (numpy, math only)"
+                    )
         elif isinstance(node, ast.Name):
             if (node.id.startswith("_") and node.id != "_") or node.id in BLOCKED_NAMES:
                 raise UnsafeCode(f"line {node.lineno}: name {node.id!r} is not allowed")
@@ -114,8 +305,12 @@ def check_source(source: str, parts: tuple[str, ...] = PARTS) -> ast.Module:
                 raise UnsafeCode(f"line {node.lineno}: attribute .{node.attr} is not allowed")
         elif isinstance(node, ast.FunctionDef):
             if node.name.startswith("_") or node.decorator_list:
-                raise UnsafeCode(f"line {node.lineno}: function {node.name!r} (or its decorators) not allowed")
-        elif isinstance(node, ast.Constant) and isinstance(node.value, (str, bytes)) and len(node.value) > 2000:
+                raise UnsafeCode(
+                    f"line {node.lineno}: function {node.name!r} (or its decorators) not allowed"
+                )
+        elif (
+            isinstance(node, ast.Constant) and isinstance(node.value, (str, bytes)) and len(node.value) > 2000
+        ):
             raise UnsafeCode(f"line {node.lineno}: string constant too long")
     names = {s.name for s in tree.body if isinstance(s, ast.FunctionDef)}
     missing = [p for p in parts if p not in names]
@@ -143,8 +338,14 @@ def load_parts(source: str, check: bool = True, parts: tuple[str, ...] = PARTS):
     if check:
         check_source(source, parts)
     builtins = dict(SAFE_BUILTINS, __import__=_guarded_import)
-    ns: dict = {"__builtins__": builtins, "np": np, "math": math, "pure_payoffs": pure_payoffs,
-                "regret_match": regret_match, "project_simplex": project_simplex}
+    ns: dict = {
+        "__builtins__": builtins,
+        "np": np,
+        "math": math,
+        "pure_payoffs": pure_payoffs,
+        "regret_match": regret_match,
+        "project_simplex": project_simplex,
+    }
     exec(compile(source, "<candidate>", "exec"), ns)  # noqa: S102 - vetted above, limited by the caller
     defaults = ns.get("DEFAULTS", {})
     if not isinstance(defaults, dict):
@@ -241,9 +442,12 @@ def _child(conn, source, trees, iters, marks, limits, check, jail, kind) -> None
 
 def _run_psro(tree, meta_solver, iters: int, marks) -> dict:
     """PSRO (exact best responses) driven by a candidate meta-solver that must return valid mixtures."""
+
     def checked(M, iteration):
         mixes = [np.asarray(x, dtype=np.float64) for x in meta_solver(M, iteration)]
-        if len(mixes) != M.shape[-1] or any(x.shape != (k,) for x, k in zip(mixes, M.shape[:-1], strict=False)):
+        if len(mixes) != M.shape[-1] or any(
+            x.shape != (k,) for x, k in zip(mixes, M.shape[:-1], strict=False)
+        ):
             raise ValueError("meta_solver must return one probability vector per player")
         out = []
         for x in mixes:
@@ -259,8 +463,15 @@ def _run_psro(tree, meta_solver, iters: int, marks) -> dict:
     return curve
 
 
-def evaluate(source: str, trees: list, iters: int, marks: list[int] | None = None,
-             limits: Limits | None = None, check: bool = True, kind: str = "cfr") -> Result:
+def evaluate(
+    source: str,
+    trees: list,
+    iters: int,
+    marks: list[int] | None = None,
+    limits: Limits | None = None,
+    check: bool = True,
+    kind: str = "cfr",
+) -> Result:
     """Run the candidate for `iters` iterations on each tree, in a limited child process.
 
     kind "cfr": a CFR variant (three parts), exploitability of its average policy; kind "psro": a
@@ -276,7 +487,10 @@ def evaluate(source: str, trees: list, iters: int, marks: list[int] | None = Non
     jail = _jail_dir() if os.geteuid() == 0 else None
     ctx = mp.get_context("fork")
     parent_conn, child_conn = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(child_conn, source, trees, iters, set(marks or [iters]), limits, check, jail, kind))
+    proc = ctx.Process(
+        target=_child,
+        args=(child_conn, source, trees, iters, set(marks or [iters]), limits, check, jail, kind),
+    )
     proc.start()
     child_conn.close()
     msg = None
@@ -293,7 +507,11 @@ def evaluate(source: str, trees: list, iters: int, marks: list[int] | None = Non
     dt = time.monotonic() - t0
     if msg is None:
         code = proc.exitcode
-        why = "wall-clock timeout" if dt >= limits.wall_seconds else f"killed (exit {code}: cpu or memory limit)"
+        why = (
+            "wall-clock timeout"
+            if dt >= limits.wall_seconds
+            else f"killed (exit {code}: cpu or memory limit)"
+        )
         return Result(False, error=why, seconds=dt)
     if not isinstance(msg, dict) or not msg.get("ok"):
         return Result(False, error=str(msg.get("error") if isinstance(msg, dict) else msg)[:400], seconds=dt)

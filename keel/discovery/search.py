@@ -4,8 +4,9 @@
 Loop: pick a parent from the best programs so far (tournament), mutate one part (program-level AST
 edit, or an LLM rewrite), evaluate the child in the sandbox on the training games for K iterations,
 store it with its lineage. Fitness = - mean exploitability of the average policy after K iterations
-over the training games (for PSRO: after K PSRO iterations with exact best responses). At the end the best program is scored on held-out games next to CFR+ and
-DCFR. Everything is in the SQLite population database, so a stopped search resumes where it was.
+over the training games (for PSRO: after K PSRO iterations with exact best responses). At the end the
+best program is scored on held-out games next to the baselines (CFR+ and DCFR; for PSRO RM and PRD).
+Everything is in the SQLite population database, so a stopped search resumes where it was.
 """
 
 from __future__ import annotations
@@ -71,8 +72,10 @@ def seed_source(name: str, kind: str = "cfr") -> str:
         from keel.games import meta
 
         if name == "nash":
-            raise KeelError("the nash meta-solver needs scipy, which candidates cannot import; "
-                            "seed with uniform, rm, prd or shor")
+            raise KeelError(
+                "the nash meta-solver needs scipy, which candidates cannot import; "
+                "seed with uniform, rm, prd or shor"
+            )
         meta.get(name)
         import importlib
 
@@ -97,7 +100,9 @@ def make_mutator(cfg: SearchConfig):
         from keel.discovery.llm_mutator import OpenAIMutator
 
         if not cfg.llm_url:
-            raise KeelError("--mutator llm needs --llm-url (an OpenAI-compatible base URL, e.g. http://localhost:8000/v1)")
+            raise KeelError(
+                "--mutator llm needs --llm-url (an OpenAI-compatible base URL, e.g. http://localhost:8000/v1)"
+            )
         return OpenAIMutator(cfg.llm_url, model=cfg.llm_model, seed=cfg.seed, parts=cfg.parts)
     if cfg.mutator == "smollm2":
         from keel.discovery.llm_mutator import LocalMutator
@@ -136,8 +141,17 @@ def run_search(cfg: SearchConfig, db_path: str, progress=None, log=None) -> dict
             code = seed_source(name, cfg.kind)
             res = score(code)
             fit = fitness_of(res.scores, cfg.iters) if res.ok else None
-            db.add(generation=0, code=code, mutation="seed", ok=res.ok, fitness=fit, train_scores=res.scores,
-                   error=res.error or None, name=name, seconds=res.seconds)
+            db.add(
+                generation=0,
+                code=code,
+                mutation="seed",
+                ok=res.ok,
+                fitness=fit,
+                train_scores=res.scores,
+                error=res.error or None,
+                name=name,
+                seconds=res.seconds,
+            )
             if log:
                 log(f"seed {name}: fitness {fit}")
     total = cfg.generations * cfg.population
@@ -165,15 +179,29 @@ def run_search(cfg: SearchConfig, db_path: str, progress=None, log=None) -> dict
                     break
                 child = None
             if child is None:
-                db.add(generation=g, code="", mutation=desc[:200] or "mutation failed", ok=False,
-                       error="no new program: " + desc[:300], parent_id=parent.id)
+                db.add(
+                    generation=g,
+                    code="",
+                    mutation=desc[:200] or "mutation failed",
+                    ok=False,
+                    error="no new program: " + desc[:300],
+                    parent_id=parent.id,
+                )
             else:
                 res = score(child)
                 fit = fitness_of(res.scores, cfg.iters) if res.ok else None
-                pid = db.add(generation=g, code=child, mutation=desc, ok=res.ok, fitness=fit, train_scores=res.scores,
-                             error=res.error or None, parent_id=parent.id,
-                             other_parent_id=other.id if desc.startswith("crossover") else None,
-                             seconds=res.seconds)
+                pid = db.add(
+                    generation=g,
+                    code=child,
+                    mutation=desc,
+                    ok=res.ok,
+                    fitness=fit,
+                    train_scores=res.scores,
+                    error=res.error or None,
+                    parent_id=parent.id,
+                    other_parent_id=other.id if desc.startswith("crossover") else None,
+                    seconds=res.seconds,
+                )
                 if log:
                     log(f"gen {g} #{pid} {desc} -> " + (f"fitness {fit:.4g}" if res.ok else res.error))
             done += 1
@@ -181,11 +209,20 @@ def run_search(cfg: SearchConfig, db_path: str, progress=None, log=None) -> dict
                 progress(done, total)
     best = db.top(1)[0]
     lineage = db.lineage(best.id)
-    summary = {"db": str(db.path), "best_id": best.id, "best_name": best.name, "best_fitness": best.fitness,
-               "best_mutation": best.mutation, "generations": cfg.generations, **db.counts(),
-               "search_seconds": round(time.time() - t_start, 1), "lineage": lineage,
-               "train_scores": best.train_scores, "code": present(best, lineage),
-               "seed_fitness": {n: (db.by_name(n).fitness if db.by_name(n) else None) for n in cfg.seeds}}
+    summary = {
+        "db": str(db.path),
+        "best_id": best.id,
+        "best_name": best.name,
+        "best_fitness": best.fitness,
+        "best_mutation": best.mutation,
+        "generations": cfg.generations,
+        **db.counts(),
+        "search_seconds": round(time.time() - t_start, 1),
+        "lineage": lineage,
+        "train_scores": best.train_scores,
+        "code": present(best, lineage),
+        "seed_fitness": {n: (db.by_name(n).fitness if db.by_name(n) else None) for n in cfg.seeds},
+    }
     if cfg.test:
         summary["test"] = held_out(cfg, db, best, limits)
     db.close()
@@ -199,7 +236,12 @@ def present(program, lineage: list[dict]) -> str:
 
     tree = ast.parse(program.code)
     body = tree.body
-    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) and program.name is None:
+    if (
+        body
+        and isinstance(body[0], ast.Expr)
+        and isinstance(body[0].value, ast.Constant)
+        and program.name is None
+    ):
         body = body[1:]
     steps = " <- ".join(f"#{x['id']} {x['name'] or x['mutation']}" for x in lineage)
     head = f"# keel.discovery program #{program.id} (generation {program.generation})\n# lineage: {steps}\n"
@@ -217,12 +259,20 @@ def held_out(cfg: SearchConfig, db: PopulationDB, best, limits: Limits) -> dict:
         rows["best"] = {g: c[cfg.test_iters] for g, c in res.scores.items()}
         db.set_test_scores(best.id, rows["best"])
     for name in cfg.baselines:
-        r = evaluate(seed_source(name, cfg.kind), trees, cfg.test_iters, [cfg.test_iters], limits, kind=cfg.kind)
+        r = evaluate(
+            seed_source(name, cfg.kind), trees, cfg.test_iters, [cfg.test_iters], limits, kind=cfg.kind
+        )
         rows[name] = {g: c[cfg.test_iters] for g, c in r.scores.items()} if r.ok else {"error": r.error}
     means = {k: float(np.mean(list(v.values()))) for k, v in rows.items() if "error" not in v}
     beats = {b: ("best" in means and b in means and means["best"] < means[b]) for b in cfg.baselines}
-    return {"iterations": cfg.test_iters, "games": cfg.test, "exploitability": rows, "mean": means,
-            "best_beats": beats, "beats_all": all(beats.values()) if beats else False}
+    return {
+        "iterations": cfg.test_iters,
+        "games": cfg.test,
+        "exploitability": rows,
+        "mean": means,
+        "best_beats": beats,
+        "beats_all": all(beats.values()) if beats else False,
+    }
 
 
 def config_dict(cfg: SearchConfig) -> dict:

@@ -52,8 +52,12 @@ class Segments:
 
 
 def parts_from_module(module) -> SimpleNamespace:
-    return SimpleNamespace(accumulate_regret=module.accumulate_regret, regret_to_policy=module.regret_to_policy,
-                           accumulate_policy=module.accumulate_policy, defaults=dict(getattr(module, "DEFAULTS", {})))
+    return SimpleNamespace(
+        accumulate_regret=module.accumulate_regret,
+        regret_to_policy=module.regret_to_policy,
+        accumulate_policy=module.accumulate_policy,
+        defaults=dict(getattr(module, "DEFAULTS", {})),
+    )
 
 
 class CFRSolver:
@@ -82,7 +86,7 @@ class CFRSolver:
         opp = reach[view.parents][:, view.others].prod(axis=1)
         r = np.bincount(view.kid_slot, weights=opp * (v[view.kids] - v[view.parents]), minlength=n_local)
         own = np.bincount(view.kid_slot, weights=reach[view.parents, p], minlength=n_local)
-        return r, own * self.sigma[view.lo:view.hi]
+        return r, own * self.sigma[view.lo : view.hi]
 
     def _update(self, p: int, r: np.ndarray, c: np.ndarray) -> None:
         view, seg, mem, t = self.tree.views[p], self.segs[p], self.mem[p], self.t
@@ -133,8 +137,14 @@ def make_solver(tree: GameTree, algo: str, params: dict | None = None) -> CFRSol
     return CFRSolver(tree, parts_from_module(algorithms.get(algo)), params)
 
 
-def solve(game: str | GameTree, algo: str, iters: int, params: dict | None = None,
-          checkpoints: list[int] | None = None, progress=None) -> dict:
+def solve(
+    game: str | GameTree,
+    algo: str,
+    iters: int,
+    params: dict | None = None,
+    checkpoints: list[int] | None = None,
+    progress=None,
+) -> dict:
     """Run `iters` iterations; exploitability of the average policy at each checkpoint."""
     if iters < 1:
         raise KeelError(f"--iters must be at least 1, got {iters}")
@@ -150,10 +160,20 @@ def solve(game: str | GameTree, algo: str, iters: int, params: dict | None = Non
             progress(t)
         if t in marks:
             nc = nash_conv(tree, solver.average_policy())
-            curve.append({"iteration": t, "exploitability": nc["exploitability"], "nash_conv": nc["nash_conv"]})
-    return {"game": tree.spec, "algo": algo, "iterations": iters, "curve": curve,
-            "exploitability": curve[-1]["exploitability"], "nash_conv": curve[-1]["nash_conv"],
-            "iters_per_s": iters / max(elapsed, 1e-9), "solver": solver, "tree": tree}
+            curve.append(
+                {"iteration": t, "exploitability": nc["exploitability"], "nash_conv": nc["nash_conv"]}
+            )
+    return {
+        "game": tree.spec,
+        "algo": algo,
+        "iterations": iters,
+        "curve": curve,
+        "exploitability": curve[-1]["exploitability"],
+        "nash_conv": curve[-1]["nash_conv"],
+        "iters_per_s": iters / max(elapsed, 1e-9),
+        "solver": solver,
+        "tree": tree,
+    }
 
 
 def _log_marks(iters: int) -> list[int]:

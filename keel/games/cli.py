@@ -9,7 +9,9 @@ import typer
 from keel.cliutil import JSON_HELP, emit
 from keel.errors import KeelError
 
-app = typer.Typer(help="Equilibrium learning in imperfect-information games: CFR family, PSRO.", no_args_is_help=True)
+app = typer.Typer(
+    help="Equilibrium learning in imperfect-information games: CFR family, PSRO.", no_args_is_help=True
+)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 
@@ -29,10 +31,16 @@ def _params(items: list[str] | None) -> dict:
 
 @app.command()
 def solve(
-    game: Annotated[str, typer.Argument(help="OpenSpiel load string, e.g. kuhn_poker or 'leduc_poker(players=3)'")],
-    algo: Annotated[str, typer.Option(help="cfr, cfr_plus, lcfr, dcfr, pcfr_plus, dpcfr_plus, vad_cfr")] = "cfr_plus",
+    game: Annotated[
+        str, typer.Argument(help="OpenSpiel load string, e.g. kuhn_poker or 'leduc_poker(players=3)'")
+    ],
+    algo: Annotated[
+        str, typer.Option(help="cfr, cfr_plus, lcfr, dcfr, pcfr_plus, dpcfr_plus, vad_cfr")
+    ] = "cfr_plus",
     iters: Annotated[int, typer.Option(help="Iterations")] = 1000,
-    param: Annotated[list[str] | None, typer.Option(help="Algorithm constant NAME=VALUE, e.g. alpha=1.5")] = None,
+    param: Annotated[
+        list[str] | None, typer.Option(help="Algorithm constant NAME=VALUE, e.g. alpha=1.5")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run a CFR-family solver; print the exploitability curve of its average policy."""
@@ -53,7 +61,8 @@ def solve(
     out["params"] = params
     if not as_json:
         out = {k: v for k, v in out.items() if k != "curve"} | {
-            "curve": ", ".join(f"{c['iteration']}:{c['exploitability']:.3g}" for c in out["curve"])}
+            "curve": ", ".join(f"{c['iteration']}:{c['exploitability']:.3g}" for c in out["curve"])
+        }
     emit(out, as_json, title=f"{algo} on {game}")
 
 
@@ -62,7 +71,9 @@ def psro(
     game: Annotated[str, typer.Argument(help="OpenSpiel load string, e.g. kuhn_poker")],
     meta: Annotated[str, typer.Option(help="Meta-solver: uniform, nash, rm, prd, shor")] = "nash",
     iters: Annotated[int, typer.Option(help="PSRO iterations (one best response per player each)")] = 20,
-    oracle: Annotated[str, typer.Option(help="Best responses: exact, or ppo (trained in the PettingZoo env)")] = "exact",
+    oracle: Annotated[
+        str, typer.Option(help="Best responses: exact, or ppo (trained in the PettingZoo env)")
+    ] = "exact",
     ppo_steps: Annotated[int, typer.Option(help="PPO environment steps per best response")] = 20_000,
     seed: Annotated[int, typer.Option(help="Random seed (PPO oracle)")] = 0,
     as_json: JsonOpt = False,
@@ -75,15 +86,24 @@ def psro(
     meta_solvers.get(meta)
     with progress_bar(as_json) as bar:
         task = bar.add_task(f"PSRO-{meta} on {game}", total=iters, info="")
-        out = run_psro(game, meta, iters, progress=lambda t: bar.update(task, completed=t), oracle=oracle,
-                       ppo_steps=ppo_steps, seed=seed)
+        out = run_psro(
+            game,
+            meta,
+            iters,
+            progress=lambda t: bar.update(task, completed=t),
+            oracle=oracle,
+            ppo_steps=ppo_steps,
+            seed=seed,
+        )
     if not as_json:
         out["curve"] = ", ".join(f"{c['iteration']}:{c['exploitability']:.3g}" for c in out["curve"])
     emit(out, as_json, title=f"PSRO-{meta} on {game}")
 
 
 @app.command()
-def info(game: Annotated[str, typer.Argument(help="OpenSpiel load string")], as_json: JsonOpt = False) -> None:
+def info(
+    game: Annotated[str, typer.Argument(help="OpenSpiel load string")], as_json: JsonOpt = False
+) -> None:
     """Size of a game's tree: histories, information sets, actions, depth."""
     from keel.games.tree import GameTree
 

@@ -20,7 +20,9 @@ def load_game(spec: str):
     spec = spec.strip()
     m = re.fullmatch(r"([A-Za-z0-9_]+)(\((.*)\))?", spec)
     if not m:
-        raise KeelError(f"cannot parse game {spec!r}: write NAME or NAME(param=value,...), e.g. leduc_poker(players=3)")
+        raise KeelError(
+            f"cannot parse game {spec!r}: write NAME or NAME(param=value,...), e.g. leduc_poker(players=3)"
+        )
     name = m.group(1)
     names = list(pyspiel.registered_names())
     if name not in names:
@@ -37,7 +39,11 @@ def load_game(spec: str):
     if gtype.dynamics == pyspiel.GameType.Dynamics.SIMULTANEOUS:
         game = pyspiel.convert_to_turn_based(game)
     elif gtype.dynamics != pyspiel.GameType.Dynamics.SEQUENTIAL:
-        raise KeelError(f"{spec!r} is a {gtype.dynamics} game; Keel's solvers need sequential or simultaneous games")
+        raise KeelError(
+            f"{spec!r} is a {gtype.dynamics} game; Keel's solvers need sequential or simultaneous games"
+        )
     if gtype.chance_mode == pyspiel.GameType.ChanceMode.SAMPLED_STOCHASTIC:
-        raise KeelError(f"{spec!r} has sampled chance (no explicit chance outcomes); pick a game with explicit chance")
+        raise KeelError(
+            f"{spec!r} has sampled chance (no explicit chance outcomes); pick a game with explicit chance"
+        )
     return game

@@ -30,12 +30,17 @@ class OpenSpielAEC(AECEnv):
             from keel.errors import KeelError
 
             raise KeelError(f"{game!r} provides no observation tensor; it cannot be a PettingZoo env")
-        shape = (self.game.information_state_tensor_size() if self._info_tensor
-                 else self.game.observation_tensor_size(),)
-        obs_space = spaces.Dict({
-            "observation": spaces.Box(-np.inf, np.inf, shape=shape, dtype=np.float32),
-            "action_mask": spaces.Box(0, 1, shape=(na,), dtype=np.int8),
-        })
+        shape = (
+            self.game.information_state_tensor_size()
+            if self._info_tensor
+            else self.game.observation_tensor_size(),
+        )
+        obs_space = spaces.Dict(
+            {
+                "observation": spaces.Box(-np.inf, np.inf, shape=shape, dtype=np.float32),
+                "action_mask": spaces.Box(0, 1, shape=(na,), dtype=np.int8),
+            }
+        )
         self.observation_spaces = {a: obs_space for a in self.possible_agents}
         self.action_spaces = {a: spaces.Discrete(na) for a in self.possible_agents}
         self._rng = np.random.default_rng()
@@ -68,7 +73,11 @@ class OpenSpielAEC(AECEnv):
     def observe(self, agent):
         p = self._index[agent]
         try:
-            obs = self.state.information_state_tensor(p) if self._info_tensor else self.state.observation_tensor(p)
+            obs = (
+                self.state.information_state_tensor(p)
+                if self._info_tensor
+                else self.state.observation_tensor(p)
+            )
         except Exception:  # noqa: BLE001 - some games have no tensor at terminal states
             obs = np.zeros(self.observation_spaces[agent]["observation"].shape)
         mask = np.zeros(self.game.num_distinct_actions(), dtype=np.int8)

@@ -55,7 +55,9 @@ class BestResponseEnv(gym.Env):
 
 def tabular_opponent(tree: GameTree, sigma: np.ndarray, seed: int = 0) -> Callable:
     """Play the slot policy `sigma` in an `OpenSpielAEC` env (looks up each information set)."""
-    index = {(int(p), key): i for i, (p, key) in enumerate(zip(tree.iset_player, tree.iset_keys, strict=True))}
+    index = {
+        (int(p), key): i for i, (p, key) in enumerate(zip(tree.iset_player, tree.iset_keys, strict=True))
+    }
     rng = np.random.default_rng(seed)
 
     def act(aec, agent, obs) -> int:
@@ -72,7 +74,7 @@ def infoset_tensors(tree: GameTree, player: int) -> np.ndarray:
     view = tree.views[player]
     first = int(np.searchsorted(tree.iset_slot_start, view.lo))
     count = len(view.seg_start)
-    keys = {k: j for j, k in enumerate(tree.iset_keys[first:first + count])}
+    keys = {k: j for j, k in enumerate(tree.iset_keys[first : first + count])}
     out = np.zeros((count, tree.game.information_state_tensor_size()), dtype=np.float32)
     seen: set[int] = set()
     stack = [tree.game.new_initial_state()]
@@ -107,8 +109,9 @@ def tabularise(tree: GameTree, player: int, policy) -> np.ndarray:
     return pure
 
 
-def ppo_best_response(tree: GameTree, player: int, sigma: np.ndarray, steps: int = 20_000, seed: int = 0,
-                      num_envs: int = 4) -> np.ndarray:
+def ppo_best_response(
+    tree: GameTree, player: int, sigma: np.ndarray, steps: int = 20_000, seed: int = 0, num_envs: int = 4
+) -> np.ndarray:
     """Train PPO as `player` against the others playing `sigma`; return it as a pure slot policy."""
     from gymnasium.vector import SyncVectorEnv
 
@@ -116,12 +119,24 @@ def ppo_best_response(tree: GameTree, player: int, sigma: np.ndarray, steps: int
     from keel.rl.ppo import PPOConfig, train_ppo
 
     def make(i):
-        return lambda: BestResponseEnv(lambda: OpenSpielAEC(tree.spec), f"player_{player}",
-                                       tabular_opponent(tree, sigma, seed=seed * 1000 + i))
+        return lambda: BestResponseEnv(
+            lambda: OpenSpielAEC(tree.spec),
+            f"player_{player}",
+            tabular_opponent(tree, sigma, seed=seed * 1000 + i),
+        )
 
     envs = SyncVectorEnv([make(i) for i in range(num_envs)])
-    cfg = PPOConfig(n_steps=128, batch_size=128, n_epochs=4, lr=3e-3, ent_coef=0.01, gamma=1.0, gae_lambda=0.95,
-                    hidden=[64], seed=seed)
+    cfg = PPOConfig(
+        n_steps=128,
+        batch_size=128,
+        n_epochs=4,
+        lr=3e-3,
+        ent_coef=0.01,
+        gamma=1.0,
+        gae_lambda=0.95,
+        hidden=[64],
+        seed=seed,
+    )
     policy, _ = train_ppo(cfg, envs, total_steps=steps)
     envs.close()
     return tabularise(tree, player, policy)

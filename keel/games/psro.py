@@ -24,20 +24,29 @@ from keel.games.tree import GameTree
 
 
 class PSRO:
-    def __init__(self, tree: GameTree, meta_solver="nash", oracle: str = "exact", ppo_steps: int = 20_000, seed: int = 0):
+    def __init__(
+        self,
+        tree: GameTree,
+        meta_solver="nash",
+        oracle: str = "exact",
+        ppo_steps: int = 20_000,
+        seed: int = 0,
+    ):
         from keel.errors import KeelError
 
         if oracle not in ("exact", "ppo"):
             raise KeelError(f"unknown oracle {oracle!r}; valid: exact, ppo")
         if oracle == "ppo" and not tree.game.get_type().provides_information_state_tensor:
-            raise KeelError(f"{tree.spec} has no information-state tensor for a PPO best response; use --oracle exact")
+            raise KeelError(
+                f"{tree.spec} has no information-state tensor for a PPO best response; use --oracle exact"
+            )
         self.oracle, self.ppo_steps, self.seed = oracle, ppo_steps, seed
         # A name from keel.games.meta, or any callable meta_solver(M, iteration) (discovery passes its own).
         self.tree = tree
         self.meta = meta.get(meta_solver) if isinstance(meta_solver, str) else meta_solver
         n = tree.num_players
         uni = tree.uniform_policy()
-        self.pop = [[uni[v.lo:v.hi].copy()] for v in tree.views]  # per player, local slot policies
+        self.pop = [[uni[v.lo : v.hi].copy()] for v in tree.views]  # per player, local slot policies
         self._reach = [[self._own_reach(p, self.pop[p][0])] for p in range(n)]
         self.payoffs: dict[tuple, np.ndarray] = {}
         self.iteration = 0
@@ -52,13 +61,13 @@ class PSRO:
         sigma = np.zeros(self.tree.num_slots)
         for p, k in enumerate(members):
             v = self.tree.views[p]
-            sigma[v.lo:v.hi] = self.pop[p][k]
+            sigma[v.lo : v.hi] = self.pop[p][k]
         return sigma
 
     def _own_reach(self, p: int, local: np.ndarray) -> np.ndarray:
         sigma = self.tree.uniform_policy()
         v = self.tree.views[p]
-        sigma[v.lo:v.hi] = local
+        sigma[v.lo : v.hi] = local
         return self.tree.reach(self.tree.edge_probs(sigma))[:, p]
 
     def payoff_tensor(self) -> np.ndarray:
@@ -77,12 +86,12 @@ class PSRO:
         for p, v in enumerate(tree.views):
             num = np.zeros(v.hi - v.lo)
             den = np.zeros(v.hi - v.lo)
-            isets = tree.slot_iset[v.lo:v.hi]
+            isets = tree.slot_iset[v.lo : v.hi]
             for w, pol, reach in zip(mixes[p], self.pop[p], self._reach[p], strict=True):
                 r = reach[self._iset_node[isets]]
                 num += w * r * pol
                 den += w * r
-            sigma[v.lo:v.hi] = np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
+            sigma[v.lo : v.hi] = np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
         return tree.normalize(sigma)
 
     def step(self) -> dict:
@@ -92,14 +101,17 @@ class PSRO:
         mixes = self.meta(M, self.iteration)
         sigma = self.mixed_policy(mixes)
         nc = nash_conv(tree, sigma)
-        mix_reach = [sum(w * r for w, r in zip(mixes[p], self._reach[p], strict=True))
-                     for p in range(tree.num_players)]
+        mix_reach = [
+            sum(w * r for w, r in zip(mixes[p], self._reach[p], strict=True)) for p in range(tree.num_players)
+        ]
         new = []
         for p in range(tree.num_players):
             if self.oracle == "ppo":
                 from keel.games.ppo_oracle import ppo_best_response
 
-                new.append(ppo_best_response(tree, p, sigma, self.ppo_steps, seed=self.seed + 7 * self.iteration + p))
+                new.append(
+                    ppo_best_response(tree, p, sigma, self.ppo_steps, seed=self.seed + 7 * self.iteration + p)
+                )
                 continue
             opp = self._chance.copy()
             for j in range(tree.num_players):
@@ -110,12 +122,24 @@ class PSRO:
         for p, pure in enumerate(new):
             self.pop[p].append(pure)
             self._reach[p].append(self._own_reach(p, pure))
-        return {"iteration": self.iteration, "exploitability": nc["exploitability"], "nash_conv": nc["nash_conv"],
-                "population": [len(pp) - 1 for pp in self.pop], "meta": [m.round(4).tolist() for m in mixes]}
+        return {
+            "iteration": self.iteration,
+            "exploitability": nc["exploitability"],
+            "nash_conv": nc["nash_conv"],
+            "population": [len(pp) - 1 for pp in self.pop],
+            "meta": [m.round(4).tolist() for m in mixes],
+        }
 
 
-def run_psro(game: str | GameTree, meta: str = "nash", iters: int = 20, progress=None, oracle: str = "exact",
-             ppo_steps: int = 20_000, seed: int = 0) -> dict:
+def run_psro(
+    game: str | GameTree,
+    meta: str = "nash",
+    iters: int = 20,
+    progress=None,
+    oracle: str = "exact",
+    ppo_steps: int = 20_000,
+    seed: int = 0,
+) -> dict:
     from keel.errors import KeelError
 
     if iters < 1:
@@ -128,5 +152,13 @@ def run_psro(game: str | GameTree, meta: str = "nash", iters: int = 20, progress
         curve.append({k: row[k] for k in ("iteration", "exploitability", "nash_conv")})
         if progress:
             progress(i + 1)
-    return {"game": tree.spec, "meta": meta, "oracle": oracle, "iterations": iters, "exploitability": curve[-1]["exploitability"],
-            "curve": curve, "population": row["population"], "final_meta": row["meta"]}
+    return {
+        "game": tree.spec,
+        "meta": meta,
+        "oracle": oracle,
+        "iterations": iters,
+        "exploitability": curve[-1]["exploitability"],
+        "curve": curve,
+        "population": row["population"],
+        "final_meta": row["meta"],
+    }

@@ -63,8 +63,10 @@ class GameTree:
             state, par, own, tslot, prob, d = queue.popleft()
             idx = len(parent)
             if idx >= max_nodes:
-                raise KeelError(f"{spec!r} has more than {max_nodes} histories: too large for tabular solvers; "
-                                "pick a smaller variant (fewer cards, dice sides or players)")
+                raise KeelError(
+                    f"{spec!r} has more than {max_nodes} histories: too large for tabular solvers; "
+                    "pick a smaller variant (fewer cards, dice sides or players)"
+                )
             parent.append(par)
             owner.append(own)
             tmp_slot.append(tslot)
@@ -97,12 +99,35 @@ class GameTree:
                 node_player.append(p)
                 for k, a in enumerate(legal):
                     queue.append((state.child(a), idx, p, i * 1_000_000 + k, 1.0, d + 1))
-        tree._finish(parent, owner, tmp_slot, chance, depth, node_iset, node_player, utils,
-                     iset_player, iset_actions, iset_keys)
+        tree._finish(
+            parent,
+            owner,
+            tmp_slot,
+            chance,
+            depth,
+            node_iset,
+            node_player,
+            utils,
+            iset_player,
+            iset_actions,
+            iset_keys,
+        )
         return tree
 
-    def _finish(self, parent, owner, tmp_slot, chance, depth, node_iset, node_player, utils,
-                iset_player, iset_actions, iset_keys) -> None:
+    def _finish(
+        self,
+        parent,
+        owner,
+        tmp_slot,
+        chance,
+        depth,
+        node_iset,
+        node_player,
+        utils,
+        iset_player,
+        iset_actions,
+        iset_keys,
+    ) -> None:
         n = self.num_players
         # Renumber information sets player by player so that each player's slots are contiguous.
         order = sorted(range(len(iset_player)), key=lambda i: (iset_player[i], i))
@@ -135,8 +160,10 @@ class GameTree:
         self.level_start = np.searchsorted(self.depth, np.arange(self.depth.max() + 2)).astype(np.int64)
         self.num_levels = len(self.level_start) - 1
         # Per-level parent offsets for the backward pass (children of level d+1 into level d).
-        self._level_par = [None] + [self.parent[self.level_start[d]:self.level_start[d + 1]] - self.level_start[d - 1]
-                                    for d in range(1, self.num_levels)]
+        self._level_par = [None] + [
+            self.parent[self.level_start[d] : self.level_start[d + 1]] - self.level_start[d - 1]
+            for d in range(1, self.num_levels)
+        ]
         self.dec_kids = np.flatnonzero(self.slot >= 0)
         self.dec_kid_slot = self.slot[self.dec_kids]
         counts = np.bincount(self.iset_player, minlength=n)
@@ -146,11 +173,19 @@ class GameTree:
         for p in range(n):
             lo, hi = int(self.slot_start[p]), int(self.slot_start[p + 1])
             kids = np.flatnonzero(self.owner == p)
-            seg = self.iset_slot_start[iset_start[p]:iset_start[p + 1]] - lo
-            self.views.append(PlayerView(
-                lo=lo, hi=hi, kids=kids, parents=self.parent[kids], kid_slot=self.slot[kids] - lo,
-                seg_start=seg.astype(np.int64), seg_id=self.slot_iset[lo:hi] - iset_start[p],
-                others=np.array([c for c in range(n + 1) if c != p], dtype=np.int64)))
+            seg = self.iset_slot_start[iset_start[p] : iset_start[p + 1]] - lo
+            self.views.append(
+                PlayerView(
+                    lo=lo,
+                    hi=hi,
+                    kids=kids,
+                    parents=self.parent[kids],
+                    kid_slot=self.slot[kids] - lo,
+                    seg_start=seg.astype(np.int64),
+                    seg_id=self.slot_iset[lo:hi] - iset_start[p],
+                    others=np.array([c for c in range(n + 1) if c != p], dtype=np.int64),
+                )
+            )
 
     # ------------------------------------------------------------------ passes
     @property
@@ -230,9 +265,17 @@ class GameTree:
         out = {}
         for i, key in enumerate(self.iset_keys):
             s = self.iset_slot_start[i]
-            out[f"p{self.iset_player[i]}:{key}"] = {int(a): float(sigma[s + k]) for k, a in enumerate(self.iset_actions[i])}
+            out[f"p{self.iset_player[i]}:{key}"] = {
+                int(a): float(sigma[s + k]) for k, a in enumerate(self.iset_actions[i])
+            }
         return out
 
     def stats(self) -> dict:
-        return {"game": self.spec, "players": self.num_players, "histories": self.num_nodes,
-                "infosets": self.num_isets, "actions": self.num_slots, "depth": self.num_levels}
+        return {
+            "game": self.spec,
+            "players": self.num_players,
+            "histories": self.num_nodes,
+            "infosets": self.num_isets,
+            "actions": self.num_slots,
+            "depth": self.num_levels,
+        }

@@ -46,8 +46,17 @@ def test_db_lineage_and_top(tmp_path):
 
 
 def _cfg(**kw):
-    base = dict(train=["kuhn_poker"], test=["goofspiel(num_cards=3)"], generations=1, population=3, iters=30,
-                test_iters=40, seeds=["cfr", "cfr_plus"], cpu_seconds=30, wall_seconds=60)
+    base = dict(
+        train=["kuhn_poker"],
+        test=["goofspiel(num_cards=3)"],
+        generations=1,
+        population=3,
+        iters=30,
+        test_iters=40,
+        seeds=["cfr", "cfr_plus"],
+        cpu_seconds=30,
+        wall_seconds=60,
+    )
     base.update(kw)
     return SearchConfig(**base)
 
@@ -70,11 +79,17 @@ class _FakeLLM(BaseHTTPRequestHandler):
     def do_POST(self):  # noqa: N802 - http.server's naming
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         _FakeLLM.requests.append(body)
-        part = next(p for p in ("accumulate_regret", "regret_to_policy", "accumulate_policy")
-                    if f"Rewrite the function `{p}`" in body["messages"][-1]["content"])
+        part = next(
+            p
+            for p in ("accumulate_regret", "regret_to_policy", "accumulate_policy")
+            if f"Rewrite the function `{p}`" in body["messages"][-1]["content"]
+        )
         args = {"accumulate_policy": "S, c, t, mem, seg"}.get(part, "R, r, t, mem, seg")
-        ret = {"accumulate_regret": "np.maximum(R + 1.5 * r, 0.0)", "regret_to_policy": "np.maximum(R + r, 0.0)",
-               "accumulate_policy": "S + t ** 2 * c"}[part]
+        ret = {
+            "accumulate_regret": "np.maximum(R + 1.5 * r, 0.0)",
+            "regret_to_policy": "np.maximum(R + r, 0.0)",
+            "accumulate_policy": "S + t ** 2 * c",
+        }[part]
         reply = f"Here you go:\n```python\ndef {part}({args}):\n    return {ret}\n```\nDone."
         data = json.dumps({"choices": [{"message": {"role": "assistant", "content": reply}}]}).encode()
         self.send_response(200)
@@ -121,10 +136,30 @@ def test_llm_errors_are_clear(tmp_path):
 
 
 def test_discover_cli_json(tmp_path):
-    res = CliRunner().invoke(__import__("keel.cli", fromlist=["app"]).app, [
-        "discover", "cfr", "--train", "kuhn_poker,goofspiel(num_cards=3)", "--test", "kuhn_poker",
-        "--generations", "1", "--population", "2", "--iters", "20", "--test-iters", "20",
-        "--seeds", "cfr_plus", "--db", str(tmp_path / "cli.sqlite"), "--json"])
+    res = CliRunner().invoke(
+        __import__("keel.cli", fromlist=["app"]).app,
+        [
+            "discover",
+            "cfr",
+            "--train",
+            "kuhn_poker,goofspiel(num_cards=3)",
+            "--test",
+            "kuhn_poker",
+            "--generations",
+            "1",
+            "--population",
+            "2",
+            "--iters",
+            "20",
+            "--test-iters",
+            "20",
+            "--seeds",
+            "cfr_plus",
+            "--db",
+            str(tmp_path / "cli.sqlite"),
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout.strip().splitlines()[-1])
     assert out["evaluated"] == 3 and "def accumulate_regret" in out["code"]
@@ -132,8 +167,18 @@ def test_discover_cli_json(tmp_path):
 
 
 def test_psro_meta_solver_search(tmp_path):
-    cfg = SearchConfig(train=["kuhn_poker"], test=["kuhn_poker"], generations=1, population=2, iters=4,
-                       test_iters=4, kind="psro", seeds=["uniform", "rm"], cpu_seconds=30, wall_seconds=60)
+    cfg = SearchConfig(
+        train=["kuhn_poker"],
+        test=["kuhn_poker"],
+        generations=1,
+        population=2,
+        iters=4,
+        test_iters=4,
+        kind="psro",
+        seeds=["uniform", "rm"],
+        cpu_seconds=30,
+        wall_seconds=60,
+    )
     out = run_search(cfg, str(tmp_path / "psro.sqlite"))
     assert out["ok"] >= 2 and "def meta_solver" in out["code"]
     assert out["seed_fitness"]["rm"] > out["seed_fitness"]["uniform"]  # regret matching beats fictitious play

@@ -27,8 +27,12 @@ def test_tree_shape(kuhn):
     assert kuhn.slot_start.tolist() == [0, 12, 24]
 
 
-OPENSPIEL = {"cfr": cfr.CFRSolver, "cfr_plus": cfr.CFRPlusSolver, "lcfr": discounted_cfr.LCFRSolver,
-             "dcfr": discounted_cfr.DCFRSolver}
+OPENSPIEL = {
+    "cfr": cfr.CFRSolver,
+    "cfr_plus": cfr.CFRPlusSolver,
+    "lcfr": discounted_cfr.LCFRSolver,
+    "dcfr": discounted_cfr.DCFRSolver,
+}
 
 
 @pytest.mark.parametrize("algo", list(OPENSPIEL))
@@ -49,7 +53,9 @@ def test_matches_openspiel_solver_on_leduc(leduc, algo):
     for _ in range(3):
         mine.iteration()
         theirs.evaluate_and_update_policy()
-    np.testing.assert_allclose(mine.average_policy(), leduc.from_openspiel(theirs.average_policy()), atol=1e-9)
+    np.testing.assert_allclose(
+        mine.average_policy(), leduc.from_openspiel(theirs.average_policy()), atol=1e-9
+    )
 
 
 @pytest.mark.parametrize("algo", algorithms.NAMES)
@@ -61,7 +67,9 @@ def test_every_solver_exploitability_cross_checked(kuhn, algo):
     assert out["exploitability"] < 0.02  # all of them learn: uniform play is 0.458
 
 
-@pytest.mark.parametrize("spec", ["kuhn_poker(players=3)", "goofspiel(num_cards=3)", "liars_dice(dice_sides=2)"])
+@pytest.mark.parametrize(
+    "spec", ["kuhn_poker(players=3)", "goofspiel(num_cards=3)", "liars_dice(dice_sides=2)"]
+)
 def test_nash_conv_cross_checked_on_other_games(spec):
     tree = GameTree.build(spec)
     out = solve(tree, "pcfr_plus", 30)

@@ -17,8 +17,9 @@ def kuhn():
 def test_best_response_env_passes_gymnasium_checks(kuhn):
     from gymnasium.utils.env_checker import check_env
 
-    env = BestResponseEnv(lambda: OpenSpielAEC("kuhn_poker"), "player_1",
-                          tabular_opponent(kuhn, kuhn.uniform_policy(), seed=0))
+    env = BestResponseEnv(
+        lambda: OpenSpielAEC("kuhn_poker"), "player_1", tabular_opponent(kuhn, kuhn.uniform_policy(), seed=0)
+    )
     check_env(env, skip_render_check=True)
     obs, info = env.reset(seed=1)
     assert info["action_mask"].sum() == 2
@@ -49,7 +50,7 @@ def test_ppo_best_response_reaches_the_exact_value(kuhn):
     pure = ppo_best_response(kuhn, 0, sigma, steps=8000)
     exact, _ = best_response(kuhn, 0, opponent_reach(kuhn, kuhn.reach(kuhn.edge_probs(sigma)), 0))
     s = sigma.copy()
-    s[kuhn.views[0].lo:kuhn.views[0].hi] = pure
+    s[kuhn.views[0].lo : kuhn.views[0].hi] = pure
     assert kuhn.expected_utility(s)[0] >= exact - 0.05
 
 

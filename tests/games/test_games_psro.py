@@ -76,7 +76,9 @@ def test_psro_three_players():
     assert out["exploitability"] < out["curve"][0]["exploitability"]
 
 
-@pytest.mark.parametrize("game", ["kuhn_poker", "leduc_poker", "goofspiel(num_cards=3)", "kuhn_poker(players=3)"])
+@pytest.mark.parametrize(
+    "game", ["kuhn_poker", "leduc_poker", "goofspiel(num_cards=3)", "kuhn_poker(players=3)"]
+)
 def test_pettingzoo_adapter_passes_api_test(game):
     from pettingzoo.test import api_test
 

@@ -13,9 +13,15 @@ def maximin(A):
     m, k = A.shape
     c = np.zeros(m + 1)
     c[-1] = -1.0
-    res = linprog(c, A_ub=np.hstack([-A.T, np.ones((k, 1))]), b_ub=np.zeros(k),
-                  A_eq=np.hstack([np.ones((1, m)), np.zeros((1, 1))]), b_eq=[1.0],
-                  bounds=[(0, None)] * m + [(None, None)], method="highs")
+    res = linprog(
+        c,
+        A_ub=np.hstack([-A.T, np.ones((k, 1))]),
+        b_ub=np.zeros(k),
+        A_eq=np.hstack([np.ones((1, m)), np.zeros((1, 1))]),
+        b_eq=[1.0],
+        bounds=[(0, None)] * m + [(None, None)],
+        method="highs",
+    )
     if not res.success:
         raise KeelError(f"the Nash LP failed: {res.message}")
     x = np.maximum(res.x[:m], 0)
