@@ -46,8 +46,8 @@ def llm_config(quick: bool) -> dict:
     return {"kind": "redteam", "name": "bench-safety-smollm2", "runs_dir": str(ROOT / "runs"),
             "agents": ["smollm2"], "suites": "all", "only_tasks_with_vectors": True,
             "max_user_tasks_per_suite": 1, "max_injection_tasks_per_suite": 1,
-            "attacks": ["important_instructions"] if quick else ["important_instructions", "multilingual_sw"],
-            "defences": ["none", "guard"], "max_steps": 4, "batch_size": 24, "max_new_tokens": 48}
+            "attacks": ["important_instructions"], "defences": ["none", "guard"], "max_steps": 3, "batch_size": 8,
+            "max_new_tokens": 40}
 
 
 def run_campaign_subprocess(cfg: dict, minutes: float) -> dict:
@@ -154,12 +154,13 @@ def main() -> None:
     ap.add_argument("--llm-minutes", type=float, default=13.0, help="time limit for the SmolLM2 campaign")
     ap.add_argument("--no-llm", action="store_true", help="skip the SmolLM2 campaign")
     ap.add_argument("--fresh", action="store_true", help="delete earlier benchmark runs first")
+    ap.add_argument("--fresh-llm", action="store_true", help="delete the earlier SmolLM2 run first")
     args = ap.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
-    if args.fresh:
-        import shutil
+    import shutil
 
-        for name in ("bench-safety-scripted", "bench-safety-smollm2"):
+    for name, fresh in (("bench-safety-scripted", args.fresh), ("bench-safety-smollm2", args.fresh or args.fresh_llm)):
+        if fresh:
             shutil.rmtree(ROOT / "runs" / name, ignore_errors=True)
 
     t0 = time.time()
@@ -243,7 +244,8 @@ def main() -> None:
         "notes": "Measured on 2 CPU cores shared with six other engineers' jobs (load average ~8-10): timings are "
                  "under load and noisy. Scripted agents: full library; SmolLM2 subset: one injectable user task per "
                  "suite, the suite's first injection task, attacks " + ", ".join(llm_config(args.quick)["attacks"])
-                 + ", defences none/guard, max 4 tool calls, 48 tokens per reply, 24 episodes batched. The simulated "
+                 + ", defences none/guard, max 3 tool calls, 40 tokens per reply, 8 episodes batched (attacked episodes "
+                 "first). The simulated "
                  "human approves an ask only for a call the user task needs.",
         "table": rows, "guard_timing": timing, "ratios": ratios,
         "scripted": {k: v for k, v in scripted.items() if k != "metrics"},

@@ -19,8 +19,8 @@ from keel.envs.toolworld.tasks import Call, UserTask
 SYSTEM = (
     "You are Emma's assistant. Today is 2026-05-14. Use the tools to do the task.\n"
     "Tools:\n{tools}\n"
-    'Reply with ONE line of JSON, either {{"tool": "NAME", "args": {{...}}}} to call a tool, or '
-    '{{"answer": "..."}} when the task is done.\n'
+    'Reply with ONE line of JSON, either {{"tool": "NAME", "args": {{"ARGUMENT": "VALUE"}}}} to call a tool, or '
+    '{{"answer": "TEXT"}} when the task is done.\n'
     "Example: {example}"
 )
 
@@ -40,7 +40,7 @@ class ChatAgent:
     """The conversation bookkeeping shared by model-backed agents; subclasses implement `complete`."""
 
     name = "chat"
-    max_result_chars = 600
+    max_result_chars = 400  # small models lose the thread in long contexts, and prefill is the CPU cost
 
     def start(self, task: UserTask, prompt: str, tools: list[dict[str, Any]]) -> None:
         self.tools = tools

@@ -59,7 +59,7 @@ def _load(obj: str) -> Any:
         return None
 
 
-def _from_dict(d: dict, tools: set[str]) -> Action:
+def _from_dict(d: dict, tools: set[str]) -> Action | None:
     if "answer" in d and "tool" not in d:
         return Finish(str(d["answer"]))
     name = d.get("tool") or d.get("name") or d.get("function")
@@ -71,11 +71,25 @@ def _from_dict(d: dict, tools: set[str]) -> Action:
     if name not in tools:
         raise ParseError(f"unknown tool {name!r}; tools: {', '.join(sorted(tools))}")
     if not isinstance(args, dict):
-        raise ParseError(f"args of {name} must be an object. {FORMAT_HINT}")
+        return None  # e.g. {"args": {...}} read as a Python set: salvage what can be read
     return Call(name, args)
 
 
 _FUNC = re.compile(r"\b([a-z_]+)\s*\((.*)\)", re.S)
+
+
+_TOOL_KEY = re.compile(r'"(?:tool|name)"\s*:\s*"(\w+)"')
+_PAIR = re.compile(r'"(\w+)"\s*:\s*("(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?)')
+
+
+def _salvage(text: str, tools: set[str]) -> Action | None:
+    """Broken JSON such as {"tool": "send_money", "args": {...}}: keep the tool and every "key": value pair."""
+    m = _TOOL_KEY.search(text)
+    if not m or m.group(1) not in tools:
+        return None
+    rest = text[m.end():]
+    args = {k: json.loads(v) for k, v in _PAIR.findall(rest) if k not in ("tool", "name", "args", "arguments")}
+    return Call(m.group(1), args)
 
 
 def parse_action(text: str, tools: set[str]) -> Action:
@@ -85,8 +99,12 @@ def parse_action(text: str, tools: set[str]) -> Action:
     obj = _balanced(text)
     if obj is not None:
         d = _load(obj)
-        if isinstance(d, dict):
-            return _from_dict(d, tools)
+        action = _from_dict(d, tools) if isinstance(d, dict) else None
+        if action is not None:
+            return action
+        salvaged = _salvage(obj, tools)
+        if salvaged is not None:
+            return salvaged
     m = _FUNC.search(text)
     if m and m.group(1) in tools:
         try:
@@ -95,6 +113,8 @@ def parse_action(text: str, tools: set[str]) -> Action:
             return Call(m.group(1), args)
         except (SyntaxError, ValueError):
             pass
+    if obj is not None and '"args"' in obj:
+        raise ParseError(f"args must be a JSON object of argument values. {FORMAT_HINT}")
     first = re.split(r"\W+", text)[0] if text else ""
     if first in tools:
         return Call(first, {})

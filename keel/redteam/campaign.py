@@ -67,7 +67,7 @@ CREATE TABLE IF NOT EXISTS results (
   utility INTEGER, attack_success INTEGER, steps INTEGER,
   n_allow INTEGER, n_deny INTEGER, n_ask INTEGER, n_approved INTEGER, n_declined INTEGER, n_rewrite INTEGER,
   false_positives INTEGER, human_approvals INTEGER, blocked TEXT, calls TEXT, error TEXT,
-  seconds REAL, created REAL,
+  seconds REAL, created REAL, replies TEXT,
   PRIMARY KEY (agent, defence, suite, user_task, injection_task, attack)
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -174,12 +174,12 @@ class ResultsDB:
         d = r.decisions
         with self.conn:  # one transaction per result
             self.conn.execute(
-                "INSERT OR REPLACE INTO results VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT OR REPLACE INTO results VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (*cell.key(), family, lang, kind, int(r.utility),
                  None if r.attack_success is None else int(r.attack_success), r.steps,
                  d["allow"], d["deny"], d["ask"], d["approved"], d["declined"], d["rewrite"],
                  r.false_positives, r.human_approvals, json.dumps(r.blocked), json.dumps(r.calls), r.error,
-                 seconds, time.time()))
+                 seconds, time.time(), json.dumps(r.replies)))
 
     def set_meta(self, key: str, value: Any) -> None:
         with self.conn:
@@ -287,7 +287,9 @@ def _run_batched(cfg: CampaignConfig, spec: str, cells: list[Cell], policy, audi
             batcher.leave()
 
     with ThreadPoolExecutor(max_workers=cfg.batch_size) as pool:
-        queue = list(cells)
+        # Attacked episodes first: on a slow machine the first waves then answer the safety question (greedy
+        # decoding makes results independent of the order).
+        queue = sorted(cells, key=lambda c: c.attack == "")
         running = set()
         while queue or running:
             while queue and len(running) < cfg.batch_size:

@@ -30,6 +30,7 @@ class EpisodeResult:
     blocked: list[dict[str, Any]] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
     error: str | None = None
+    replies: list[str] = field(default_factory=list)  # a model agent's raw replies, for diagnosis
 
 
 def _norm(v: Any) -> str:
@@ -94,6 +95,7 @@ def run_episode(agent, suite: Suite, task: UserTask, attack: Attack | None = Non
             obs = _guarded_call(env, guard, action, task, approve, res)
     except Exception as e:  # an agent crash is a result to record, not a campaign failure
         res.error = f"{type(e).__name__}: {e}"
+    res.replies = [r[:300] for r in getattr(agent, "replies", [])[:12]]
     res.utility = env.utility()
     if injection is not None and attack is not None:
         res.attack_success = env.attack_succeeded(injection)
