@@ -100,3 +100,31 @@ def test_bad_config_field_is_a_clear_error(in_tmp):
     assert "shield" in str(res.exception)
     res = runner.invoke(app, ["train", _write(in_tmp, {**TINY, "formula": "F goal_z"}, "c.yaml"), "--json"])
     assert "goal_z" in str(res.exception) and "goal_a" in str(res.exception)
+
+
+@pytest.mark.slow  # PPO's torch updates make this the slowest spec_rl test (about a minute on 2 cores)
+def test_ppo_and_dirl_learners_run_end_to_end_and_resume_exactly(in_tmp, monkeypatch):
+    runner = CliRunner()
+    ppo = _write(in_tmp, {**TINY, "learner": "ppo", "total_steps": 2048, "log_every": 512,
+                          "checkpoint_every": 1024, "eval_episodes": 10,
+                          "ppo": {"rollout_steps": 32, "minibatches": 2}}, "ppo.yaml")
+    full = _last_json(runner.invoke(app, ["train", ppo, "--name", "pf", "--json"]).output)
+    assert full["env_steps"] == 2048 and full["learner"] == "ppo" and full["violations_train"] == 0
+    monkeypatch.setenv("KEEL_STOP_AFTER_ITERATIONS", "3")  # 3 of 4 updates; checkpoint after the 2nd
+    assert runner.invoke(app, ["train", ppo, "--name", "pc", "--json"]).exit_code == 130
+    monkeypatch.delenv("KEEL_STOP_AFTER_ITERATIONS")
+    resumed = _last_json(runner.invoke(app, ["train", ppo, "--name", "pc", "--resume", "--json"]).output)
+    drop = {"wall_seconds", "run", "report"}
+    assert {k: v for k, v in full.items() if k not in drop} == {k: v for k, v in resumed.items() if k not in drop}
+    res = runner.invoke(app, ["eval", "runs/pc", "--episodes", "5", "--json"])
+    assert res.exit_code == 0 and _last_json(res.output)["episodes"] == 5
+
+    dirl = _write(in_tmp, {**TINY, "learner": "dirl", "formula": "F goal_a & G !hazard", "total_steps": 16000,
+                           "dirl": {"spectrl": "achieve goal_a ensuring !hazard", "rollouts": 20}}, "dirl.yaml")
+    res = runner.invoke(app, ["train", dirl, "--name", "d", "--json"])
+    assert res.exit_code == 0, res.output
+    out = _last_json(res.output)
+    assert out["satisfaction"] >= 0.9 and out["violations_train"] == 0 and out["violations_eval"] == 0
+    assert "DiRL abstract graph" in (in_tmp / "runs" / "d" / "report.html").read_text()
+    res = runner.invoke(app, ["train", _write(in_tmp, {**TINY, "learner": "dirl"}, "nodirl.yaml"), "--json"])
+    assert "dirl.spectrl" in str(res.exception)
