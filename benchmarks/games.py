@@ -104,7 +104,7 @@ def _cache(update: dict | None = None) -> dict:
     return doc
 
 
-def openspiel_runs(spec: str, algo: str, marks: list[int]) -> dict:
+def openspiel_runs(spec: str, algo: str, marks: list[int], compute: bool = True) -> dict:
     """OpenSpiel's exploitability of `algo` at each mark (Python solver continued from mark to mark;
     for Leduc at 1000 the C++ solver where one exists), cached in games_openspiel_runs.json."""
     import pyspiel
@@ -115,6 +115,9 @@ def openspiel_runs(spec: str, algo: str, marks: list[int]) -> dict:
         impl = "cpp" if (spec == "leduc_poker" and m == 1000 and algo in ("cfr", "cfr_plus")) else "python"
         key = f"{spec}|{algo}|{impl}|{m}"
         hit = _cache().get(key)
+        if hit is None and not compute:
+            print(f"{spec:12s} openspiel-{impl} {algo:8s} @{m}: not measured (no cached run)", flush=True)
+            continue
         if hit is None:
             if impl == "cpp" or solver is None:
                 solver, done = openspiel_solver(algo, game, impl), 0
@@ -140,7 +143,7 @@ def openspiel_runs(spec: str, algo: str, marks: list[int]) -> dict:
     return row
 
 
-def part_exploitability(quick: bool) -> None:
+def part_exploitability(quick: bool, cached_only: bool = False) -> None:
     from keel.games.cfr import solve
     from keel.games.tree import GameTree
 
@@ -158,28 +161,32 @@ def part_exploitability(quick: bool) -> None:
                 flush=True,
             )
         for algo in MATCHED:
-            rows[f"openspiel:{algo}"] = openspiel_runs(spec, algo, marks)
-    worst, diffs = 0.0, {}
+            rows[f"openspiel:{algo}"] = openspiel_runs(spec, algo, marks, compute=not cached_only)
+    worst, diffs, missing = 0.0, {}, []
     for spec, rows in table.items():
         for algo in MATCHED:
             for m in marks:
+                if str(m) not in rows[f"openspiel:{algo}"]:
+                    missing.append(f"{spec}/{algo}@{m}")
+                    continue
                 a, b = rows[f"keel:{algo}"][str(m)], rows[f"openspiel:{algo}"][str(m)]
                 d = abs(a - b) / abs(b)
                 diffs[f"{spec}/{algo}@{m}"] = d
                 worst = max(worst, d)
-    print(f"largest relative difference Keel vs OpenSpiel: {worst:.2e}")
+    print(f"largest relative difference Keel vs OpenSpiel: {worst:.2e}; not measured: {missing or 'none'}")
     merge(
         "exploitability",
-        {"table": table, "relative_difference": diffs, "iterations": marks},
+        {"table": table, "relative_difference": diffs, "iterations": marks, "not_measured": missing},
         [
             {
                 "name": "Keel CFR/CFR+/LCFR/DCFR exploitability equals OpenSpiel's (Kuhn, Leduc, "
                 + "/".join(map(str, marks))
-                + " iterations)",
+                + " iterations)"
+                + (f"; not measured: {', '.join(missing)}" if missing else ""),
                 "value": worst,
                 "target": 0.01,
                 "unit": "max relative difference",
-                "met": worst < 0.01,
+                "met": worst < 0.01 and not missing,
             }
         ],
     )
@@ -384,8 +391,12 @@ def main() -> None:
     for p in parts:
         if p == "discovery":
             part_discovery(args.quick, args.generations, args.db)
+        elif p == "exploitability":
+            part_exploitability(args.quick, args.cached_only)
+        elif p == "speed":
+            part_speed(args.quick)
         else:
-            globals()[f"part_{p}"](args.quick)
+            part_sandbox(args.quick)
     doc = json.loads(RESULTS.read_text())
     print("\ngoals:")
     for g in doc["goals"]:
