@@ -20,6 +20,7 @@ import fcntl
 import json
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -29,6 +30,7 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
 
 RESULTS = ROOT / "results" / "games.json"
+LOCK_DIR = Path(tempfile.gettempdir())
 NOTES = (
     "Measured on a 2-core machine shared with six other engineers' jobs (CPU under load); "
     "speed ratios come from interleaved rounds in one run, absolute it/s vary with load."
@@ -54,7 +56,7 @@ def merge(part: str, data: dict, goals: list[dict]) -> None:
     from keel.io import atomic_write_json
 
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    with open(RESULTS.with_suffix(".lock"), "w") as lock:
+    with open(LOCK_DIR / "keel-bench-games.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         doc = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
         doc.setdefault("parts", {})[part] = data
@@ -95,7 +97,7 @@ def _cache(update: dict | None = None) -> dict:
     from keel.io import atomic_write_json
 
     CACHE.parent.mkdir(parents=True, exist_ok=True)
-    with open(CACHE.with_suffix(".lock"), "w") as lock:
+    with open(LOCK_DIR / "keel-bench-games-openspiel.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         doc = json.loads(CACHE.read_text()) if CACHE.exists() else {}
         if update:
