@@ -148,3 +148,17 @@ def test_torch_actor_and_critic_agree_with_numpy_forward():
     with torch.inference_mode():
         np.testing.assert_allclose(policy.actor(torch.from_numpy(x)).numpy(), logits, atol=1e-5)
         np.testing.assert_allclose(policy.critic(torch.from_numpy(x)).numpy(), values, atol=1e-5)
+
+
+def test_gradient_clipping_matches_torch():
+    from keel.rl.ppo import _clip_grad_norm
+
+    torch.manual_seed(0)
+    a = [torch.nn.Parameter(torch.randn(3, 4)), torch.nn.Parameter(torch.randn(5))]
+    b = [torch.nn.Parameter(p.detach().clone()) for p in a]
+    for params in (a, b):
+        (sum((p**3).sum() for p in params)).backward()
+    _clip_grad_norm(a, 0.5)
+    torch.nn.utils.clip_grad_norm_(b, 0.5)
+    for pa, pb in zip(a, b, strict=True):
+        torch.testing.assert_close(pa.grad, pb.grad)
