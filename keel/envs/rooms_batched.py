@@ -112,9 +112,10 @@ class BatchedRooms(VectorEnv):
 
     def step(self, actions):
         actions = np.asarray(actions, dtype=np.int64).reshape(self.num_envs)
-        u = self.rng.random(self.num_envs)
-        other = self.rng.integers(N_ACTIONS, size=self.num_envs)
-        actions = np.where(u < self.slip, other, actions)
+        if self.slip > 0:  # the same draws, in the same order, as the single env
+            u = self.rng.random(self.num_envs)
+            other = self.rng.integers(N_ACTIONS, size=self.num_envs)
+            actions = np.where(u < self.slip, other, actions)
         self.cells = self.model.next_cell[self.cells, actions]
         self.t += 1
         labels = self.model.labels[self.cells]

@@ -251,10 +251,10 @@ class RoomsGrid(gym.Env):
 
     def step(self, action):
         a = int(action)
-        # Draw both numbers every step, as the batched env does, so the two stay in lockstep.
-        u, other = self.np_random.random(), int(self.np_random.integers(N_ACTIONS))
-        if u < self.slip:
-            a = other
+        if self.slip > 0:  # draw both numbers every step, as the batched env does, so the two stay in lockstep
+            u, other = self.np_random.random(), int(self.np_random.integers(N_ACTIONS))
+            if u < self.slip:
+                a = other
         self.cell = int(self.model.next_cell[self.cell, a])
         self.t += 1
         reached = self._task_col is not None and bool(self.model.labels[self.cell, self._task_col])
