@@ -47,6 +47,12 @@ LEDUC_1RAISE = (
     "maxRaises=1 1,numSuits=2,numRanks=3,numHoleCards=1,numBoardCards=0 1)"
 )
 
+# Validation (model selection among the best discovered programs), disjoint from train and test:
+LEDUC_4RANKS = (
+    "universal_poker(betting=limit,numPlayers=2,numRounds=2,blind=1 1,raiseSize=2 4,firstPlayer=1 1,"
+    "maxRaises=1 1,numSuits=2,numRanks=4,numHoleCards=1,numBoardCards=0 1)"
+)
+
 KEEL_ALGOS = ["cfr", "cfr_plus", "lcfr", "dcfr", "pcfr_plus", "dpcfr_plus", "vad_cfr"]
 MATCHED = ["cfr", "cfr_plus", "lcfr", "dcfr"]
 
@@ -276,6 +282,7 @@ def part_discovery(quick: bool, generations: int, db: str) -> None:
                 LEDUC_1RAISE,
             ],
             test=["leduc_poker", "liars_dice(dice_sides=4)", "goofspiel(num_cards=4)"],
+            validate=[LEDUC_4RANKS, "kuhn_poker(players=3)"],
             generations=generations,
             population=12,
             iters=1000,

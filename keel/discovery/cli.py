@@ -38,6 +38,13 @@ def cfr(
         str, typer.Option(help="Training games, comma-separated, e.g. 'kuhn_poker,goofspiel(num_cards=3)'")
     ],
     test: Annotated[str, typer.Option(help="Held-out games, comma-separated (empty: none)")] = "",
+    validate: Annotated[
+        str,
+        typer.Option(
+            help="Validation games: pick among the --finalists best on these (empty: best on train)"
+        ),
+    ] = "",
+    finalists: Annotated[int, typer.Option(help="Discovered programs compared on the validation games")] = 5,
     generations: Annotated[
         int, typer.Option(help="Generations to run (resumes: existing ones are kept)")
     ] = 5,
@@ -82,12 +89,14 @@ def cfr(
         llm_url=llm_url,
         llm_model=llm_model,
         seed=seed,
+        validate=_games(validate) or None,
+        finalists=finalists,
         cpu_seconds=cpu_seconds,
         memory_mb=memory_mb,
     )
     from keel.games.load import load_game
 
-    for g in cfg.train + cfg.test:
+    for g in cfg.train + cfg.test + (cfg.validate or []):
         load_game(g)  # fail fast on a bad game name before any work
     with progress_bar(as_json) as bar:
         task = bar.add_task("discover cfr", total=max(1, generations * population), info="")
@@ -111,6 +120,13 @@ def psro(
         str, typer.Option(help="Training games, comma-separated, e.g. 'kuhn_poker,goofspiel(num_cards=3)'")
     ],
     test: Annotated[str, typer.Option(help="Held-out games, comma-separated (empty: none)")] = "",
+    validate: Annotated[
+        str,
+        typer.Option(
+            help="Validation games: pick among the --finalists best on these (empty: best on train)"
+        ),
+    ] = "",
+    finalists: Annotated[int, typer.Option(help="Discovered programs compared on the validation games")] = 5,
     generations: Annotated[
         int, typer.Option(help="Generations to run (resumes: existing ones are kept)")
     ] = 5,
@@ -152,11 +168,13 @@ def psro(
         llm_url=llm_url,
         llm_model=llm_model,
         seed=seed,
+        validate=_games(validate) or None,
+        finalists=finalists,
         cpu_seconds=cpu_seconds,
         memory_mb=memory_mb,
         kind="psro",
     )
-    for g in cfg.train + cfg.test:
+    for g in cfg.train + cfg.test + (cfg.validate or []):
         load_game(g)
     with progress_bar(as_json) as bar:
         task = bar.add_task("discover psro", total=max(1, generations * population), info="")

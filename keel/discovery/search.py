@@ -34,6 +34,10 @@ class SearchConfig:
     seeds: list[str] | None = None  # default: cfr, cfr_plus, lcfr, dcfr (cfr) / uniform, rm, prd, shor (psro)
     baselines: list[str] | None = None  # default: cfr_plus, dcfr (cfr) / rm, prd (psro)
     kind: str = "cfr"  # cfr: evolve the three CFR parts; psro: evolve the PSRO meta-solver
+    # Model selection without touching the test games: the `finalists` best discovered programs (by
+    # training fitness) are scored on `validate` games at test_iters; the lowest mean there is the pick.
+    validate: list[str] | None = None
+    finalists: int = 5
     mutator: str = "program"  # program | llm | smollm2
     llm_url: str | None = None
     llm_model: str = "default"
@@ -208,6 +212,9 @@ def run_search(cfg: SearchConfig, db_path: str, progress=None, log=None) -> dict
             if progress:
                 progress(done, total)
     best = db.top(1)[0]
+    validation = None
+    if cfg.validate:
+        best, validation = select_on_validation(cfg, db, limits, log)
     lineage = db.lineage(best.id)
     summary = {
         "db": str(db.path),
@@ -223,10 +230,35 @@ def run_search(cfg: SearchConfig, db_path: str, progress=None, log=None) -> dict
         "code": present(best, lineage),
         "seed_fitness": {n: (db.by_name(n).fitness if db.by_name(n) else None) for n in cfg.seeds},
     }
+    if validation is not None:
+        summary["validation"] = validation
     if cfg.test:
         summary["test"] = held_out(cfg, db, best, limits)
     db.close()
     return summary
+
+
+def select_on_validation(cfg: SearchConfig, db: PopulationDB, limits: Limits, log=None):
+    """Among the best discovered (non-seed) programs by training fitness, pick the one with the lowest mean
+    exploitability on the validation games (disjoint from the test games)."""
+    trees = _trees(cfg.validate)
+    finalists = [p for p in db.top(cfg.finalists + len(cfg.seeds)) if p.name is None][: cfg.finalists]
+    if not finalists:
+        return db.top(1)[0], {"games": cfg.validate, "note": "no discovered program ran; kept the best seed"}
+    rows = {}
+    for p in finalists:
+        res = evaluate(p.code, trees, cfg.test_iters, [cfg.test_iters], limits, kind=cfg.kind)
+        rows[p.id] = float(np.mean([c[cfg.test_iters] for c in res.scores.values()])) if res.ok else None
+        if log:
+            log(f"validation #{p.id}: {rows[p.id]}")
+    scored = [p for p in finalists if rows[p.id] is not None]
+    pick = min(scored, key=lambda p: rows[p.id]) if scored else finalists[0]
+    return pick, {
+        "games": cfg.validate,
+        "iterations": cfg.test_iters,
+        "mean_exploitability": rows,
+        "picked": pick.id,
+    }
 
 
 def present(program, lineage: list[dict]) -> str:

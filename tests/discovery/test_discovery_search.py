@@ -185,3 +185,13 @@ def test_psro_meta_solver_search(tmp_path):
     assert set(out["test"]["exploitability"]) == {"best", "rm", "prd"}
     with pytest.raises(KeelError, match="needs scipy"):
         seed_source("nash", "psro")
+
+
+def test_validation_picks_among_discovered_programs(tmp_path):
+    cfg = _cfg(validate=["goofspiel(num_cards=3)"], finalists=2, test=[])
+    out = run_search(cfg, str(tmp_path / "val.sqlite"))
+    val = out["validation"]
+    assert val["picked"] == out["best_id"] and len(val["mean_exploitability"]) == 2
+    assert out["best_name"] is None  # a discovered program, not a seed
+    scored = {k: v for k, v in val["mean_exploitability"].items() if v is not None}
+    assert scored[out["best_id"]] == min(scored.values())
