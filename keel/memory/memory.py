@@ -297,7 +297,8 @@ class Memory:
             return out
         # MMA reweights the evidence retrieval found: a window of the 2k best-fused items, so that a very
         # reliable but irrelevant item from far down the ranking cannot jump in
-        items = {it["id"]: it for it in self.store.get(self.namespace, [d for d, _ in fused[: 4 * k]], with_vec=True)
+        window = 4 * k if mode == "reliable" else (2 * k if only_active else k)
+        items = {it["id"]: it for it in self.store.get(self.namespace, [d for d, _ in fused[:window]], with_vec=True)
                  if not only_active or it["status"] == "active"}
         fused = [(d, s) for d, s in fused if d in items]
         cand = fused[: 2 * k if mode == "reliable" else k]

@@ -111,7 +111,7 @@ class _VectorIndex:
         ivf = faiss.IndexIVFFlat(self._quantizer, self.dim, nlist, faiss.METRIC_INNER_PRODUCT)
         ivf.cp.niter = 10
         ivf.cp.seed = seed
-        sample = np.random.default_rng(seed).choice(n, size=min(n, 20 * nlist), replace=False)
+        sample = np.random.default_rng(seed).choice(n, size=min(n, 40 * nlist), replace=False)
         ivf.train(vecs[sample])
         ivf.add_with_ids(vecs, ids)
         ivf.nprobe = NPROBE
