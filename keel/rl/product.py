@@ -322,10 +322,12 @@ class PolicyScores:
         pass
 
     def scores(self, u: np.ndarray, cells: np.ndarray) -> np.ndarray:
-        import torch
-
         obs = np.zeros((len(cells), self.world.n_cells + self.world.num_states), dtype=np.float32)
         obs[np.arange(len(cells)), cells] = 1.0
         obs[np.arange(len(cells)), self.world.n_cells + u] = 1.0
+        if hasattr(self.policy, "np_forward"):  # keel.rl.ppo's numpy inference path: no torch per step
+            return self.policy.np_forward(obs)[0].astype(np.float64)
+        import torch
+
         with torch.inference_mode():
             return self.policy.actor(torch.from_numpy(obs)).numpy().astype(np.float64)
