@@ -94,7 +94,8 @@ class Organiser:
 
     # -- MMA consensus --------------------------------------------------------------------------------
     def _neighbours(self, item: dict[str, Any]) -> list[tuple[dict[str, Any], float]]:
-        where = Where(self.ns, kinds=(item["kind"],), statuses=("active",))
+        # the plain (namespace, kind) index answers without an id selector; inactive items are dropped below
+        where = Where(self.ns, kinds=(item["kind"],))
         found = dict(self.store.dense(where, item["vec"], self.cfg.neighbours + 1))
         found = {i: s for i, s in found.items() if s >= self.m.rcfg.related_sim and i != item["id"]}
         if item.get("slot"):
@@ -106,7 +107,7 @@ class Organiser:
                 found.setdefault(mid, None)
         if not found:
             return []
-        nbs = self.store.get(self.ns, list(found), with_vec=True)
+        nbs = [nb for nb in self.store.get(self.ns, list(found), with_vec=True) if nb["status"] == "active"]
         return [(nb, float(np.dot(nb["vec"], item["vec"]))) for nb in nbs]
 
     def refresh_consensus(self, items: list[dict[str, Any]], depth: int = 1) -> None:
@@ -188,8 +189,7 @@ class Organiser:
         return " ".join(w for w, _ in words.most_common(8)) or texts[0][:80]
 
     def _theme_for(self, fact: dict[str, Any]) -> None:
-        where = Where(self.ns, kinds=("theme",), statuses=("active",))
-        near = self.store.dense(where, fact["vec"], 1)
+        near = self.store.dense(Where(self.ns, kinds=("theme",)), fact["vec"], 1)  # themes: active or deleted
         if not near or near[0][1] < self.cfg.theme_sim:
             theme = self.m._item(self._label([fact["text"]]), fact["vec"], kind="theme", source="system",
                                  ts=fact["ts"], metadata={"members": [fact["id"]]}, provenance={"facts": [fact["id"]]})
@@ -241,8 +241,7 @@ class Organiser:
 
     def _maybe_merge(self, theme_id: str) -> None:
         theme = self.store.get(self.ns, [theme_id], with_vec=True)[0]
-        where = Where(self.ns, kinds=("theme",), statuses=("active",))
-        for other_id, sim in self.store.dense(where, theme["vec"], 2):
+        for other_id, sim in self.store.dense(Where(self.ns, kinds=("theme",)), theme["vec"], 2):
             if other_id == theme_id or sim < self.cfg.theme_merge_sim:
                 continue
             other = self.store.get(self.ns, [other_id])[0]
@@ -262,12 +261,11 @@ class Organiser:
         now = time.time() if now is None else now
         cfg = self.m.rcfg
         qvec = self.m.embedder.encode([query])[0]
-        active = dict(statuses=("active",))
-        themes = self.store.dense(Where(self.ns, kinds=("theme",), **active), qvec, 3)
+        themes = self.store.dense(Where(self.ns, kinds=("theme",)), qvec, 3)
         fact_ids: list[str] = []
         for t in self.store.get(self.ns, [t for t, _ in themes]):
             fact_ids += t["metadata"].get("members", [])
-        fact_ids += [f for f, _ in self.store.dense(Where(self.ns, kinds=("fact",), **active), qvec, 2 * k)]
+        fact_ids += [f for f, _ in self.store.dense(Where(self.ns, kinds=("fact",)), qvec, 4 * k)]
         facts = [f for f in self.store.get(self.ns, list(dict.fromkeys(fact_ids)), with_vec=True)
                  if f["status"] == "active"]
         chosen_facts: list[dict[str, Any]] = []
