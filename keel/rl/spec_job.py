@@ -356,11 +356,7 @@ def _trajectory_figure(world, learner) -> str:
         u, cell = world.tables.next_u[u, cell2], cell2
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     ax.imshow(img, interpolation="nearest")
-    k = m.k
-    for i in range(0, m.height + 1, k):
-        ax.axhline(i - 0.5, color="0.4", lw=1.5)
-    for j in range(0, m.width + 1, k):
-        ax.axvline(j - 0.5, color="0.4", lw=1.5)
+    _draw_walls(ax, m)
     for name, room in m.layout.goals.items():
         y, x = m.yx[m.centre_cell(room)]
         ax.text(x, y, name.upper(), ha="center", va="center", fontweight="bold", color="tab:green")
@@ -371,6 +367,30 @@ def _trajectory_figure(world, learner) -> str:
     ax.set_yticks([])
     ax.set_title(f"greedy episode: {len(path) - 1} steps")
     return f'<img alt="trajectory" src="data:image/png;base64,{figure_png(fig)}">'
+
+
+def _draw_walls(ax, m) -> None:
+    """Room walls as lines, with a one-cell gap where a door is."""
+    k, lay, mid = m.k, m.layout, m.k // 2
+    seg = dict(color="0.3", lw=1.8)
+    ax.plot([-0.5, m.width - 0.5, m.width - 0.5, -0.5, -0.5], [-0.5, -0.5, m.height - 0.5, m.height - 0.5, -0.5], **seg)
+    for r in range(lay.n_rows):
+        for c in range(lay.n_cols):
+            y0, x0 = r * k - 0.5, c * k - 0.5
+            if c + 1 < lay.n_cols:  # wall to the right of room (r, c)
+                x = x0 + k
+                if lay.has_door((r, c), (r, c + 1)):
+                    ax.plot([x, x], [y0, y0 + mid], **seg)
+                    ax.plot([x, x], [y0 + mid + 1, y0 + k], **seg)
+                else:
+                    ax.plot([x, x], [y0, y0 + k], **seg)
+            if r + 1 < lay.n_rows:  # wall below room (r, c)
+                y = y0 + k
+                if lay.has_door((r, c), (r + 1, c)):
+                    ax.plot([x0, x0 + mid], [y, y], **seg)
+                    ax.plot([x0 + mid + 1, x0 + k], [y, y], **seg)
+                else:
+                    ax.plot([x0, x0 + k], [y, y], **seg)
 
 
 def learner_shield(learner) -> str:
