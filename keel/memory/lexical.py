@@ -13,6 +13,7 @@ store's change log, exactly like the FAISS index.
 
 from __future__ import annotations
 
+import io
 import math
 from array import array
 from collections import Counter
@@ -98,3 +99,41 @@ class LexicalIndex:
             nz[np.argpartition(-scores[nz], n - 1)[:n]]
         top = top[np.argsort(-scores[top], kind="stable")]
         return [(int(self.rids[s]), float(scores[s])) for s in top]
+
+    # -- persistence (a cache: SQLite stays the source of truth) ------------------------------------------
+    def to_bytes(self, seq: int) -> bytes:
+        terms = list(self.postings)
+        lens = np.array([len(self.postings[t][0]) for t in terms], dtype=np.int64)
+        slots = np.concatenate([np.frombuffer(self.postings[t][0], dtype=np.int32) for t in terms]) if terms \
+            else np.zeros(0, dtype=np.int32)
+        tfs = np.concatenate([np.frombuffer(self.postings[t][1], dtype=np.int32) for t in terms]) if terms \
+            else np.zeros(0, dtype=np.int32)
+        buf = io.BytesIO()
+        np.savez(buf, seq=np.array([seq]), size=np.array([self.size]), rids=self.rids[: self.size],
+                 dl=self.dl[: self.size], alive=self.alive[: self.size], terms=np.array("\x00".join(terms)),
+                 lens=lens, slots=slots, tfs=tfs)
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, tokenize: Callable[[str], list[str]], data: bytes) -> tuple[LexicalIndex, int]:
+        z = np.load(io.BytesIO(data), allow_pickle=False)
+        lex = cls(tokenize)
+        size = int(z["size"][0])
+        cap = max(1024, size)
+        lex.rids, lex.dl, lex.alive = (np.zeros(cap, dtype=np.int64), np.zeros(cap, dtype=np.float32),
+                                       np.zeros(cap, dtype=bool))
+        lex.rids[:size], lex.dl[:size], lex.alive[:size] = z["rids"], z["dl"], z["alive"]
+        lex.size = size
+        live = np.flatnonzero(lex.alive[:size])
+        lex.slot_of = dict(zip(lex.rids[live].tolist(), live.tolist(), strict=True))
+        lex.n_alive = len(live)
+        lex.total_len = float(lex.dl[live].sum())
+        text = str(z["terms"])
+        terms = text.split("\x00") if text else []
+        ends = np.cumsum(z["lens"])
+        slots, tfs = z["slots"], z["tfs"]
+        start = 0
+        for t, end in zip(terms, ends.tolist(), strict=True):
+            lex.postings[t] = (array("i", slots[start:end].tobytes()), array("i", tfs[start:end].tobytes()))
+            start = end
+        return lex, int(z["seq"][0])

@@ -233,7 +233,11 @@ class SQLiteStore:
         for key, vi in self._indexes.items():
             if vi.unsaved:
                 self._save_index(key, vi)
+        for key, (_, seq) in self._lex.items():
+            if seq[1]:
+                self._save_lexical(key)
         self._indexes.clear()
+        self._lex.clear()
         self.db.close()
 
     # -- writes -----------------------------------------------------------------------------------
@@ -501,7 +505,17 @@ class SQLiteStore:
         """The (namespace, kind) BM25 index, built from the change log on first use, then caught up."""
         key = (namespace, kind)
         if key not in self._lex:
-            self._lex[key] = (LexicalIndex(self._tokens), [0])
+            lex, start = LexicalIndex(self._tokens), 0
+            f = self._index_file(key).with_suffix(".bm25")
+            if f.exists():
+                try:
+                    lex, start = LexicalIndex.from_bytes(self._tokens, f.read_bytes())
+                except Exception:  # a damaged file is only a cache: rebuild from the change log
+                    lex, start = LexicalIndex(self._tokens), 0
+            max_seq = self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0]
+            if start > max_seq:
+                lex, start = LexicalIndex(self._tokens), 0
+            self._lex[key] = (lex, [start, 0])  # [seq reflected, changes replayed since the last save]
         lex, seq = self._lex[key]
         rows = self.db.execute(
             "SELECT seq, rid, op FROM changes WHERE namespace = ? AND kind = ? AND seq > ? ORDER BY seq",
@@ -524,7 +538,15 @@ class SQLiteStore:
                 for rid, text in rows_t:
                     lex.add(rid, text)
             seq[0] = rows[-1][0]
+            seq[1] += len(rows)
+            if seq[1] >= SAVE_EVERY:
+                self._save_lexical(key)
         return lex
+
+    def _save_lexical(self, key: tuple[str, str]) -> None:
+        lex, seq = self._lex[key]
+        atomic_write_bytes(self._index_file(key).with_suffix(".bm25"), lex.to_bytes(seq[0]))
+        seq[1] = 0
 
     def _index_file(self, key: tuple[str, str]) -> Path:
         h = hashlib.sha1(f"{key[0]}\x00{key[1]}".encode()).hexdigest()[:16]

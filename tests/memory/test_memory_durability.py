@@ -95,17 +95,21 @@ def test_vector_index_persists_and_rebuilds(tmp_path):
     path = tmp_path / "m.db"
     m = Memory(path, embedder=HashEmbedder(), organise=False)
     m.add([f"note {i} about topic {i % 7}" for i in range(50)])
-    m.search("note 3", mode="dense")
+    m.search("note 3", mode="hybrid")
     m.close()
-    files = list((tmp_path / "m.db.vec").glob("*.faiss"))
-    assert files  # saved on close
+    files = list((tmp_path / "m.db.vec").glob("*.faiss")) + list((tmp_path / "m.db.vec").glob("*.bm25"))
+    assert len(files) == 2  # both derived indexes saved on close
     m = Memory(path, embedder=HashEmbedder(), organise=False)
     assert m.search("note 3 about topic 3", k=1, mode="dense")[0]["text"] == "note 3 about topic 3"
+    assert m.search("note 3 about topic 3", k=1, mode="bm25")[0]["text"] == "note 3 about topic 3"
+    m.add("note 99 added after reopening")
+    assert m.search("note 99 added", k=1, mode="bm25")[0]["text"] == "note 99 added after reopening"
     m.close()
     for f in files:
         f.write_bytes(b"garbage")  # a damaged index is only a cache
     m = Memory(path, embedder=HashEmbedder(), organise=False)
     assert m.search("note 3 about topic 3", k=1, mode="dense")[0]["text"] == "note 3 about topic 3"
+    assert m.search("note 99 added", k=1, mode="bm25")[0]["text"] == "note 99 added after reopening"
     m.close()
 
 
