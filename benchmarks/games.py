@@ -169,11 +169,22 @@ def part_exploitability(quick: bool, cached_only: bool = False) -> None:
                 flush=True,
             )
         for algo in MATCHED:
+            # Control: the same algorithm with regrets summed in OpenSpiel's order (history by history
+            # onto R). Any gap between the two Keel rows is floating-point summation order alone.
+            out = solve(tree, algo, marks[-1], checkpoints=marks, sequential_regrets=True)
+            rows[f"keel-sequential:{algo}"] = {str(c["iteration"]): c["exploitability"] for c in out["curve"]}
+            print(
+                f"{spec:12s} keel-seq {algo:6s} "
+                + "  ".join(f"@{c['iteration']}: {c['exploitability']:.4e}" for c in out["curve"]),
+                flush=True,
+            )
             rows[f"openspiel:{algo}"] = openspiel_runs(spec, algo, marks, compute=not cached_only)
-    worst, diffs, missing = 0.0, {}, []
+    worst, diffs, missing, order = 0.0, {}, [], {}
     for spec, rows in table.items():
         for algo in MATCHED:
             for m in marks:
+                a, b = rows[f"keel:{algo}"][str(m)], rows[f"keel-sequential:{algo}"][str(m)]
+                order[f"{spec}/{algo}@{m}"] = abs(a - b) / abs(b)
                 if str(m) not in rows[f"openspiel:{algo}"]:
                     missing.append(f"{spec}/{algo}@{m}")
                     continue
@@ -182,9 +193,18 @@ def part_exploitability(quick: bool, cached_only: bool = False) -> None:
                 diffs[f"{spec}/{algo}@{m}"] = d
                 worst = max(worst, d)
     print(f"largest relative difference Keel vs OpenSpiel: {worst:.2e}; not measured: {missing or 'none'}")
+    print("relative difference between Keel's two summation orders (floating point alone):")
+    for k, v in order.items():
+        print(f"  {k:28s} order {v:.1e}   vs OpenSpiel {diffs.get(k, float('nan')):.1e}")
     merge(
         "exploitability",
-        {"table": table, "relative_difference": diffs, "iterations": marks, "not_measured": missing},
+        {
+            "table": table,
+            "relative_difference": diffs,
+            "summation_order_control": order,
+            "iterations": marks,
+            "not_measured": missing,
+        },
         [
             {
                 "name": "Keel CFR/CFR+/LCFR/DCFR exploitability equals OpenSpiel's (Kuhn, Leduc, "

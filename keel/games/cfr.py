@@ -63,10 +63,23 @@ def parts_from_module(module) -> SimpleNamespace:
 class CFRSolver:
     """Runs a CFR-family algorithm given as three parts on a `GameTree`."""
 
-    def __init__(self, tree: GameTree, parts, params: dict | None = None, alternating: bool = True):
+    def __init__(
+        self,
+        tree: GameTree,
+        parts,
+        params: dict | None = None,
+        alternating: bool = True,
+        sequential_regrets: bool = False,
+    ):
         if not hasattr(parts, "accumulate_regret"):
             raise KeelError("a CFR algorithm needs accumulate_regret, regret_to_policy and accumulate_policy")
         self.tree, self.parts, self.alternating = tree, parts, alternating
+        # Regret matching thresholds at zero, and with RM+ many regrets sit exactly at zero, so the
+        # order in which floating-point contributions are summed (per information set first, or onto R
+        # history by history as OpenSpiel does) can flip an action in or out of the policy; trajectories
+        # then drift apart by a few percent in exploitability after some hundred Leduc iterations. The
+        # benchmark runs both orders to show the size of this effect.
+        self.sequential_regrets = sequential_regrets
         defaults = dict(getattr(parts, "defaults", {}))
         for k in params or {}:
             if k not in defaults:
@@ -84,7 +97,15 @@ class CFRSolver:
         v = tree.values(ep, tree.utility[:, p])
         n_local = view.hi - view.lo
         opp = reach[view.parents][:, view.others].prod(axis=1)
-        r = np.bincount(view.kid_slot, weights=opp * (v[view.kids] - v[view.parents]), minlength=n_local)
+        contrib = opp * (v[view.kids] - v[view.parents])
+        if self.sequential_regrets:
+            # Accumulate history by history onto R (OpenSpiel's order of additions) and hand the
+            # difference on as r. Only the last bits change; see `sequential_regrets` in __init__.
+            R_seq = self.R[view.lo : view.hi].copy()
+            np.add.at(R_seq, view.kid_slot, contrib)
+            r = R_seq - self.R[view.lo : view.hi]
+        else:
+            r = np.bincount(view.kid_slot, weights=contrib, minlength=n_local)
         own = np.bincount(view.kid_slot, weights=reach[view.parents, p], minlength=n_local)
         return r, own * self.sigma[view.lo : view.hi]
 
@@ -131,10 +152,10 @@ class CFRSolver:
         self.t, self.mem = int(state["t"]), state["mem"]
 
 
-def make_solver(tree: GameTree, algo: str, params: dict | None = None) -> CFRSolver:
+def make_solver(tree: GameTree, algo: str, params: dict | None = None, **kw) -> CFRSolver:
     from keel.games import algorithms
 
-    return CFRSolver(tree, parts_from_module(algorithms.get(algo)), params)
+    return CFRSolver(tree, parts_from_module(algorithms.get(algo)), params, **kw)
 
 
 def solve(
@@ -144,12 +165,13 @@ def solve(
     params: dict | None = None,
     checkpoints: list[int] | None = None,
     progress=None,
+    **kw,
 ) -> dict:
     """Run `iters` iterations; exploitability of the average policy at each checkpoint."""
     if iters < 1:
         raise KeelError(f"--iters must be at least 1, got {iters}")
     tree = game if isinstance(game, GameTree) else GameTree.build(game)
-    solver = make_solver(tree, algo, params)
+    solver = make_solver(tree, algo, params, **kw)
     marks = sorted(set(checkpoints or _log_marks(iters)) | {iters})
     curve, elapsed = [], 0.0
     for t in range(1, iters + 1):

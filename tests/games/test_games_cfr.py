@@ -111,3 +111,11 @@ def test_bad_inputs_are_clear_errors():
         make_solver(GameTree.build("kuhn_poker"), "dcfr", {"zeta": 1.0})
     with pytest.raises(KeelError, match="too large"):
         GameTree.build("leduc_poker", max_nodes=100)
+
+
+def test_sequential_regret_order_also_matches_openspiel(kuhn):
+    mine, theirs = make_solver(kuhn, "cfr_plus", sequential_regrets=True), OPENSPIEL["cfr_plus"](kuhn.game)
+    for _ in range(60):
+        mine.iteration()
+        theirs.evaluate_and_update_policy()
+    np.testing.assert_allclose(mine.average_policy(), kuhn.from_openspiel(theirs.average_policy()), atol=1e-12)
