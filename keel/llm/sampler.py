@@ -54,7 +54,8 @@ def encode_prompts(tokenizer, prompts: list[Prompt]) -> list[list[int]]:
 
 def _cache_kw(model) -> str:
     """The keyword the model's forward takes for the KV cache (transformers renamed it in v5)."""
-    params = inspect.signature(model.forward).parameters
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft wraps forward(**kw)
+    params = inspect.signature(base.forward).parameters
     return "cache" if "cache" in params else "past_key_values"
 
 

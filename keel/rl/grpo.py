@@ -166,9 +166,9 @@ class GRPO:
         # exactly nothing to the gradient: leave it out of the passes, but keep its tokens in the
         # token-mean denominator so the loss scale is unchanged. Often most of the batch on a hard task.
         useful = torch.arange(B) if c.beta > 0 else torch.nonzero(roll.advantages != 0).flatten()
-        if len(useful) == 0:
-            return {"loss": 0.0, "entropy": float("nan"), "clip_frac": 0.0, "masked_frac": 0.0,
-                    "tau_h": float("nan"), "grad_norm": 0.0, "skipped": 0, "updated_rows": 0}
+        if len(useful) == 0:  # nothing to learn from this batch (entropy is not measured then)
+            return {"loss": 0.0, "clip_frac": 0.0, "masked_frac": 0.0, "grad_norm": 0.0, "skipped": 0,
+                    "updated_rows": 0}
         for _ in range(c.epochs):
             order = useful[torch.randperm(len(useful), generator=g)]
             for rows in order.chunk(c.minibatches):
@@ -190,7 +190,10 @@ class GRPO:
                 self.opt.zero_grad(set_to_none=True)
                 logs.append({**info, "loss": float(loss.detach()), "grad_norm": norm})
         self.model.eval()
-        out = {k: sum(d[k] for d in logs) / len(logs) for k in logs[0] if k != "grad_norm"}
+        out = {k: sum(d[k] for d in logs) / len(logs) for k in logs[0] if k not in ("grad_norm", "tau_h")}
+        taus = [d["tau_h"] for d in logs if math.isfinite(d["tau_h"])]
+        if taus:  # STAPO's entropy threshold, when there were low-probability tokens in correct replies
+            out["tau_h"] = sum(taus) / len(taus)
         out["grad_norm"] = max(d["grad_norm"] for d in logs)  # the largest, so spikes show
         out["skipped"] = skipped
         out["updated_rows"] = len(useful)

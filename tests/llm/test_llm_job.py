@@ -5,6 +5,7 @@ import random
 from dataclasses import dataclass
 from typing import ClassVar
 
+import pytest
 import torch
 from typer.testing import CliRunner
 
@@ -107,3 +108,39 @@ def test_non_finite_step_is_skipped():
     roll.advantages = torch.tensor([1.0, -1.0])
     assert trainer.update(roll)["skipped"] == 0
     assert any(not torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+@pytest.mark.parametrize("opts", [
+    {"loss": "cispo", "advantage": "rloo"},
+    {"loss": "dapo", "advantage": "reinforce", "beta": 0.1, "stapo": True},
+])
+def test_other_losses_and_advantages_train(opts):
+    from keel.llm import load_model
+
+    model, tok = load_model("tiny", seed=2)
+    trainer = GRPO(model, tok, GRPOConfig(group_size=4, prompts_per_step=2, max_new_tokens=4, lr=1e-2,
+                                          minibatches=2, **opts))
+    task = EvenLength()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    info = trainer.step(task.problems("train", 2), task, seed=0)
+    assert info["skipped"] == 0 and info["grad_norm"] > 0
+    assert any(not torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    if opts.get("beta"):
+        assert trainer.ref is not None  # a frozen copy, only when the KL weight is on
+
+
+def test_lora_uses_the_base_as_reference():
+    from keel.llm import load_model
+    from keel.llm.lora import add_lora
+
+    model, tok = load_model("tiny", seed=3)
+    model = add_lora(model, r=4)
+    trainer = GRPO(model, tok, GRPOConfig(group_size=4, prompts_per_step=1, max_new_tokens=4, lr=1e-2, beta=0.1))
+    assert trainer.ref is None  # adapters off = the reference, no copy
+    task = EvenLength()
+    lora_before = {k: v.clone() for k, v in model.named_parameters() if v.requires_grad}
+    info = trainer.step(task.problems("train", 1), task, seed=1)
+    assert info["skipped"] == 0
+    assert all("lora" in k for k in lora_before)
+    assert any(not torch.equal(p, lora_before[k]) for k, p in model.named_parameters() if k in lora_before)
+    assert set(trainer.state_dict()["model"]) == set(lora_before)  # checkpoints hold the adapters only
