@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from keel.errors import KeelError  # noqa: E402
 from keel.io import atomic_write_json  # noqa: E402
-from keel.memory import HashEmbedder, Memory  # noqa: E402
+from keel.memory import HashEmbedder, Memory, store_sqlite  # noqa: E402
 from keel.memory.embedder import default_embedder  # noqa: E402
 
 MODES = ("bm25", "dense", "hybrid", "reliable", "hierarchical")
@@ -250,7 +250,7 @@ def bench_speed(quick: bool, tmp: Path) -> dict:
             dist, _ = vi.search(qv.reshape(1, -1), 10)
             rec.append(float(np.mean(dist[0] >= tenth - 1e-6)))
         del allv
-        index_kind = f"IVF (nprobe 32 of {vi.index.nlist} cells)" if vi.is_ivf else "exact (flat)"
+        index_kind = f"IVF (nprobe {store_sqlite.NPROBE} of {vi.index.nlist} cells)" if vi.is_ivf else "exact (flat)"
         mem.close()
         fts5 = Memory(path, namespace="speed", embedder=HashEmbedder(), organise=False, lexical="fts5")
         fts5.search("first query", k=10, mode="dense", track_use=False)
@@ -349,6 +349,11 @@ def bench_durability(quick: bool, tmp: Path) -> dict:
 
 
 # -- 4. bad input -----------------------------------------------------------------------------------------
+def _import_bad(mem: Memory, path: Path) -> None:
+    path.write_text('{"text": "a fine line"}\n{oops\n')
+    mem.import_(path)
+
+
 def bench_bad_input(tmp: Path) -> dict:
     path = tmp / "bad.db"
     mem = Memory(path, namespace="alice", embedder=HashEmbedder(), max_chars=100_000)
@@ -373,8 +378,7 @@ def bench_bad_input(tmp: Path) -> dict:
         "corrupt file": lambda: Memory(corrupt, embedder=HashEmbedder()),
         "wrong embedder for the file": lambda: Memory(path, embedder=HashEmbedder(64)),
         "metadata not JSON": lambda: mem.add("ok", metadata={"x": {1, 2}}),
-        "import file with a bad line": lambda: (tmp / "bad.jsonl").write_text('{"text": "a"}\n{oops\n')
-        or mem.import_(tmp / "bad.jsonl"),
+        "import file with a bad line": lambda: _import_bad(mem, tmp / "bad.jsonl"),
     }
     results = {}
     for name, fn in cases.items():

@@ -20,8 +20,10 @@ Contradiction without a language model (the method, stated plainly):
   1. slot conflict: both items state a value for the same (subject, attribute) slot — extracted by
      `keel.memory.facts` — and the values differ, or the polarity differs ("I like X" / "I don't like X");
   2. same slot, same value, same polarity: agreement;
-  3. no slot on either: embedding similarity >= `dup_sim` counts as agreement, unless exactly one of the
-     two carries a negation cue ("not", "never", "no longer", ...), which makes it a contradiction.
+  3. no slot on either: embedding similarity >= `dup_sim` with the same content words (one set within
+     the other) counts as agreement; if exactly one of the two carries a negation cue ("not", "never",
+     "no longer", ...) it is a contradiction; near-identical wording with different content words
+     ("Tom lives in Oslo" / "Tom lives in Rome") is neither.
 Consensus is stored per item and recomputed for an item and its neighbours whenever one of them is
 added or changed; recency depends on the clock, so it is computed at query time.
 """
@@ -68,8 +70,22 @@ def relation(a: dict[str, Any], b: dict[str, Any], sim: float, cfg: ReliabilityC
         return 0  # two different slots: neither supports nor denies
     if sim >= cfg.dup_sim:
         neg_a, neg_b = bool(NEGATION.search(a["text"])), bool(NEGATION.search(b["text"]))
-        return -1 if neg_a != neg_b else 1
+        if neg_a != neg_b:
+            return -1
+        # near-identical wording only corroborates when it says the same things: "Tom lives in Oslo" and
+        # "Tom lives in Rome" are close in embedding space but do not support each other
+        wa, wb = _content(a["text"]), _content(b["text"])
+        return 1 if wa <= wb or wb <= wa else 0
     return 0
+
+
+_WORDS = re.compile(r"[a-z0-9']+")
+_STOP = frozenset("a an the and or but to of in on at for with is are was were be i you he she it we they my your "
+                  "me this that so as by from not no never don't".split())
+
+
+def _content(text: str) -> frozenset[str]:
+    return frozenset(w for w in _WORDS.findall(text.lower()) if w not in _STOP)
 
 
 def consensus(item: dict[str, Any], neighbours: list[tuple[dict[str, Any], float]], cfg: ReliabilityConfig) -> float:

@@ -35,7 +35,7 @@ from keel.memory.store import COLUMNS, INDEXED, Where, query_terms
 SCHEMA_VERSION = 1
 SAVE_EVERY = 5000  # replayed changes after which the vector index is saved again
 IVF_MIN = 40_000  # from this many vectors, an IVF index replaces exact search (retrained as it grows 4x)
-NPROBE = 32  # IVF cells scanned per query
+NPROBE = 48  # IVF cells scanned per query
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
