@@ -195,8 +195,9 @@ class RoomsContinuous(gym.Env):
     def propositions(self) -> frozenset[str]:
         return frozenset(self.model.propositions)
 
-    def labels(self) -> frozenset[str]:
-        return self.model.label_set(self.pos)
+    def labels(self, state=None) -> frozenset[str]:
+        """The propositions true now, or at position `state` (as from `get_state()`) when given."""
+        return self.model.label_set(self.pos if state is None else np.asarray(state, dtype=float)[:2])
 
     def _next_pos(self, action) -> np.ndarray:
         a = np.clip(np.asarray(action, dtype=float).reshape(2), -1.0, 1.0)

@@ -217,8 +217,10 @@ class RoomsGrid(gym.Env):
     def propositions(self) -> frozenset[str]:
         return frozenset(self.model.propositions)
 
-    def labels(self) -> frozenset[str]:
-        return self.model.label_sets[self.cell]
+    def labels(self, state=None) -> frozenset[str]:
+        """The propositions true now, or in `state` (as from `get_state()`) when given."""
+        cell = self.cell if state is None else int(np.asarray(state).ravel()[0])
+        return self.model.label_sets[cell]
 
     def possible_labels_after(self, action) -> list[frozenset[str]]:
         cells = self.model.outcome_cells(self.cell, self.slip)[int(action)]

@@ -61,7 +61,8 @@ def test_grid_walls_doors_and_labels():
     assert m.yx[env.cell].tolist() == [9, 2]
     # The goal is the centre cell of its room.
     env.set_state([m.centre_cell((0, 3)), 0])
-    assert env.labels() == {"room_0_3", "goal_a"}
+    assert env.labels() == {"room_0_3", "goal_a"} == env.labels(env.get_state())
+    assert env.labels([m.centre_cell((3, 3))]) == {"room_3_3", "goal_b"}
 
 
 def test_possible_labels_after_is_exact_on_the_grid():
@@ -107,8 +108,9 @@ def test_hazard_labels_and_predicate_semantics():
         for p in cont.predicate_names():
             assert (cont.predicate_value(p, pos) > 0) == (p in labels)
     hz = cont.model.hazard_centres[0]
+    assert "hazard" in cont.labels(hz)
     cont.set_state(hz)
-    assert "hazard" in cont.labels()
+    assert "hazard" in cont.labels() and cont.labels() == cont.labels(cont.get_state())
 
 
 def test_hazards_must_leave_goals_reachable():
