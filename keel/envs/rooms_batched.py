@@ -135,3 +135,106 @@ class BatchedRooms(VectorEnv):
             obs = final_obs
         infos = {"labels": labels, "final_obs": final_obs, "_final_obs": done}
         return obs, rewards, terminated, truncated, infos
+
+
+class BatchedRoomsContinuous(VectorEnv):
+    """N copies of the continuous rooms world (`rooms_continuous.RoomsContinuous`) as numpy arrays.
+
+    The single env's own vectorised geometry (`ContinuousModel.move` / `.values`) steps all copies at
+    once; per row the arithmetic is the same, so a copy follows the single env exactly. Same-step
+    autoreset and the same `infos` keys as `BatchedRooms`. The start noise of a reset is drawn from
+    one generator for the whole batch (a batch of one matches a single env seeded alike).
+    """
+
+    metadata = {"autoreset_mode": AutoresetMode.SAME_STEP}
+
+    def __init__(self, num_envs: int = 8, n_rooms: int = 16, room_size: float = 8.0, door_width: float = 2.0,
+                 max_step: float = 1.0, max_episode_steps: int = 200, task: str | None = None,
+                 start_noise: float = 0.5, goals=None, hazards=None, start=None):
+        from keel.envs.rooms_continuous import RoomsContinuous
+
+        # one single env validates the arguments and owns the geometry the batch shares
+        self._single = RoomsContinuous(n_rooms, room_size, door_width, max_step, max_episode_steps, task,
+                                       start_noise, goals, hazards, start)
+        self.model = m = self._single.model
+        self.num_envs = int(num_envs)
+        self.max_step, self.max_episode_steps, self.task = float(max_step), max_episode_steps, task
+        self.start_noise = float(start_noise)
+        self._task_col = m.prop_index[task] if task else None
+        self.single_observation_space = self._single.observation_space
+        self.single_action_space = self._single.action_space
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self.render_mode = None
+        self.closed = False
+        self.proposition_list: list[str] = list(m.propositions)
+        self.pos = np.tile(m.start, (self.num_envs, 1))
+        self.t = np.zeros(self.num_envs, dtype=np.int64)
+        self.rng, _ = seeding.np_random(None)
+
+    @property
+    def propositions(self) -> frozenset[str]:
+        return frozenset(self.proposition_list)
+
+    def label_matrix(self) -> np.ndarray:
+        """(N, P) bool: the propositions true in each copy's current state."""
+        return self.model.label_matrix(self.pos)
+
+    def label_sets(self) -> list[frozenset[str]]:
+        return [frozenset(self.proposition_list[j] for j in np.flatnonzero(row)) for row in self.label_matrix()]
+
+    def _next_pos(self, actions) -> np.ndarray:
+        a = np.clip(np.asarray(actions, dtype=float).reshape(self.num_envs, 2), -1.0, 1.0)
+        return self.model.move(self.pos, a * self.max_step)
+
+    def labels_after(self, actions) -> np.ndarray:
+        """(N, P) bool: the labels each copy would have after its action (exact: no noise)."""
+        return self.model.label_matrix(self._next_pos(actions))
+
+    def possible_labels_after(self, i: int, action) -> list[frozenset[str]]:
+        pos = self.model.move(self.pos[i], np.clip(np.asarray(action, dtype=float), -1, 1) * self.max_step)
+        return [self.model.label_set(pos)]
+
+    def get_state(self) -> np.ndarray:
+        return self.pos.copy()
+
+    def set_state(self, state) -> None:
+        self.pos = np.clip(np.asarray(state, dtype=float).reshape(self.num_envs, 2), 1e-4,
+                           [self.model.width - 1e-4, self.model.height - 1e-4])
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"pos": self.pos.copy(), "t": self.t.copy(), "rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.pos, self.t = np.array(state["pos"]), np.array(state["t"])
+        self.rng.bit_generator.state = state["rng"]
+
+    def _starts(self, k: int) -> np.ndarray:
+        return self.model.start + self.rng.uniform(-self.start_noise, self.start_noise, (k, 2))
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        if seed is not None:
+            self.rng, _ = seeding.np_random(seed)
+        self.pos = self._starts(self.num_envs)
+        self.t[:] = 0
+        return self.pos.astype(np.float32), {"labels": self.label_matrix()}
+
+    def step(self, actions):
+        self.pos = self._next_pos(actions)
+        self.t += 1
+        labels = self.model.label_matrix(self.pos)
+        if self._task_col is None:
+            terminated = np.zeros(self.num_envs, dtype=bool)
+        else:
+            terminated = labels[:, self._task_col].copy()
+        truncated = (self.t >= self.max_episode_steps) & ~terminated
+        done = terminated | truncated
+        final_obs = self.pos.astype(np.float32)
+        if done.any():
+            self.pos[done] = self._starts(int(done.sum()))
+            self.t[done] = 0
+            obs = self.pos.astype(np.float32)
+        else:
+            obs = final_obs.copy()
+        infos = {"labels": labels, "final_obs": final_obs, "_final_obs": done}
+        return obs, terminated.astype(np.float32), terminated, truncated, infos

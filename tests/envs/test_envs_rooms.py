@@ -205,3 +205,47 @@ def test_batched_possible_label_matrix_and_state_dict():
     envs.load_state_dict(state)
     second = [envs.step(x)[0].copy() for x in a]
     np.testing.assert_array_equal(np.stack(first), np.stack(second))
+
+
+def test_batched_continuous_equals_single():
+    from keel.envs.rooms import BatchedRoomsContinuous
+
+    kw = dict(n_rooms=9, max_episode_steps=15, task="goal_a", goals={"a": [0, 1]})
+    rng = np.random.default_rng(0)
+    # one copy, random starts: the reset noise comes from the same stream as the single env's
+    batched, single = BatchedRoomsContinuous(num_envs=1, **kw), RoomsContinuous(**kw)
+    b_obs, _ = batched.reset(seed=5)
+    s_obs, _ = single.reset(seed=5)
+    np.testing.assert_array_equal(b_obs[0], s_obs)
+    ends = 0
+    for _ in range(120):
+        a = rng.uniform(-1, 1, size=(1, 2)).astype(np.float32) + np.array([[0.6, 0.0]], dtype=np.float32)
+        assert batched.possible_labels_after(0, a[0]) == single.possible_labels_after(a[0])
+        b_obs, b_r, b_te, b_tr, b_info = batched.step(a)
+        s_obs, s_r, s_te, s_tr, s_info = single.step(a[0])
+        np.testing.assert_array_equal(b_info["final_obs"][0], s_obs)
+        assert (b_r[0], b_te[0], b_tr[0]) == (s_r, s_te, s_tr)
+        assert batched.proposition_list and s_info["labels"] == frozenset(
+            p for p, on in zip(batched.proposition_list, b_info["labels"][0], strict=True) if on)
+        if s_te or s_tr:
+            ends += 1
+            s_obs, _ = single.reset()
+        np.testing.assert_array_equal(b_obs[0], s_obs)
+    assert ends >= 5
+    # many copies without start noise: each follows its own single env
+    n = 5
+    batched = BatchedRoomsContinuous(num_envs=n, start_noise=0.0, **kw)
+    singles = [RoomsContinuous(start_noise=0.0, **kw) for _ in range(n)]
+    batched.reset(seed=0)
+    for env in singles:
+        env.reset(seed=0)
+    for _ in range(40):
+        a = rng.uniform(-1, 1, size=(n, 2))
+        after = batched.labels_after(a)
+        b_obs, _, _, _, b_info = batched.step(a)
+        np.testing.assert_array_equal(after, b_info["labels"])  # the one-step model is exact
+        for i, env in enumerate(singles):
+            o, _, te, tr, _ = env.step(a[i])
+            if te or tr:
+                o, _ = env.reset()
+            np.testing.assert_array_equal(b_obs[i], o)
