@@ -162,3 +162,17 @@ def test_gradient_clipping_matches_torch():
     torch.nn.utils.clip_grad_norm_(b, 0.5)
     for pa, pb in zip(a, b, strict=True):
         torch.testing.assert_close(pa.grad, pb.grad)
+
+
+def test_box_actions_on_the_batched_continuous_rooms_resume_exactly(tmp_path):
+    from keel.envs.rooms import BatchedRoomsContinuous
+
+    cfg = PPOConfig(n_steps=16, batch_size=32, n_epochs=2, checkpoint_every=1)
+    make = lambda: BatchedRoomsContinuous(num_envs=4, n_rooms=9, task="goal_a", max_episode_steps=20)  # noqa: E731
+    run_a, run_b = Run.create(tmp_path, "a", {}), Run.create(tmp_path, "b", {})
+    policy_a, stats = train_ppo(cfg, make(), 4 * 64, run=run_a)
+    assert stats["episodes"] >= 8
+    train_ppo(cfg, make(), 2 * 64, run=run_b)
+    policy_b, _ = train_ppo(cfg, make(), 4 * 64, run=run_b, resume=True)
+    for pa, pb in zip(policy_a.parameters(), policy_b.parameters(), strict=True):
+        assert torch.equal(pa, pb)
