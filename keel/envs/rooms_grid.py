@@ -188,7 +188,7 @@ class RoomsGrid(gym.Env):
     Without it the reward is always 0 and specs (reward machines, shields) supply the task.
     """
 
-    metadata = {"render_modes": ["ansi"]}
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}
 
     def __init__(
         self,
@@ -203,6 +203,8 @@ class RoomsGrid(gym.Env):
         start=None,
         render_mode: str | None = None,
     ):
+        if render_mode not in (None, "ansi"):
+            raise KeelError(f"render_mode must be None or 'ansi', got {render_mode!r}")
         self.model = make_model(n_rooms, room_size, goals, hazards, start)
         check_common(obs_mode, slip, max_episode_steps, task, self.model.propositions)
         self.obs_mode, self.slip, self.max_episode_steps, self.task = obs_mode, float(slip), max_episode_steps, task
@@ -264,9 +266,25 @@ class RoomsGrid(gym.Env):
         return self._obs(), float(reached), reached, truncated, {"labels": self.labels()}
 
     def render(self):
-        grid = np.full((self.model.height, self.model.width), ".", dtype="<U1")
-        grid[tuple(self.model.yx[self.model.hazard_cells].T)] = "x"
-        for name, room in self.model.layout.goals.items():
-            grid[tuple(self.model.yx[self.model.centre_cell(room)])] = name[0].upper()
-        grid[tuple(self.model.yx[self.cell])] = "@"
-        return "\n".join("".join(row) for row in grid)
+        """Text picture: '#' walls (a gap is a door), '@' the agent, 'x' hazards, goal initials."""
+        m, k = self.model, self.model.k
+        rows, cols = m.layout.n_rows, m.layout.n_cols
+        pic = np.full((rows * (k + 1) + 1, cols * (k + 1) + 1), "#", dtype="<U1")
+
+        def at(cell):  # picture coordinates of a grid cell: one wall line before each room
+            y, x = m.yx[cell]
+            return y + y // k + 1, x + x // k + 1
+
+        for cell in range(m.n_cells):
+            pic[at(cell)] = "."
+        for cell in m.hazard_cells:
+            pic[at(cell)] = "x"
+        for name, room in m.layout.goals.items():
+            pic[at(m.centre_cell(room))] = name[0].upper()
+        for (r1, c1), (r2, _) in m.layout.doors:
+            if r1 == r2:  # door in the wall to the right of room (r1, c1)
+                pic[r1 * (k + 1) + 1 + k // 2, (c1 + 1) * (k + 1)] = " "
+            else:  # door in the wall below it
+                pic[(r1 + 1) * (k + 1), c1 * (k + 1) + 1 + k // 2] = " "
+        pic[at(self.cell)] = "@"
+        return "\n".join("".join(row) for row in pic)

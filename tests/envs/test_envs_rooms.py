@@ -249,3 +249,13 @@ def test_batched_continuous_equals_single():
             if te or tr:
                 o, _ = env.reset()
             np.testing.assert_array_equal(b_obs[i], o)
+
+
+def test_grid_render_shows_walls_doors_and_agent():
+    env = RoomsGrid(n_rooms=9, room_size=3, render_mode="ansi")
+    env.reset(seed=0)
+    pic = env.render().splitlines()
+    assert len(pic) == 3 * 4 + 1 and all(len(row) == 13 for row in pic)
+    assert pic[2][2] == "@" and pic[2][4] == " "  # the agent, and the door to room (0, 1) on its right
+    assert pic[2][8] == "#"  # no door between rooms (0, 1) and (0, 2)
+    check_env(gym.make("keel/Rooms9-v0", room_size=3, render_mode="ansi").unwrapped)
