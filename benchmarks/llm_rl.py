@@ -128,6 +128,41 @@ def speed(a) -> dict:
     return out
 
 
+# ----------------------------------------------------------------------------- sampler vs model.generate
+def sampler_vs_generate(a) -> dict:
+    """Keel's sampler against transformers' `model.generate` on the same batch (both with a KV cache)."""
+    import torch
+
+    from keel.llm import load_model, sample
+    from keel.llm.sampler import encode_prompts, left_pad
+
+    torch.set_num_threads(a.threads)
+    model, tok = load_model(a.model)
+    _, problems = _problems(a.prompts)
+    msgs = [p.messages() for p in problems]
+    out = {"prompts": len(msgs), "n": a.group, "max_new_tokens": a.tokens, "rounds": 2}
+    keel_t, keel_tok, hf_t, hf_tok = 0.0, 0, 0.0, 0
+    for r in range(2):
+        t0 = time.perf_counter()
+        s = sample(model, tok, msgs, n=a.group, max_new_tokens=a.tokens, temperature=0.7, top_p=1.0, seed=r)
+        keel_t += time.perf_counter() - t0
+        keel_tok += s.num_tokens
+        ids, mask = left_pad(encode_prompts(tok, msgs), tok.pad_token_id)
+        torch.manual_seed(r)
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            gen = model.generate(input_ids=ids, attention_mask=mask, do_sample=True, temperature=0.7, top_p=1.0,
+                                 top_k=0, max_new_tokens=a.tokens, num_return_sequences=a.group,
+                                 pad_token_id=tok.pad_token_id)
+        hf_t += time.perf_counter() - t0
+        new = gen[:, ids.shape[1]:]
+        hf_tok += int(sum(((row != tok.pad_token_id).cumsum(0) > 0).sum() for row in new))
+    out.update(keel_tokens_per_s=keel_tok / keel_t, generate_tokens_per_s=hf_tok / hf_t,
+               keel_seconds=keel_t, generate_seconds=hf_t)
+    out["ratio"] = out["keel_tokens_per_s"] / out["generate_tokens_per_s"]
+    return out
+
+
 # ----------------------------------------------------------------------------- learning
 def preset_config(a, seed: int, stapo: bool) -> dict:
     return {
@@ -238,7 +273,7 @@ def save(results: dict) -> None:
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--quick", action="store_true")
-    p.add_argument("--part", choices=["all", "speed", "learning"], default="all")
+    p.add_argument("--part", choices=["all", "speed", "learning", "sampler"], default="all")
     p.add_argument("--worker", choices=["keel", "trl"])
     p.add_argument("--model", default=None)
     p.add_argument("--steps", type=int, default=3)
@@ -278,6 +313,11 @@ def main() -> None:
                  "unit": "ratio", "met": sp["memory_ratio"] <= 1.0},
             ]
         results["goals"] = goals
+        save(results)
+    if a.part in ("all", "sampler"):
+        print("sampler: Keel's KV-cache sampler vs model.generate", flush=True)
+        results["sampler"] = sampler_vs_generate(a)
+        print(f"  {results['sampler']}", flush=True)
         save(results)
     if a.part in ("all", "learning"):
         print("learning: GRPO vs GRPO+STAPO", flush=True)
