@@ -146,12 +146,13 @@ def main() -> None:
     parser.add_argument("--skip-throughput", action="store_true", help="leave out benchmarks/throughput.py")
     parser.add_argument("--full-throughput", action="store_true",
                         help="throughput.py's full sizes (3 seeds of 100k PPO steps per side); default: its quick sizes")
+    parser.add_argument("--ppo-steps", type=int, default=60_000, help="PPO's env-step budget per run")
     parser.add_argument("--workers", type=int, default=2, help="processes for the learner runs")
     args = parser.parse_args()
     seeds = [0] if args.quick else [0, 1, 2]
     # PPO costs ~50x more CPU per env step than the tabular learners here, so it gets a smaller budget and
     # its unshielded (violation-count) runs use seed 0 only; the tabular learners get every seed both ways.
-    budget = {"qrm": 400_000, "dirl": 400_000, "ppo_sparse": 60_000, "ppo_shaped": 60_000}
+    budget = {"qrm": 400_000, "dirl": 400_000, "ppo_sparse": args.ppo_steps, "ppo_shaped": args.ppo_steps}
     if args.quick:
         budget = {k: v // 4 for k, v in budget.items()}
     eval_every = {k: v // (5 if k.startswith("ppo") else 10) for k, v in budget.items()}
