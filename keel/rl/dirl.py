@@ -15,6 +15,9 @@ DiRL interleaves learning with Dijkstra's algorithm:
     the final policy follows the cheapest path to a final vertex, switching edge policy when the current
     edge's target region is reached.
 
+Each edge gets an equal share of the step budget; it is estimated every tenth of its share and stops
+early once its success estimate reaches `stop_at` (the estimation rollouts count as env steps).
+
 Edge policies here are tabular Q-learning over grid cells (the grid is small; the paper uses neural
 policies on the continuous world). The edge reward is the edge's semantics: 1 on reaching the target
 region (the episode ends), -1 when the safety predicate fails (it ends too). The quantitative reach
@@ -56,7 +59,7 @@ class _Cells:
 class DiRLLearner:
     def __init__(self, world: SpecWorld, spectrl: str | None, total_steps: int, num_envs: int, seed: int,
                  shield: str, gamma: float = 0.99, rollouts: int = 200, alpha: float = 0.5,
-                 epsilon: float = 0.2, epsilon_end: float = 0.02):
+                 epsilon: float = 0.2, epsilon_end: float = 0.02, stop_at: float = 0.98):
         from keel.spec import compile_spectrl
 
         if not spectrl:
@@ -74,6 +77,9 @@ class DiRLLearner:
         self.reach = [v > 0 for v in reach_value]
         self.safe_ok = [full + e.safe.value(env, cells) > 0 for e in self.graph.edges]
         self.edge_budget = max(num_envs, total_steps // max(1, len(self.graph.edges)))
+        # An edge is estimated every tenth of its budget and done early once its greedy policy succeeds
+        # from at least `stop_at` of the source states (the rollouts count as env steps).
+        self.check_every, self.stop_at = max(num_envs, self.edge_budget // 10), stop_at
         # Learned state: one Q-table per edge, Dijkstra's bookkeeping, the edge being trained now.
         # Q starts at gamma^(d - 1), d = 0.5 - value: the steps the reach predicate says are still needed.
         bound = [gamma ** np.clip(0.5 - v - 1.0, 0.0, 10 * (m.height + m.width)) for v in reach_value]
@@ -181,11 +187,15 @@ class DiRLLearner:
         self.env_steps += self.num_envs
         self.edge_steps += self.num_envs
         if self.edge_steps >= self.edge_budget:
-            self._finish_edge(e)
+            self._finish_edge(e, self._estimate(e))
+        elif self.edge_steps % self.check_every < self.num_envs:
+            found = self._estimate(e)
+            if found[0] >= self.stop_at:
+                self._finish_edge(e, found)
 
-    def _finish_edge(self, e: int) -> None:
+    def _finish_edge(self, e: int, found: tuple) -> None:
         edge = self.graph.edges[e]
-        p, cells, us = self._estimate(e)
+        p, cells, us = found
         self.success[e] = p
         if p > 0:
             cost = self.dist[edge.source] - math.log(p)

@@ -59,6 +59,7 @@ class PPOSection(KeelModel):
 class DiRLSection(KeelModel):
     spectrl: str | None = Field(None, description="SPECTRL task (default: derived from the formula's goals)")
     rollouts: int = Field(200, ge=1, description="rollouts to estimate each edge's success probability")
+    stop_at: float = Field(0.98, gt=0.0, le=1.0, description="an edge stops early once its estimate reaches this")
 
 
 class Config(JobConfig):
@@ -103,7 +104,7 @@ def make_learner(cfg: Config, world):
     from keel.rl.dirl import DiRLLearner
 
     return DiRLLearner(world, cfg.dirl.spectrl, cfg.total_steps, cfg.num_envs, cfg.seed, cfg.shield,
-                       gamma=cfg.gamma, rollouts=cfg.dirl.rollouts)
+                       gamma=cfg.gamma, rollouts=cfg.dirl.rollouts, stop_at=cfg.dirl.stop_at)
 
 
 # ---------------------------------------------------------------------------------------------- train
