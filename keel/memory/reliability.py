@@ -11,7 +11,8 @@ neighbour's own credibility and its similarity to i:
     K_i = 1/2 + 1/2 * sum_j a_ij c_j s_ij w_ij / (1 + sum_j |a_ij| c_j s_ij w_ij)
 
 with a_ij in {+1 agree, -1 contradict, 0 unrelated} and w_ij = 1 for a newer neighbour and 1/2 for an
-older one. An older contradicting item does not count against a newer one unless its source is more
+older one, times `self_support` (1/4) when an agreeing neighbour has the same source (a speaker repeating
+itself is not independent corroboration); questions claim nothing and relate to nothing. An older contradicting item does not count against a newer one unless its source is more
 credible by more than `update_margin`: a newer statement from a comparable source is an update (the
 user moved house), not a live conflict; the older statement, in turn, is contradicted by the newer one
 at full weight. The 1 in the denominator is a prior: an item nobody has confirmed or denied sits at 1/2.
@@ -50,6 +51,7 @@ class ReliabilityConfig:
     w_consensus: float = 0.4
     dup_sim: float = 0.9  # cosine above which two unslotted items are "the same claim"
     related_sim: float = 0.5  # cosine above which an item is a neighbour at all
+    self_support: float = 0.25  # weight of agreement that comes from the same source
     update_margin: float = 0.15  # a newer claim updates (not conflicts with) an older one from a source at most this much more credible
 
     def source_credibility(self, source: str) -> float:
@@ -63,6 +65,8 @@ def recency(ts: float, now: float, half_life_days: float) -> float:
 
 def relation(a: dict[str, Any], b: dict[str, Any], sim: float, cfg: ReliabilityConfig) -> int:
     """+1 if b supports a, -1 if it contradicts a, 0 if unrelated (see the module docstring)."""
+    if a["text"].rstrip().endswith("?") or b["text"].rstrip().endswith("?"):
+        return 0  # a question claims nothing, so it neither supports nor denies
     if a.get("slot") and a.get("slot") == b.get("slot"):
         same = (a.get("value") or "").lower() == (b.get("value") or "").lower()
         return 1 if same and a.get("polarity", 1) == b.get("polarity", 1) else -1
@@ -99,6 +103,8 @@ def consensus(item: dict[str, Any], neighbours: list[tuple[dict[str, Any], float
         if a < 0 and nb["ts"] < item["ts"] and item["credibility"] >= nb["credibility"] - cfg.update_margin:
             continue  # an older claim that this one updates is history, not a live conflict
         w = 1.0 if nb["ts"] >= item["ts"] else 0.5
+        if a > 0 and nb["source"] == item["source"]:
+            w *= cfg.self_support  # a source repeating itself is weak evidence, not independent corroboration
         mass = nb["credibility"] * max(sim, 0.0) * w
         num += a * mass
         den += mass
