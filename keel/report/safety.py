@@ -254,6 +254,22 @@ def write_safety_card(run_dir: str) -> dict[str, Any]:
     else:
         c.p("No attack succeeded in this run.")
 
+    # limits of what was measured, derived from the numbers where possible
+    c.h("Limits of this evaluation")
+    for e in unguarded:
+        if not e["targeted_asr"]:
+            c.p(f"{e['agent']} never carried out an attacker goal even without the guard, so its guarded numbers do "
+                "not test the guard.")
+        if not e["benign_utility"]:
+            c.p(f"{e['agent']} solved no benign task even without the guard, so 'no task lost to the guard' is "
+                "vacuous for it.")
+    c.p("The information-flow rule recognises attacker data by value: an argument is tainted when its value (or "
+        "an address, IBAN, URL, path or number inside it) occurs in untrusted text, in any of the readings the "
+        "guard decodes (plain, homoglyphs folded, base64, ROT13), and not in the user's request. Data an agent "
+        "transforms beyond those readings (paraphrased, translated, re-encoded otherwise) is not tracked.")
+    c.p("The simulated human who answers `ask` knows the user's task; a real reviewer may approve an attack or "
+        "refuse a needed call. The `guard-no-human` rows bound the cost of having no reviewer at all.")
+
     # 6. AI Agent Index fields
     c.h("AI Agent Index fields")
     best_unguarded = max((e["targeted_asr"] or 0 for e in unguarded), default=None)
