@@ -292,8 +292,10 @@ def _run_batched(cfg: CampaignConfig, spec: str, cells: list[Cell], policy, audi
         queue = sorted(cells, key=lambda c: c.attack == "")
         running = set()
         while queue or running:
-            while queue and len(running) < cfg.batch_size:
+            n = min(len(queue), cfg.batch_size - len(running))
+            for _ in range(n):  # all of a wave enter before any starts, so its first batch is full
                 batcher.enter()
+            for _ in range(n):
                 running.add(pool.submit(work, queue.pop(0)))
             finished, running = wait(running, return_when=FIRST_COMPLETED)
             for f in finished:

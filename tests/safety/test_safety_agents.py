@@ -159,3 +159,35 @@ def test_openai_adapter_unreachable_is_a_clear_error():
     s = SUITES["banking"]
     r = run_episode(agent, s, s.user_task("banking_4"))
     assert r.error and "cannot reach" in r.error
+
+
+def test_batcher_groups_concurrent_generations(monkeypatch):
+    import keel.llm
+    from keel.agents.batching import Batcher
+
+    seen = []
+
+    def fake_generate(model, tok, prompts, **kw):
+        seen.append(len(prompts))
+        return [p.upper() for p in prompts]
+
+    monkeypatch.setattr(keel.llm, "generate", fake_generate)
+    b = Batcher(None, None)
+    out = {}
+
+    def episode(i):
+        try:
+            for step in range(3 if i % 2 else 1):  # episodes of different lengths
+                out[(i, step)] = b.complete(f"e{i}s{step}")
+        finally:
+            b.leave()
+
+    threads = [threading.Thread(target=episode, args=(i,)) for i in range(6)]
+    for _ in threads:
+        b.enter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert all(out[k] == f"E{k[0]}S{k[1]}" for k in out) and len(out) == 3 * 3 + 3
+    assert seen == [6, 3, 3]  # one batch per round; finished episodes leave the batch
