@@ -83,3 +83,32 @@ def test_dirl_picks_the_path_that_succeeds():
     assert all(dirl.success[e] >= 0.9 for e in d["path"])
     ev = evaluate_policy(w, dirl.policy(), 100, seed=1, shield="preemptive")
     assert ev["satisfaction"] >= 0.9 and ev["violations_eval"] == 0
+
+
+@pytest.mark.parametrize("kind", ["qrm", "dirl"])
+def test_state_dict_round_trip_continues_exactly(kind):
+    import copy
+
+    w = world()
+
+    def make():
+        if kind == "qrm":
+            return QRMLearner(w, QRMConfig(), num_envs=8, seed=4, shield="postposed", epsilon_end=0.01,
+                              decay_steps=8000)
+        return DiRLLearner(w, "achieve goal_a; achieve goal_b", total_steps=8000, num_envs=8, seed=4,
+                           shield="postposed", rollouts=10)
+
+    a = make()
+    for _ in range(300):
+        a.train_iteration()
+    snap = copy.deepcopy(a.state_dict())
+    for _ in range(400):
+        a.train_iteration()
+    b = make()
+    b.load_state_dict(copy.deepcopy(snap))
+    for _ in range(400):
+        b.train_iteration()
+    qa = a.agent.Q if kind == "qrm" else np.stack(a.Q)
+    qb = b.agent.Q if kind == "qrm" else np.stack(b.Q)
+    assert np.array_equal(qa, qb) and a.env_steps == b.env_steps
+    assert a.stats.state() == b.stats.state()
