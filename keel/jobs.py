@@ -20,7 +20,13 @@ JOBS: dict[str, str] = {
 }
 
 
+# Config kinds that another command runs, so `keel train` can point there instead.
+OTHER_COMMANDS: dict[str, str] = {"redteam": "keel redteam run"}
+
+
 def job_module(kind: str) -> ModuleType:
+    if kind in OTHER_COMMANDS:
+        raise KeelError(f"a `{kind}` config is not a training job; run it with `{OTHER_COMMANDS[kind]}`")
     if kind not in JOBS:
         raise KeelError(f"unknown job kind {kind!r}; known kinds: {', '.join(sorted(JOBS))}")
     return importlib.import_module(JOBS[kind])
