@@ -406,6 +406,11 @@ def main() -> None:
     ap.add_argument("--generations", type=int, default=8, help="discovery: generations of 12 children each")
     ap.add_argument("--db", default="runs/bench-discover-cfr.sqlite")
     ap.add_argument(
+        "--cached-only",
+        action="store_true",
+        help="exploitability: use cached OpenSpiel runs, skip missing ones",
+    )
+    ap.add_argument(
         "--openspiel",
         nargs=2,
         metavar=("GAME", "ALGO"),
