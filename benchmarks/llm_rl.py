@@ -125,7 +125,18 @@ def speed(a) -> dict:
     if "seconds_per_step" in out["keel"] and "seconds_per_step" in out["trl"]:
         out["speedup"] = out["trl"]["seconds_per_step"] / out["keel"]["seconds_per_step"]
         out["memory_ratio"] = out["keel"]["peak_rss_mb"] / out["trl"]["peak_rss_mb"]
+        speed_on_updating_steps(out)
     return out
+
+
+def speed_on_updating_steps(out: dict) -> None:
+    """Keel skips the backward pass when every completion of a group got the same reward; this is the
+    speed-up on the steps where it did not (after the warm-up step), the conservative comparison."""
+    k = out["keel"]
+    upd = [t for t, n in zip(k["step_seconds"][1:], k["updated_rows"][1:], strict=True) if n > 0]
+    if upd:
+        k["seconds_per_updating_step"] = statistics.mean(upd)
+        out["speedup_updating_steps_only"] = out["trl"]["seconds_per_step"] / k["seconds_per_updating_step"]
 
 
 # ----------------------------------------------------------------------------- sampler vs model.generate
@@ -156,7 +167,8 @@ def sampler_vs_generate(a) -> dict:
                                  pad_token_id=tok.pad_token_id)
         hf_t += time.perf_counter() - t0
         new = gen[:, ids.shape[1]:]
-        hf_tok += int(sum(((row != tok.pad_token_id).cumsum(0) > 0).sum() for row in new))
+        for row in new.tolist():  # generated tokens up to and including the first end-of-sequence
+            hf_tok += row.index(tok.eos_token_id) + 1 if tok.eos_token_id in row else len(row)
     out.update(keel_tokens_per_s=keel_tok / keel_t, generate_tokens_per_s=hf_tok / hf_t,
                keel_seconds=keel_t, generate_seconds=hf_t)
     out["ratio"] = out["keel_tokens_per_s"] / out["generate_tokens_per_s"]
