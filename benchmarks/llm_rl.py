@@ -175,6 +175,25 @@ def sampler_vs_generate(a) -> dict:
     return out
 
 
+# ----------------------------------------------------------------------------- STAPO probe
+def stapo_probe(a) -> dict:
+    """How many tokens STAPO silences on SmolLM2 when sampling at temperature 1 (as in the paper)."""
+    import torch
+
+    from keel.llm import load_model
+    from keel.rl.grpo import GRPO, GRPOConfig
+
+    torch.set_num_threads(a.threads)
+    model, tok = load_model(a.model)
+    task, problems = _problems(2 * a.speed_steps)
+    tr = GRPO(model, tok, GRPOConfig(group_size=a.group, prompts_per_step=2, max_new_tokens=a.tokens,
+                                     temperature=1.0, top_p=1.0, lr=1e-5, stapo=True))
+    steps = [tr.step(problems[2 * s:2 * s + 2], task, TASK["reward"], seed=s) for s in range(a.speed_steps)]
+    return {"temperature": 1.0, "max_new_tokens": a.tokens, "steps": len(steps),
+            "masked_frac": [st["masked_frac"] for st in steps], "tau_h": [st.get("tau_h") for st in steps],
+            "updated_rows": [st["updated_rows"] for st in steps], "accuracy": [st["accuracy"] for st in steps]}
+
+
 # ----------------------------------------------------------------------------- learning
 def preset_config(a, seed: int, stapo: bool) -> dict:
     return {
@@ -285,7 +304,7 @@ def save(results: dict) -> None:
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--quick", action="store_true")
-    p.add_argument("--part", choices=["all", "speed", "learning", "sampler"], default="all")
+    p.add_argument("--part", choices=["all", "speed", "learning", "sampler", "stapo"], default="all")
     p.add_argument("--worker", choices=["keel", "trl"])
     p.add_argument("--model", default=None)
     p.add_argument("--steps", type=int, default=3)
@@ -330,6 +349,11 @@ def main() -> None:
         print("sampler: Keel's KV-cache sampler vs model.generate", flush=True)
         results["sampler"] = sampler_vs_generate(a)
         print(f"  {results['sampler']}", flush=True)
+        save(results)
+    if a.part in ("all", "stapo"):
+        print("STAPO probe at temperature 1", flush=True)
+        results["stapo_probe"] = stapo_probe(a)
+        print(f"  {results['stapo_probe']}", flush=True)
         save(results)
     if a.part in ("all", "learning"):
         print("learning: GRPO vs GRPO+STAPO", flush=True)
