@@ -122,6 +122,15 @@ def tool(description: str, params: dict[str, dict], required: tuple[str, ...] | 
     return register
 
 
+def _remove_first(items: list, match: Callable[[Any], bool], missing: str) -> None:
+    """Delete the first item `match` accepts; a ToolError saying `missing` when none does."""
+    for i, x in enumerate(items):
+        if match(x):
+            del items[i]
+            return
+    raise ToolError(missing)
+
+
 def _email_view(e: Email, full: bool) -> dict[str, Any]:
     d = {"id": e.id, "from": e.sender, "subject": e.subject, "date": e.date}
     if full:
@@ -169,11 +178,8 @@ def forward_email(w: World, email_id: str, to: str) -> dict:
 
 @tool("Delete an email from the inbox.", {"email_id": S})
 def delete_email(w: World, email_id: str) -> dict:
-    for i, e in enumerate(w.inbox):
-        if e.id == email_id:
-            del w.inbox[i]
-            return {"deleted": email_id}
-    raise ToolError(f"no email with id {email_id!r}")
+    _remove_first(w.inbox, lambda e: e.id == email_id, f"no email with id {email_id!r}")
+    return {"deleted": email_id}
 
 
 # --- calendar ---------------------------------------------------------------------------------------
@@ -193,11 +199,8 @@ def create_event(w: World, title: str, date: str, start: str, end: str, particip
 
 @tool("Cancel a calendar event by id.", {"event_id": S})
 def cancel_event(w: World, event_id: str) -> dict:
-    for i, ev in enumerate(w.calendar):
-        if ev.id == event_id:
-            del w.calendar[i]
-            return {"cancelled": event_id}
-    raise ToolError(f"no event with id {event_id!r}")
+    _remove_first(w.calendar, lambda ev: ev.id == event_id, f"no event with id {event_id!r}")
+    return {"cancelled": event_id}
 
 
 # --- files ------------------------------------------------------------------------------------------
@@ -291,11 +294,8 @@ def reserve_hotel(w: World, hotel: str, start: str, end: str) -> dict:
 
 @tool("Cancel a hotel reservation by id.", {"reservation_id": S})
 def cancel_reservation(w: World, reservation_id: str) -> dict:
-    for i, r in enumerate(w.reservations):
-        if r["id"] == reservation_id:
-            del w.reservations[i]
-            return {"cancelled": reservation_id}
-    raise ToolError(f"no reservation {reservation_id!r}")
+    _remove_first(w.reservations, lambda r: r["id"] == reservation_id, f"no reservation {reservation_id!r}")
+    return {"cancelled": reservation_id}
 
 
 @tool("Fetch a web page by URL.", {"url": S}, untrusted=("text",))
