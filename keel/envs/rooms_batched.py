@@ -29,8 +29,29 @@ from gymnasium.vector.utils import batch_space
 from keel.envs.rooms_grid import N_ACTIONS, check_common, make_model
 
 
-class BatchedRooms(VectorEnv):
+class _Batched(VectorEnv):
+    """What both batched worlds share: the batched spaces, the step counters and the proposition list."""
+
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP}
+
+    def _init_batch(self, single_obs: spaces.Space, single_act: spaces.Space, propositions) -> None:
+        self.single_observation_space = single_obs
+        self.single_action_space = single_act
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self.render_mode = None
+        self.closed = False
+        self.proposition_list: list[str] = list(propositions)
+        self.t = np.zeros(self.num_envs, dtype=np.int64)
+        self.rng, _ = seeding.np_random(None)
+
+    # --- the proposition contract, batched ------------------------------------------------------
+    @property
+    def propositions(self) -> frozenset[str]:
+        return frozenset(self.proposition_list)
+
+
+class BatchedRooms(_Batched):
 
     def __init__(
         self,
@@ -50,21 +71,8 @@ class BatchedRooms(VectorEnv):
         self.num_envs = int(num_envs)
         self.obs_mode, self.slip, self.max_episode_steps, self.task = obs_mode, float(slip), max_episode_steps, task
         self._task_col = m.prop_index[task] if task else None
-        self.single_observation_space = m.observation_space(obs_mode)
-        self.single_action_space = spaces.Discrete(N_ACTIONS)
-        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
-        self.action_space = batch_space(self.single_action_space, self.num_envs)
-        self.render_mode = None
-        self.closed = False
-        self.proposition_list: list[str] = list(m.propositions)
+        self._init_batch(m.observation_space(obs_mode), spaces.Discrete(N_ACTIONS), m.propositions)
         self.cells = np.full(self.num_envs, m.start_cell, dtype=np.int64)
-        self.t = np.zeros(self.num_envs, dtype=np.int64)
-        self.rng, _ = seeding.np_random(None)
-
-    # --- the proposition contract, batched ------------------------------------------------------
-    @property
-    def propositions(self) -> frozenset[str]:
-        return frozenset(self.proposition_list)
 
     def label_matrix(self) -> np.ndarray:
         """(N, P) bool: the propositions true in each copy's current state, columns = proposition_list."""
@@ -137,7 +145,7 @@ class BatchedRooms(VectorEnv):
         return obs, rewards, terminated, truncated, infos
 
 
-class BatchedRoomsContinuous(VectorEnv):
+class BatchedRoomsContinuous(_Batched):
     """N copies of the continuous rooms world (`rooms_continuous.RoomsContinuous`) as numpy arrays.
 
     The single env's own vectorised geometry (`ContinuousModel.move` / `.values`) steps all copies at
@@ -145,8 +153,6 @@ class BatchedRoomsContinuous(VectorEnv):
     autoreset and the same `infos` keys as `BatchedRooms`. The start noise of a reset is drawn from
     one generator for the whole batch (a batch of one matches a single env seeded alike).
     """
-
-    metadata = {"autoreset_mode": AutoresetMode.SAME_STEP}
 
     def __init__(self, num_envs: int = 8, n_rooms: int = 16, room_size: float = 8.0, door_width: float = 2.0,
                  max_step: float = 1.0, max_episode_steps: int = 200, task: str | None = None,
@@ -161,20 +167,8 @@ class BatchedRoomsContinuous(VectorEnv):
         self.max_step, self.max_episode_steps, self.task = float(max_step), max_episode_steps, task
         self.start_noise = float(start_noise)
         self._task_col = m.prop_index[task] if task else None
-        self.single_observation_space = self._single.observation_space
-        self.single_action_space = self._single.action_space
-        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
-        self.action_space = batch_space(self.single_action_space, self.num_envs)
-        self.render_mode = None
-        self.closed = False
-        self.proposition_list: list[str] = list(m.propositions)
+        self._init_batch(self._single.observation_space, self._single.action_space, m.propositions)
         self.pos = np.tile(m.start, (self.num_envs, 1))
-        self.t = np.zeros(self.num_envs, dtype=np.int64)
-        self.rng, _ = seeding.np_random(None)
-
-    @property
-    def propositions(self) -> frozenset[str]:
-        return frozenset(self.proposition_list)
 
     def label_matrix(self) -> np.ndarray:
         """(N, P) bool: the propositions true in each copy's current state."""
