@@ -501,6 +501,29 @@ class SQLiteStore:
         return self.db.execute("PRAGMA integrity_check").fetchone()[0]
 
     # -- the derived indexes ----------------------------------------------------------------------------
+    def _max_seq(self) -> int:
+        return self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0]
+
+    def _changes_since(self, namespace: str, kind: str, seq: int) -> tuple[list[tuple[int, int, str]], dict[int, str]]:
+        """The (namespace, kind) change-log rows after `seq`, and the last op of each rid they touch."""
+        rows = self.db.execute(
+            "SELECT seq, rid, op FROM changes WHERE namespace = ? AND kind = ? AND seq > ? ORDER BY seq",
+            (namespace, kind, seq),
+        ).fetchall()
+        last: dict[int, str] = {}
+        for _, rid, op in rows:
+            last[rid] = op
+        return rows, last
+
+    def _live_rows(self, rids: list[int], column: str):
+        """(rid, column) of the active or superseded items among `rids`, a list per chunk of 5000."""
+        for i in range(0, len(rids), 5000):
+            chunk = rids[i : i + 5000]
+            yield self.db.execute(
+                f"SELECT rid, {column} FROM items WHERE rid IN ({', '.join('?' * len(chunk))}) "
+                "AND status IN ('active', 'superseded')", chunk,
+            ).fetchall()
+
     def _lexical(self, namespace: str, kind: str) -> LexicalIndex:
         """The (namespace, kind) BM25 index, built from the change log on first use, then caught up."""
         key = (namespace, kind)
@@ -512,28 +535,17 @@ class SQLiteStore:
                     lex, start = LexicalIndex.from_bytes(self._tokens, f.read_bytes())
                 except Exception:  # a damaged file is only a cache: rebuild from the change log
                     lex, start = LexicalIndex(self._tokens), 0
-            max_seq = self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0]
+            max_seq = self._max_seq()
             if start > max_seq:
                 lex, start = LexicalIndex(self._tokens), 0
             self._lex[key] = (lex, [start, 0])  # [seq reflected, changes replayed since the last save]
         lex, seq = self._lex[key]
-        rows = self.db.execute(
-            "SELECT seq, rid, op FROM changes WHERE namespace = ? AND kind = ? AND seq > ? ORDER BY seq",
-            (namespace, kind, seq[0]),
-        ).fetchall()
+        rows, last = self._changes_since(namespace, kind, seq[0])
         if rows:
-            last: dict[int, str] = {}
-            for _, rid, op in rows:
-                last[rid] = op
             for rid in last:
                 lex.remove(rid)
             puts = [r for r, op in last.items() if op == "put"]
-            for i in range(0, len(puts), 5000):
-                chunk = puts[i : i + 5000]
-                rows_t = self.db.execute(
-                    f"SELECT rid, text FROM items WHERE rid IN ({', '.join('?' * len(chunk))}) "
-                    "AND status IN ('active', 'superseded')", chunk,
-                ).fetchall()
+            for rows_t in self._live_rows(puts, "text"):
                 self._learn_stems([w for _, text in rows_t for w in _WORD.findall(text.lower())])
                 for rid, text in rows_t:
                     lex.add(rid, text)
@@ -567,27 +579,16 @@ class SQLiteStore:
                     vi = _VectorIndex.from_bytes(self.dim, f.read_bytes())
                 except Exception:  # a damaged file is only a cache: rebuild it
                     vi = None
-            max_seq = self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0]
+            max_seq = self._max_seq()
             if vi is None or vi.seq > max_seq:
                 vi = _VectorIndex(self.dim)
             self._indexes[key] = vi
-        rows = self.db.execute(
-            "SELECT seq, rid, op FROM changes WHERE namespace = ? AND kind = ? AND seq > ? ORDER BY seq",
-            (namespace, kind, vi.seq),
-        ).fetchall()
+        rows, last = self._changes_since(namespace, kind, vi.seq)
         if rows:
-            last: dict[int, str] = {}
-            for _, rid, op in rows:
-                last[rid] = op
             rids = np.array(list(last), dtype=np.int64)
             vi.index.remove_ids(rids)
             puts = [r for r, op in last.items() if op == "put"]
-            for i in range(0, len(puts), 5000):
-                chunk = puts[i : i + 5000]
-                got = self.db.execute(
-                    f"SELECT rid, vec FROM items WHERE rid IN ({', '.join('?' * len(chunk))}) "
-                    "AND status IN ('active', 'superseded')", chunk,
-                ).fetchall()
+            for got in self._live_rows(puts, "vec"):
                 if got:
                     vecs = np.stack([np.frombuffer(v, dtype=np.float32) for _, v in got])
                     vi.index.add_with_ids(vecs, np.array([r for r, _ in got], dtype=np.int64))
@@ -605,7 +606,7 @@ class SQLiteStore:
         read in the same snapshot, so later changes replay on top of it."""
         self.db.execute("SAVEPOINT ivf")  # one consistent snapshot of items and changes
         try:
-            seq = self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0]
+            seq = self._max_seq()
             rows = self.db.execute(
                 "SELECT rid, vec FROM items WHERE namespace = ? AND kind = ? AND status IN ('active', 'superseded')",
                 (namespace, kind)).fetchall()
