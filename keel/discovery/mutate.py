@@ -66,6 +66,23 @@ def _expr(src: str) -> ast.expr:
     return ast.parse(src, mode="eval").body
 
 
+def _replace_first_load(fn: ast.FunctionDef, name: str, src: str) -> bool:
+    """Replace the first read of `name` in `fn` with the expression `src`; False if `name` is never read."""
+
+    class First(ast.NodeTransformer):
+        done = False
+
+        def visit_Name(self, node):
+            if node.id == name and isinstance(node.ctx, ast.Load) and not self.done:
+                self.done = True
+                return _expr(src)
+            return node
+
+    first = First()
+    first.visit(fn)
+    return first.done
+
+
 class ProgramMutator:
     """`mutate(code, other_code) -> (new_code, description)`; seeded, deterministic for a seed."""
 
@@ -162,19 +179,8 @@ class ProgramMutator:
         if len(args) < 3:
             return None
         c_name, t_name = args[1], args[2]
-
-        class Weight(ast.NodeTransformer):
-            done = False
-
-            def visit_Name(self, node):
-                if node.id == c_name and isinstance(node.ctx, ast.Load) and not self.done:
-                    self.done = True
-                    return _expr(f"({t_name} ** {g}) * {c_name}")
-                return node
-
-        w = Weight()
-        w.visit(fn)
-        return w.done and f"accumulate_policy: weight t^{g} on the new policy"
+        done = _replace_first_load(fn, c_name, f"({t_name} ** {g}) * {c_name}")
+        return done and f"accumulate_policy: weight t^{g} on the new policy"
 
     def _insert_optimism(self, tree, part, other):
         fn = _functions(tree)["regret_to_policy"]
@@ -183,19 +189,8 @@ class ProgramMutator:
             return None
         R, r = args[0], args[1]
         k = self.rng.choice([0.5, 1.0, 1.5, 2.0])
-
-        class Opt(ast.NodeTransformer):
-            done = False
-
-            def visit_Name(self, node):
-                if node.id == R and isinstance(node.ctx, ast.Load) and not self.done:
-                    self.done = True
-                    return _expr(f"({R} + {k} * {r})")
-                return node
-
-        o = Opt()
-        o.visit(fn)
-        return o.done and f"regret_to_policy: optimistic term {k} * r"
+        done = _replace_first_load(fn, R, f"({R} + {k} * {r})")
+        return done and f"regret_to_policy: optimistic term {k} * r"
 
     def _remove_term(self, tree, part, other):
         fn = _functions(tree)[part]
