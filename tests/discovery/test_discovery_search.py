@@ -167,18 +167,7 @@ def test_discover_cli_json(tmp_path):
 
 
 def test_psro_meta_solver_search(tmp_path):
-    cfg = SearchConfig(
-        train=["kuhn_poker"],
-        test=["kuhn_poker"],
-        generations=1,
-        population=2,
-        iters=4,
-        test_iters=4,
-        kind="psro",
-        seeds=["uniform", "rm"],
-        cpu_seconds=30,
-        wall_seconds=60,
-    )
+    cfg = _cfg(test=["kuhn_poker"], population=2, iters=4, test_iters=4, kind="psro", seeds=["uniform", "rm"])
     out = run_search(cfg, str(tmp_path / "psro.sqlite"))
     assert out["ok"] >= 2 and "def meta_solver" in out["code"]
     assert out["seed_fitness"]["rm"] > out["seed_fitness"]["uniform"]  # regret matching beats fictitious play
