@@ -200,7 +200,8 @@ def preset_config(a, seed: int, stapo: bool) -> dict:
         "kind": "llm_rl", "model": a.model, "seed": seed, **TASK, "steps": a.train_steps, "train_pool": 200,
         "eval_n": a.eval_n, "eval_max_new_tokens": 8, "eval_base": False, "checkpoint_every": 0,
         "threads": a.threads, "runs_dir": a.runs_dir,
-        "grpo": {"group_size": a.group, "prompts_per_step": 2, "max_new_tokens": 8, "temperature": 0.7,
+        "grpo": {"group_size": a.group, "prompts_per_step": 2, "max_new_tokens": a.train_tokens,
+                 "temperature": a.temperature,
                  "lr": a.lr, "stapo": stapo, "loss": "dapo", "advantage": "grpo"},
     }
 
@@ -257,6 +258,7 @@ def base_accuracy(a) -> dict:
 def learning(a, results: dict) -> None:
     t0 = time.time()
     results["learning"] = {"setup": {"task": TASK, "steps": a.train_steps, "group_size": a.group,
+                                     "temperature": a.temperature, "max_new_tokens": a.train_tokens,
                                      "prompts_per_step": 2, "lr": a.lr, "eval_n": a.eval_n,
                                      "seeds": a.seeds, "decoding_for_eval": "greedy"},
                            "base": base_accuracy(a), "runs": {"grpo": [], "stapo": []}}
@@ -317,6 +319,8 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="*", default=None)
     p.add_argument("--eval-n", type=int, default=None)
     p.add_argument("--lr", type=float, default=1e-5)
+    p.add_argument("--temperature", type=float, default=0.7, help="rollout temperature of the learning runs")
+    p.add_argument("--train-tokens", type=int, default=8, help="max completion tokens of the learning runs")
     p.add_argument("--runs-dir", default=str(ROOT / "runs" / "bench"))
     a = p.parse_args()
     a.model = a.model or ("tiny" if a.quick else "smollm2")
