@@ -44,15 +44,21 @@ def completion_logprobs(
     T = cmask.shape[1]
     pos = (attn.cumsum(-1) - 1).clamp(min=0)
     out = model(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=False, logits_to_keep=T + 1)
-    logits = out.logits[:, :-1, :].float()  # positions P-1 .. P+T-2 predict completion tokens 0 .. T-1
-    logp_all = torch.log_softmax(logits, dim=-1)
-    target = ids[:, P:]
-    logp = logp_all.gather(-1, target[..., None]).squeeze(-1) * cmask
+    logits = out.logits[:, :-1, :]  # positions P-1 .. P+T-2 predict completion tokens 0 .. T-1
+    return token_stats(logits, ids[:, P:], cmask, with_entropy)
+
+
+def token_stats(
+    logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, with_entropy: bool
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """Masked log-prob of each target token and (detached) entropy of each predictive distribution."""
+    logp_all = torch.log_softmax(logits.float(), dim=-1)
+    logp = logp_all.gather(-1, targets[..., None]).squeeze(-1) * mask
     entropy = None
     if with_entropy:
         with torch.no_grad():
-            entropy = -(logp_all.exp() * logp_all).sum(-1) * cmask
-    return logp, entropy, cmask
+            entropy = -(logp_all.exp() * logp_all).sum(-1) * mask
+    return logp, entropy, mask
 
 
 def shared_prefix_logprobs(
@@ -97,11 +103,4 @@ def shared_prefix_logprobs(
         out2 = model(input_ids=cids[:, :-1], attention_mask=attn[:, :-1], position_ids=pos[:, :-1],
                      use_cache=True, **{kw: cache})
         logits = torch.cat([first, out2.logits], dim=1)
-    logp_all = torch.log_softmax(logits.float(), dim=-1)
-    mask = cmask.float()
-    logp = logp_all.gather(-1, cids[..., None]).squeeze(-1) * mask
-    entropy = None
-    if with_entropy:
-        with torch.no_grad():
-            entropy = -(logp_all.exp() * logp_all).sum(-1) * mask
-    return logp, entropy, mask
+    return token_stats(logits, cids, cmask.float(), with_entropy)
