@@ -48,7 +48,6 @@ def train(
     """Train: a preset or config file in, a run directory with metrics, checkpoints and a report out."""
     from keel.config import load_job_config
     from keel.jobs import job_module
-    from keel.report.html import write_report
     from keel.runs import Run
 
     cfg, short = load_job_config(source, set_)
@@ -70,8 +69,7 @@ def train(
         raise typer.Exit(130) from None
     run.write_summary(summary)
     run.set_status("finished")
-    sections = module.report_sections(run) if hasattr(module, "report_sections") else None
-    report = write_report(run, sections)
+    report = _write_run_report(run, module)
     run.close()
     emit({"run": str(run.path), **summary, "report": str(report)}, as_json, title=f"run {run.name}")
 
@@ -115,12 +113,18 @@ def report(
     if run_dir is not None:
         raise KeelError(f"unexpected argument {run_dir!r}: use `keel report RUN` or `keel report safety RUN`")
     from keel.jobs import job_module
-    from keel.report.html import write_report
 
     run = Run.resolve(target)
     module = job_module(str(run.config().get("kind")))
+    emit({"run": str(run.path), "report": str(_write_run_report(run, module))}, as_json)
+
+
+def _write_run_report(run, module):
+    """report.html with the job's own sections (plots, automata...) when it offers them."""
+    from keel.report.html import write_report
+
     sections = module.report_sections(run) if hasattr(module, "report_sections") else None
-    emit({"run": str(run.path), "report": str(write_report(run, sections))}, as_json)
+    return write_report(run, sections)
 
 
 def _register_subcommands() -> None:
