@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,9 @@ class Run:
         self.path = Path(path)
         self.checkpoints = self.path / "checkpoints"
         self._metrics_file = None
+        self._trackers: list | None = None  # keel.trackers: TensorBoard always, W&B / Trackio on request
+        self._external: list[str] = []
+        self._purge_step: int | None = None
 
     # --- opening -------------------------------------------------------------------------------
     @classmethod
@@ -36,7 +40,8 @@ class Run:
             raise KeelError(f"run directory {run.path} already exists; pass --resume to continue it or --name NEW")
         run.checkpoints.mkdir(parents=True)
         atomic_write_yaml(run.path / "config.yaml", config)
-        atomic_write_json(run.path / "run.json", {"status": "running", "source": source, "created": time.time()})
+        atomic_write_json(run.path / "run.json", {"status": "running", "source": source, "created": time.time(),
+                                                  "pid": os.getpid(), "host": socket.gethostname()})
         return run
 
     @classmethod
@@ -86,8 +91,27 @@ class Run:
         """Append one line to metrics.jsonl; flushed at once, fsynced at each checkpoint."""
         if self._metrics_file is None:
             self._metrics_file = open(self.path / "metrics.jsonl", "a", encoding="utf-8")
-        self._metrics_file.write(to_json({"step": int(step), "time": time.time(), **metrics}) + "\n")
+        now = time.time()
+        self._metrics_file.write(to_json({"step": int(step), "time": now, **metrics}) + "\n")
         self._metrics_file.flush()
+        from keel.trackers import scalars
+
+        for t in self._open_trackers():
+            t.log(int(step), now, scalars(metrics))
+
+    def log_to(self, external: list[str]) -> None:
+        """Also send metrics to these trackers (`wandb`, `trackio`); refused at once if not installed."""
+        from keel.trackers import check_external
+
+        self._external = check_external(external)
+
+    def _open_trackers(self) -> list:
+        if self._trackers is None:
+            from keel.trackers import open_trackers
+
+            config = self.config() if (self.path / "config.yaml").is_file() else {}
+            self._trackers = open_trackers(self.path, config or {}, self._external, self._purge_step)
+        return self._trackers
 
     def metrics(self) -> list[dict[str, Any]]:
         f = self.path / "metrics.jsonl"
@@ -105,6 +129,7 @@ class Run:
         """Drop log lines newer than the checkpoint we resume from, so the log never repeats a step."""
         kept = [r for r in self.metrics() if r.get("step", 0) <= after_step]
         atomic_write_bytes(self.path / "metrics.jsonl", "".join(to_json(r) + "\n" for r in kept).encode())
+        self._purge_step = after_step + 1  # TensorBoard drops its events past the checkpoint too
 
     # --- checkpoints ---------------------------------------------------------------------------
     def save_checkpoint(self, state: dict[str, Any], step: int) -> Path:
@@ -132,6 +157,10 @@ class Run:
     # --- results -------------------------------------------------------------------------------
     def write_summary(self, summary: dict[str, Any]) -> None:
         atomic_write_json(self.path / "summary.json", summary)
+        from keel.trackers import scalars
+
+        for t in self._open_trackers():
+            t.summary(scalars(summary))
 
     def summary(self) -> dict[str, Any]:
         f = self.path / "summary.json"
@@ -141,3 +170,6 @@ class Run:
         if self._metrics_file is not None:
             self._metrics_file.close()
             self._metrics_file = None
+        for t in self._trackers or []:
+            t.close()
+        self._trackers = None
