@@ -30,11 +30,19 @@ def _open(db: str, namespace: str, embedder: str, must_exist: bool = False, orga
         embedder = _stored_embedder(db) if not is_url else "minilm"
     if embedder in ("minilm", "all-MiniLM-L6-v2"):
         emb = default_embedder()
-    elif embedder.startswith("hash"):
-        emb = HashEmbedder(int(embedder.split("-")[1]) if "-" in embedder else 384)
+    elif embedder == "hash" or embedder.startswith("hash-"):
+        emb = HashEmbedder(_hash_dim(embedder))
     else:
         raise KeelError(f"unknown embedder {embedder!r}; use auto, minilm or hash")
     return Memory(db, namespace=namespace, embedder=emb, organise=organise)
+
+
+def _hash_dim(name: str) -> int:
+    """The dimension in `hash-N` (384 for plain `hash`), a whole number from 2 to 65536."""
+    dim = name.removeprefix("hash-") if name != "hash" else "384"
+    if not dim.isdigit() or not 2 <= int(dim) <= 65536:
+        raise KeelError(f"embedder {name!r}: hash-N needs a dimension N from 2 to 65536 (e.g. hash-384)")
+    return int(dim)
 
 
 def _stored_embedder(db: str) -> str:
@@ -54,7 +62,8 @@ def _stored_embedder(db: str) -> str:
 def _known_namespace(mem) -> None:
     known = mem.namespaces()
     if known and mem.namespace not in known:
-        raise KeelError(f"namespace {mem.namespace!r} has no memories here; namespaces: {', '.join(known)}")
+        # name only the one asked for: other namespaces are other users' and not this caller's business
+        raise KeelError(f"namespace {mem.namespace!r} has no memories here; check --namespace")
 
 
 def _parse_filters(items: list[str] | None) -> dict[str, Any]:
@@ -145,15 +154,38 @@ def stats(db: DbOpt = "memory.db", namespace: NsOpt = "default", embedder: EmbOp
 @app.command("export")
 def export_(
     path: Annotated[str, typer.Argument(help="Output .jsonl file")],
+    force: Annotated[bool, typer.Option("--force", help="Overwrite PATH if it exists")] = False,
     db: DbOpt = "memory.db",
     namespace: NsOpt = "default",
     embedder: EmbOpt = "auto",
     as_json: JsonOpt = False,
 ) -> None:
-    """Write a namespace (all items, with history) as JSON lines."""
+    """Write a namespace (all items, with history) as JSON lines (atomically: PATH is whole or untouched)."""
+    _check_export_target(path, db, force)
     with _open(db, namespace, embedder, must_exist=True) as mem:
         _known_namespace(mem)
-        emit({"exported": mem.export(path), "path": path, "namespace": namespace}, as_json)
+        try:
+            n = mem.export(path)
+        except OSError as e:
+            raise KeelError(f"cannot write {path}: {e.strerror or e}; choose another output path") from None
+        emit({"exported": n, "path": path, "namespace": namespace}, as_json)
+
+
+def _check_export_target(path: str, db: str, force: bool) -> None:
+    """Never let an export replace the memory it reads (or its WAL, shared memory or index files), a
+    folder, or any existing file unless --force says so."""
+    out = Path(path)
+    if not db.startswith(("postgresql://", "postgres://")):
+        store = Path(db).resolve()
+        own = {store, *(store.with_name(store.name + s) for s in ("-wal", "-shm", "-journal", ".vec"))}
+        if out.resolve() in own or (out.exists() and store.exists() and out.samefile(store)):
+            raise KeelError(f"{path} is the memory database itself; export to a new .jsonl file")
+        if store.with_name(store.name + ".vec") in out.resolve().parents:
+            raise KeelError(f"{path} is inside the memory's index folder; export to a new .jsonl file")
+    if out.is_dir():
+        raise KeelError(f"{path} is a folder; give the path of a .jsonl file to write")
+    if out.exists() and not force:
+        raise KeelError(f"{path} already exists; pass --force to overwrite it, or choose a new path")
 
 
 @app.command("import")
