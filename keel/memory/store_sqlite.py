@@ -7,8 +7,11 @@ index per namespace and kind) is derived data: it remembers the change-log seque
 is saved atomically next to the database, and on open (or when another process has written) it
 replays the change log from that number. A missing or corrupt index file is rebuilt from SQLite.
 
-Several processes may write one file at once: SQLite serialises the writers (busy timeout 60 s), and
-each process catches its in-memory vector index up from the change log before it searches.
+Several processes may write one file at once: SQLite serialises the writers, and each process catches
+its in-memory vector index up from the change log before it searches. Write transactions are short and
+taken by polling every millisecond or so (see `_begin`), so two busy writers both make progress; one
+that waits BUSY_TIMEOUT seconds gets a clear "busy" error. A file the user may not write (permissions,
+immutable flag) opens read-only: searches work, and writes say that it is read-only.
 
 (The Python here is built without `enable_load_extension`, so `sqlite-vec` cannot be loaded; FAISS,
 kept beside the file, is the vector index.)
@@ -18,6 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import random
 import re
 import sqlite3
 import struct
@@ -36,6 +41,7 @@ SCHEMA_VERSION = 1
 SAVE_EVERY = 5000  # replayed changes after which the vector index is saved again
 IVF_MIN = 40_000  # from this many vectors, an IVF index replaces exact search (retrained as it grows 4x)
 NPROBE = 48  # IVF cells scanned per query
+BUSY_TIMEOUT = 60.0  # seconds a writer waits for another process's write transaction before giving up
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -166,17 +172,28 @@ class SQLiteStore:
         self._stems: dict[str, str] = {}
         self._lex: dict[tuple[str, str], tuple[LexicalIndex, list[int]]] = {}
         self._indexes: dict[tuple[str, str], _VectorIndex] = {}
+        # os.access also sees the immutable flag, which binds root too
+        self.read_only = self.path.is_file() and not os.access(self.path, os.W_OK)
         try:
-            self.db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None, check_same_thread=False)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=FULL")
+            if self.read_only:
+                uri = f"file:{self.path.resolve().as_posix()}?mode=ro"
+                self.db = sqlite3.connect(uri, uri=True, timeout=60.0, isolation_level=None,
+                                          check_same_thread=False)
+            else:
+                self.db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None, check_same_thread=False)
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=FULL")
             self.db.execute("PRAGMA busy_timeout=60000")
-            self.db.executescript(_SCHEMA)  # idempotent CREATE ... IF NOT EXISTS, each autocommitted
+            if not self.read_only:
+                self.db.executescript(_SCHEMA)  # idempotent CREATE ... IF NOT EXISTS, each autocommitted
             self.db.execute("CREATE VIRTUAL TABLE temp.stemmer USING fts5(t, tokenize='porter unicode61')")
             self.db.execute("CREATE VIRTUAL TABLE temp.stemmer_v USING fts5vocab(temp, stemmer, 'row')")
             self.db.execute("CREATE VIRTUAL TABLE temp.stemmer_i USING fts5vocab(temp, stemmer, 'instance')")
-            with self._tx():
+            if self.read_only:
                 self._check_meta(embedder_name)
+            else:
+                with self._tx():
+                    self._check_meta(embedder_name)
         except sqlite3.DatabaseError as e:
             raise KeelError(
                 f"{self.path} is not a readable Keel memory ({e}); restore it from a backup or an export "
@@ -191,8 +208,11 @@ class SQLiteStore:
             self.store = store
 
         def __enter__(self):
+            if self.store.read_only:
+                raise KeelError(f"{self.store.path} is read-only: searching works, but adding or changing "
+                                "memories needs write access to the file (check its permissions)")
             if self.store._depth == 0:
-                self.store.db.execute("BEGIN IMMEDIATE")
+                self.store._begin()
             self.store._depth += 1
             return self.store.db
 
@@ -207,6 +227,30 @@ class SQLiteStore:
                     self.store._indexes.clear()
                     self.store._lex.clear()
             return False
+
+    def _begin(self) -> None:
+        """BEGIN IMMEDIATE, retried every ~1 ms (with jitter) until BUSY_TIMEOUT. SQLite's own busy handler
+        sleeps longer and longer between tries, so a process that commits and begins again in a loop
+        took the lock every time and starved a second writer for its whole run (and a CLI `memory add`
+        beside it died with "database is locked"). Frequent tries land in the other writer's gaps."""
+        self.db.execute("PRAGMA busy_timeout=0")
+        deadline = time.monotonic() + BUSY_TIMEOUT
+        try:
+            while True:
+                try:
+                    self.db.execute("BEGIN IMMEDIATE")
+                    return
+                except sqlite3.OperationalError as e:
+                    if "locked" not in str(e) and "busy" not in str(e):
+                        raise
+                    if time.monotonic() > deadline:
+                        raise KeelError(
+                            f"{self.path} is busy: another process held its write lock for {BUSY_TIMEOUT:.0f} s; "
+                            "try again when it is done"
+                        ) from None
+                    time.sleep(random.uniform(0.0002, 0.002))
+        finally:
+            self.db.execute("PRAGMA busy_timeout=60000")
 
     def _tx(self) -> SQLiteStore._Tx:
         return SQLiteStore._Tx(self)
@@ -230,6 +274,9 @@ class SQLiteStore:
             )
 
     def close(self) -> None:
+        if self.read_only:  # the derived index files beside a read-only memory are left as they are
+            self._indexes.clear()
+            self._lex.clear()
         for key, vi in self._indexes.items():
             if vi.unsaved:
                 self._save_index(key, vi)
@@ -311,7 +358,7 @@ class SQLiteStore:
 
     def touch(self, namespace: str, ids: list[str], at: float) -> None:
         """Count a use of each item (retrieval), without a history row: usage is not content."""
-        if not ids:
+        if not ids or self.read_only:  # a read-only memory still answers searches; usage goes uncounted
             return
         with self._tx() as db:
             db.executemany(
