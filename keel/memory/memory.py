@@ -129,6 +129,10 @@ class Memory:
             )
         if "\x00" in text:
             raise KeelError(f"{what} contains a NUL character; remove it")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates (e.g. undecodable bytes from argv): SQLite can't store them
+            raise KeelError(f"{what} is not valid UTF-8 text (it holds undecodable bytes); fix its encoding") from None
         return text
 
     def _check_metadata(self, metadata: Any) -> dict[str, Any]:
@@ -391,7 +395,13 @@ class Memory:
         if not p.is_file():
             raise KeelError(f"import file not found: {p}")
         records = []
-        for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1):
+        try:
+            lines = p.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError as e:
+            raise KeelError(f"{p}: not UTF-8 text (byte {e.start}); give a JSON-lines export") from None
+        except OSError as e:
+            raise KeelError(f"cannot read {p}: {e.strerror or e}") from None
+        for n, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
             try:
@@ -411,11 +421,20 @@ class Memory:
             status = r.get("status", "active")
             if kind not in KINDS or status not in STATUSES:
                 raise KeelError(f"{p}:{n}: kind {kind!r} / status {status!r} unknown; nothing was imported")
+            try:
+                ts, md = _timestamp(r.get("ts")), self._check_metadata(r.get("metadata"))
+            except KeelError as e:
+                raise KeelError(f"{p}:{n}: {e}; nothing was imported") from None
+            prov, pol = r.get("provenance") or {}, r.get("polarity", 1)
+            if not isinstance(prov, dict):
+                raise KeelError(f"{p}:{n}: provenance must be an object, got {type(prov).__name__}; "
+                                "nothing was imported")
+            if pol not in (1, -1) or isinstance(pol, (bool, float)):
+                raise KeelError(f"{p}:{n}: polarity must be 1 or -1, got {pol!r}; nothing was imported")
             it = self._item(r["text"], v, kind=kind, source=str(r.get("source", "user")),
-                            ts=_timestamp(r.get("ts")), modality=str(r.get("modality", "text")),
-                            metadata=self._check_metadata(r.get("metadata")),
-                            provenance=dict(r.get("provenance") or {}, imported_from=p.name), status=status,
-                            slot=r.get("slot"), value=r.get("value"), polarity=int(r.get("polarity", 1)),
+                            ts=ts, modality=str(r.get("modality", "text")), metadata=md,
+                            provenance=dict(prov, imported_from=p.name), status=status,
+                            slot=r.get("slot"), value=r.get("value"), polarity=pol,
                             parent=r.get("parent"))
             rid = r.get("id")
             if isinstance(rid, str) and rid and rid not in existing:
@@ -423,6 +442,9 @@ class Memory:
                 existing.add(rid)
             for key in ("consensus", "uses"):
                 if isinstance(r.get(key), (int, float)):
+                    if not math.isfinite(r[key]) or r[key] < 0:
+                        raise KeelError(f"{p}:{n}: {key} must be a finite number >= 0, got {r[key]!r}; "
+                                        "nothing was imported")
                     it[key] = r[key]
             items.append(it)
         self.store.insert(items)
