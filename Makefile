@@ -9,6 +9,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 $(STAMP): pyproject.toml Makefile
 	@missing=""; command -v mona >/dev/null || missing="$$missing mona"; \
 	 command -v chromium >/dev/null || missing="$$missing chromium"; \
+	 command -v dot >/dev/null || missing="$$missing graphviz"; \
 	 if [ -n "$$missing" ]; then $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing; fi
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q torch==2.13.0

@@ -15,6 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from keel.io import atomic_write_text  # noqa: E402
+from keel.report.automaton import render_dot_blocks  # noqa: E402
 from keel.runs import Run  # noqa: E402
 
 STYLE = """
@@ -81,6 +82,7 @@ def write_report(run: Run, sections: list[tuple[str, str]] | None = None) -> Pat
     cfg = (run.path / "config.yaml").read_text()
     parts += ["<h2>Config</h2>", f"<pre>{html.escape(cfg)}</pre>"]
     page = f"<!doctype html><html><head><meta charset='utf-8'><title>Keel run {html.escape(run.name)}</title><style>{STYLE}</style></head><body>{''.join(parts)}</body></html>"
+    page = render_dot_blocks(page)  # automata and graphs given as DOT text are drawn as pictures
     out = run.path / "report.html"
     atomic_write_text(out, page)
     return out
