@@ -30,3 +30,13 @@ def job_module(kind: str) -> ModuleType:
     if kind not in JOBS:
         raise KeelError(f"unknown job kind {kind!r}; known kinds: {', '.join(sorted(JOBS))}")
     return importlib.import_module(JOBS[kind])
+
+
+def check_job_config(module: ModuleType, cfg) -> None:
+    """Run the job's optional `check(cfg)` before `keel train` creates runs/NAME: a job that can find
+    config errors without training (a formula that does not parse, an unknown proposition or model)
+    defines it, so that such errors leave no directory behind. (Errors that only training finds are
+    cleaned up too: `Run.abandon`.)"""
+    check = getattr(module, "check", None)  # optional, so that every job kind need not define it
+    if check is not None:
+        check(cfg)

@@ -9,18 +9,38 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
+import shutil
 import socket
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 from keel.errors import KeelError
 from keel.io import atomic_write_bytes, atomic_write_json, atomic_write_yaml, to_json
 
 KEEP_CHECKPOINTS = 3
+_RUN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+=-]{0,127}")
+
+
+def check_run_name(name: str) -> str:
+    """The one rule for run names: a single plain folder name, so `runs_dir/NAME` can never point outside
+    runs_dir (no `..`, no `/`, not absolute, no control characters, no hidden names)."""
+    if not isinstance(name, str) or not _RUN_NAME.fullmatch(name):
+        raise KeelError(f"run name {name!r} is not allowed: use 1-128 letters, digits and . _ - + = "
+                        "(starting with a letter, digit or _), with no slashes; e.g. --name my-run-2")
+    return name
+
+
+def _read_json(f: Path) -> Any:
+    """A JSON file Keel wrote, or a KeelError saying that it is damaged (never a traceback)."""
+    try:
+        return json.loads(f.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise KeelError(f"{f} is damaged ({type(e).__name__}: {e}); restore it, or delete it and re-run "
+                        "the step that writes it") from None
 
 
 class Run:
@@ -35,7 +55,7 @@ class Run:
     # --- opening -------------------------------------------------------------------------------
     @classmethod
     def create(cls, runs_dir: str | Path, name: str, config: dict[str, Any], source: str = "") -> Run:
-        run = cls(Path(runs_dir) / name)
+        run = cls(Path(runs_dir) / check_run_name(name))
         if run.path.exists():
             raise KeelError(f"run directory {run.path} already exists; pass --resume to continue it or --name NEW")
         run.checkpoints.mkdir(parents=True)
@@ -66,7 +86,12 @@ class Run:
     def latest_unfinished(runs_dir: str | Path, source: str) -> Run | None:
         candidates = []
         for d in Path(runs_dir).glob("*/run.json"):
-            info = json.loads(d.read_text())
+            try:
+                info = _read_json(d)
+            except (KeelError, OSError):
+                continue  # a damaged run.json: that run cannot be resumed, the others still can
+            if not isinstance(info, dict) or not isinstance(info.get("created", 0), (int, float)):
+                continue
             if info.get("source") == source and info.get("status") != "finished":
                 candidates.append((info.get("created", 0), d.parent))
         return Run(max(candidates)[1]) if candidates else None
@@ -77,11 +102,26 @@ class Run:
         return self.path.name
 
     def config(self) -> dict[str, Any]:
-        return yaml.safe_load((self.path / "config.yaml").read_text())
+        from keel.config import read_text_file, read_yaml
+
+        f = self.path / "config.yaml"
+        return read_yaml(read_text_file(f, "run config"), str(f))
 
     def info(self) -> dict[str, Any]:
         f = self.path / "run.json"
-        return json.loads(f.read_text()) if f.is_file() else {}
+        info = _read_json(f) if f.is_file() else {}
+        if not isinstance(info, dict):
+            raise KeelError(f"{f} is damaged (not a JSON object); restore it or delete the run")
+        return info
+
+    def abandon(self) -> None:
+        """Remove a run directory this process just created, when the job stopped before it saved
+        anything (no metrics, checkpoint or summary): a config error found at start-up must not leave a
+        "running" directory that blocks the name and trips a later --resume."""
+        self.close()
+        if self.metrics() or self.latest_checkpoint() is not None or (self.path / "summary.json").exists():
+            return
+        shutil.rmtree(self.path, ignore_errors=True)
 
     def set_status(self, status: str) -> None:
         atomic_write_json(self.path / "run.json", {**self.info(), "status": status})
@@ -118,11 +158,13 @@ class Run:
         if not f.is_file():
             return []
         rows = []
-        for line in f.read_text().splitlines():
+        for line in f.read_bytes().splitlines():
             try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
+                row = json.loads(line.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError):
                 break  # a torn last line from a crash; everything before it is intact
+            if isinstance(row, dict) and isinstance(row.get("step"), int):
+                rows.append(row)  # rows without a step (edited by hand, damaged) are skipped
         return rows
 
     def truncate_metrics(self, after_step: int) -> None:
@@ -151,8 +193,12 @@ class Run:
         path = path or self.latest_checkpoint()
         if path is None:
             return None
-        blob = torch.load(path, map_location="cpu", weights_only=False)  # our own file, written atomically
-        return blob["state"], blob["step"]
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=False)  # our own file, written atomically
+            return blob["state"], int(blob["step"])
+        except Exception as e:  # truncated, empty or foreign file: torch raises many types here
+            raise KeelError(f"checkpoint {path} is damaged or truncated ({type(e).__name__}); delete it to "
+                            "fall back to the previous checkpoint") from None
 
     # --- results -------------------------------------------------------------------------------
     def write_summary(self, summary: dict[str, Any]) -> None:
@@ -164,7 +210,10 @@ class Run:
 
     def summary(self) -> dict[str, Any]:
         f = self.path / "summary.json"
-        return json.loads(f.read_text()) if f.is_file() else {}
+        summary = _read_json(f) if f.is_file() else {}
+        if not isinstance(summary, dict):
+            raise KeelError(f"{f} is damaged (not a JSON object); delete it and re-run training or eval")
+        return summary
 
     def close(self) -> None:
         if self._metrics_file is not None:
