@@ -12,7 +12,9 @@ order (the first that fires decides):
    If the same call *with human approval* would keep the rule alive, the decision is `ask` instead;
 5. information flow: an argument listed in `untrusted_args` whose value (or an entity inside it: address,
    IBAN, URL, path, number) appears in untrusted tool output and not in the user's own request is
-   tainted -> `on_untrusted` (ask by default);
+   tainted -> `on_untrusted` (ask by default); an argument in `trusted_args` must instead be *found* in trusted
+   text (the request, outputs the policy's `sources` call trusted; dates also in words), else `on_untrusted`;
+   what is trusted and what is third-party text is the policy's `sources` (`keel.guard.provenance`);
 6. allow globs not matched -> ask; `rewrite` clamps -> rewrite; otherwise the tool's decision.
 
 A call only changes the guard's state (rate counters, DFA states) once it is actually executed: at once for
@@ -31,7 +33,8 @@ from typing import Any
 
 from keel.guard.audit import AuditLog
 from keel.guard.decode import decoded_views
-from keel.guard.policy import ArgSchema, Policy, PolicyError, ToolRule, glob_regex
+from keel.guard.policy import ArgSchema, Policy, PolicyError, ToolRule, compile_pattern, glob_regex
+from keel.guard.provenance import date_regex, split_output
 
 ALLOW, DENY, ASK, REWRITE = "allow", "deny", "ask", "rewrite"
 
@@ -73,7 +76,7 @@ class _Compiled:
     rule: ToolRule
     deny: dict[str, re.Pattern]
     allow: dict[str, re.Pattern]
-    schemas: dict[str, tuple[ArgSchema, re.Pattern | None]]
+    schemas: dict[str, tuple[ArgSchema, Any]]  # RE2 patterns
 
 
 @dataclass
@@ -89,6 +92,24 @@ class GuardContext:
     trusted: str = ""  # the user's own request
     untrusted: list[str] = field(default_factory=list)
     _blob: str = ""
+    _trusted_blob: str = ""  # the request and the trusted tool outputs (the user's own records, metadata)
+
+    def add_trusted(self, texts: list[str]) -> None:
+        if texts:
+            self._trusted_blob = "\x00".join([self._trusted_blob or self.trusted, *texts])
+
+    def from_trusted(self, value: Any) -> str | None:
+        """The part of `value` that is NOT found in trusted text (None when all of it is). Dates may be
+        written in words there ("January 11th", "the 14th of November")."""
+        blob = self._trusted_blob or self.trusted
+        for v in value if isinstance(value, list) else [value]:
+            s = f"{v:g}" if isinstance(v, float) else str(v)
+            if s in blob:
+                continue
+            rx = date_regex(s)
+            if rx is None or not rx.search(blob):
+                return s
+        return None
 
     def add_untrusted(self, texts: list[str]) -> None:
         """Keep every reading a model could recover (homoglyphs folded, base64 and ROT13 decoded), so an
@@ -107,7 +128,7 @@ class GuardContext:
         else:
             cands = _candidates(str(value))
         for c in cands:
-            if len(c) < 2 or c in self.trusted:
+            if len(c) < 2 or c in self.trusted or (self._trusted_blob and c in self._trusted_blob):
                 continue
             if len(c) >= 5:
                 if c in self._blob:
@@ -135,14 +156,15 @@ class Guard:
                 try:
                     spec = compile_ltlf(r.formula, [*policy.propositions, "approved"])
                 except SpecError as e:
-                    raise PolicyError(f"{policy.name}: temporal rule {r.name!r}: {e}") from None
+                    raise PolicyError(f"{policy.rule_origin(len(self.temporal))}: temporal rule {r.name!r}: {e}") \
+                        from None
                 self.temporal.append((r, spec.dfa))
         self.reset()
 
     # --- compile the policy into matchers once, so each check is a few dict lookups and regex calls --
     @staticmethod
     def _compile(r: ToolRule) -> _Compiled:
-        schemas = {a: (s, re.compile(s.pattern) if s.pattern else None) for a, s in r.args.items()}
+        schemas = {a: (s, compile_pattern(s.pattern) if s.pattern else None) for a, s in r.args.items()}
         return _Compiled(r, {a: glob_regex(p) for a, p in r.deny_values.items()},
                          {a: glob_regex(p) for a, p in r.allow_values.items()}, schemas)
 
@@ -166,6 +188,12 @@ class Guard:
     def observe(self, untrusted_texts: list[str]) -> None:
         """Record third-party text the agent has just read (tool output fields marked untrusted)."""
         self.context.add_untrusted(untrusted_texts)
+
+    def observe_output(self, tool: str, output: Any) -> None:
+        """Record a tool's output, split by the policy's `sources` into trusted and untrusted text."""
+        trusted, untrusted = split_output(tool, output, self.policy.sources)
+        self.context.add_trusted(trusted)
+        self.context.add_untrusted(untrusted)
 
     # --- the check ------------------------------------------------------------------------------
     def labels(self, tool: str, args: dict[str, Any]) -> frozenset[str]:
@@ -245,6 +273,12 @@ class Guard:
                 if bad is not None:
                     return Decision(r.on_untrusted, f"argument {a} carries {bad!r} from untrusted tool output",
                                     f"tools.{tool}.untrusted_args", tool, args, labels, flagged=bad)
+        for a in r.trusted_args:
+            if a in args and args[a] is not None:
+                bad = self.context.from_trusted(args[a])
+                if bad is not None:
+                    return Decision(r.on_untrusted, f"argument {a}: {bad!r} is not in the user's request or a "
+                                    "trusted output", f"tools.{tool}.trusted_args", tool, args, labels, flagged=bad)
         for a, rx in c.allow.items():
             if a in args and not rx.match(str(args[a])):
                 return Decision(ASK, f"argument {a}={args[a]!r} is not on the allow list",
@@ -286,7 +320,7 @@ def _cond(value: Any, c: Any) -> bool:
             and (c.lt is None or value < c.lt) and (c.le is None or value <= c.le))
 
 
-def _schema_violation(v: Any, s: ArgSchema, rx: re.Pattern | None) -> str | None:
+def _schema_violation(v: Any, s: ArgSchema, rx: Any) -> str | None:
     if s.type == "string" and not isinstance(v, str):
         return f"must be a string, got {type(v).__name__}"
     if s.type in ("number", "integer"):

@@ -17,6 +17,11 @@ rules over triggers, predicates and enforcement).
         untrusted_args: [recipient, amount]   # tainted values -> on_untrusted (ask by default)
         rate_limit: {max_calls: 3}            # per episode; add window_s for a time window
         rewrite: {amount: {max: 2000}}        # clamp instead of refusing
+      reserve_hotel:
+        trusted_args: [start_day]             # must come from the user or a trusted output, else on_untrusted
+    sources:                                  # which tool output is third-party text (default: all of it)
+      trusted_tools: [get_iban]               # the user's own records
+      untrusted_fields: [body, description]   # in structured output only these keys are third-party text
     propositions:
       large_transfer: {tool: send_money, args: {amount: {gt: 1000}}}
     temporal:
@@ -30,8 +35,17 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
+import re2
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from keel.errors import KeelError
 
@@ -56,11 +70,23 @@ class ArgSchema(_M):
     @classmethod
     def _regex(cls, v: str | None) -> str | None:
         if v is not None:
-            try:
-                re.compile(v)
-            except re.error as e:
-                raise ValueError(f"not a valid regular expression: {e}") from None
+            compile_pattern(v)
         return v
+
+
+_RE2 = re2.Options()
+_RE2.log_errors = False
+
+
+def compile_pattern(pattern: str):
+    """Argument patterns run on RE2 (linear time, no backtracking), so a pattern such as `(a+)+$` cannot make
+    a guard check hang on a hostile argument; RE2 has no backreferences or lookaround, which is the price."""
+    try:
+        return re2.compile(pattern, options=_RE2)
+    except re2.error as e:
+        msg = e.args[0].decode() if e.args and isinstance(e.args[0], bytes) else str(e)
+        raise ValueError(f"not a valid regular expression for RE2 (linear-time; no backreferences or "
+                         f"lookaround): {msg}") from None
 
 
 class RateLimit(_M):
@@ -80,6 +106,7 @@ class ToolRule(_M):
     allow_values: dict[str, list[str]] = {}  # globs; a value matching none -> ask
     deny_values: dict[str, list[str]] = {}  # globs; a value matching one -> deny
     untrusted_args: list[str] = []
+    trusted_args: list[str] = []  # values must appear in trusted text (the request, trusted outputs)
     on_untrusted: Literal["deny", "ask"] = "ask"
     rate_limit: RateLimit | None = None
     rewrite: dict[str, Clamp] = {}
@@ -111,6 +138,15 @@ class TemporalRule(_M):
     description: str = ""
 
 
+class Sources(_M):
+    """Where third-party text enters: information-flow sources. By default every tool output is untrusted.
+    `trusted_tools` return the user's own records; with `untrusted_fields`, a structured output (records of
+    fields) is untrusted only under those keys, its other fields (ids, senders, IBANs) being trusted metadata."""
+
+    trusted_tools: list[str] = []
+    untrusted_fields: list[str] | None = None
+
+
 PROP_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 BUILTIN_PROPS = {"approved"}  # true on a call a human approved after an `ask`
 
@@ -122,8 +158,14 @@ class Policy(_M):
     allow_tools: list[str] = []
     deny_tools: list[str] = []
     tools: dict[str, ToolRule] = {}
+    sources: Sources = Sources()
     propositions: dict[str, Proposition] = {}
     temporal: list[TemporalRule] = []
+    _where: dict[int, str] = PrivateAttr(default_factory=dict)  # temporal rule -> "file, line N"
+
+    def rule_origin(self, i: int) -> str:
+        """Where temporal rule `i` was written ("FILE, line N"), for error messages."""
+        return self._where.get(i, self.name)
 
     @model_validator(mode="after")
     def _names(self) -> Policy:
@@ -160,10 +202,48 @@ def _line_for(lines: dict[tuple, int], loc: tuple) -> int | None:
     return lines.get(())
 
 
-def parse_policy(text: str, origin: str = "policy") -> Policy:
+MAX_NODES = 100_000  # a policy is a few hundred YAML nodes; an alias bomb expands to billions
+MAX_DEPTH = 64
+
+
+def _compose(text: str, origin: str) -> yaml.Node | None:
+    """Compose the YAML once, refusing what a policy never needs and an attacker would send: aliases that
+    expand past MAX_NODES (a "billion laughs" bomb) and nesting deeper than MAX_DEPTH."""
     try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except RecursionError:
+        raise PolicyError(f"{origin}: nested deeper than the YAML parser allows; a policy is at most "
+                          f"{MAX_DEPTH} levels deep") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f", line {mark.line + 1}" if mark else ""
+        raise PolicyError(f"{origin}{where}: invalid YAML: {getattr(e, 'problem', None) or e}") from None
+    if node is None:
+        return None
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, int, bool]] = [(node, 1, False)]
+    while stack:  # iterative post-order: expanded size per distinct node, without recursion
+        n, depth, done = stack.pop()
+        if depth > MAX_DEPTH:
+            raise PolicyError(f"{origin}, line {n.start_mark.line + 1}: nested more than {MAX_DEPTH} levels "
+                              "deep; a policy never needs that")
+        kids = [x for kv in n.value for x in kv] if isinstance(n, yaml.MappingNode) else \
+            n.value if isinstance(n, yaml.SequenceNode) else []
+        if done:
+            sizes[id(n)] = 1 + sum(sizes[id(k)] for k in kids)
+            if sizes[id(n)] > MAX_NODES:
+                raise PolicyError(f"{origin}, line {n.start_mark.line + 1}: YAML aliases expand to more than "
+                                  f"{MAX_NODES:,} nodes (an alias bomb); write the policy without anchors")
+        elif id(n) not in sizes:
+            stack.append((n, depth, True))
+            stack.extend((k, depth + 1, False) for k in kids if id(k) not in sizes)
+    return node
+
+
+def parse_policy(text: str, origin: str = "policy") -> Policy:
+    node = _compose(text, origin)
+    try:
+        data = yaml.SafeLoader("").construct_document(node) if node is not None else None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f", line {mark.line + 1}" if mark else ""
@@ -184,7 +264,8 @@ def parse_policy(text: str, origin: str = "policy") -> Policy:
         raise PolicyError("invalid policy\n  " + "\n  ".join(msgs)) from None
     # Cross-references are checked here too, so that a bad policy never reaches a running agent.
     for i, rule in enumerate(policy.temporal):
-        line = lines.get(("temporal", i, "formula"))
+        line = lines.get(("temporal", i, "formula")) or lines.get(("temporal", i))
+        policy._where[i] = f"{origin}, line {line}"
         _check_formula(rule, policy, f"{origin}, line {line}")
     return policy
 
@@ -202,7 +283,11 @@ def load_policy(path: str | Path) -> Policy:
     path = Path(path)
     if not path.is_file():
         raise PolicyError(f"policy file not found: {path}")
-    return parse_policy(path.read_text(), str(path))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise PolicyError(f"{path}: not UTF-8 text (byte {e.start}); a policy is a YAML text file") from None
+    return parse_policy(text, str(path))
 
 
 def builtin_policy(name: str = "toolworld") -> Policy:
