@@ -1,0 +1,172 @@
+"""The runs table: one row per run directory (kind, preset, status, key metrics, start, wall time).
+
+Each row is cached against the modification times and sizes of the files it was read from, so a page
+reload over a thousand runs costs a thousand `stat`s plus the runs that changed. A run whose files are
+damaged (torn metrics line, corrupted summary) still gets a row, with the problem named in it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from keel.serve.paths import RunsRoot
+from keel.trackers import scalars
+
+FILES = ("config.yaml", "run.json", "summary.json", "metrics.jsonl")
+# The numbers a researcher looks at first, by metric name (the last part of a flattened key).
+PREFERRED = ("satisfaction", "test_accuracy", "accuracy", "targeted_asr", "benign_utility", "exploitability",
+             "test_reward", "reward", "satisfaction_train", "violations_eval", "loss", "episodes")
+KEY_METRICS = 4
+LIVE_SECONDS = 120.0  # a run with no process to ask counts as running while its log moved this recently
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_HOST = socket.gethostname()
+
+
+def _stamp(d: Path) -> tuple | None:
+    out = []
+    for f in FILES:
+        try:
+            st = os.stat(d / f)
+            out.append((st.st_mtime_ns, st.st_size))
+        except FileNotFoundError:
+            if f == "config.yaml":
+                return None
+            out.append(None)
+    return tuple(out)
+
+
+def _json_file(p: Path, problems: list[str]) -> dict[str, Any]:
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        problems.append(f"{p.name} is not valid JSON ({e.__class__.__name__}); the run may have crashed "
+                        "while writing it")
+        return {}
+    if not isinstance(data, dict):
+        problems.append(f"{p.name} holds a {type(data).__name__}, not an object")
+        return {}
+    return data
+
+
+def last_metrics(p: Path, problems: list[str]) -> dict[str, Any]:
+    """The last complete, valid line of metrics.jsonl, read from the file's tail."""
+    try:
+        with open(p, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - 65536))
+            tail = f.read()
+    except FileNotFoundError:
+        return {}
+    lines = tail.split(b"\n")
+    if size > len(tail):
+        lines = lines[1:]  # the first piece may start mid-line
+    if lines[-1]:
+        problems.append("metrics.jsonl ends in a torn line (a crash mid-write); earlier lines are intact")
+    for raw in reversed(lines[:-1]):  # the last piece is empty, or the torn line
+        try:
+            row = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            continue
+        if isinstance(row, dict):
+            return row
+    return {}
+
+
+def status_of(info: dict[str, Any], metrics_mtime: float | None, now: float) -> str:
+    """running / finished / failed / interrupted, from run.json and whether its process still lives."""
+    s = info.get("status", "running")
+    if s in ("finished", "failed", "interrupted"):
+        return s
+    if s == "partial":  # a campaign stopped before its last cell (resumable)
+        return "interrupted"
+    pid = info.get("pid")
+    if isinstance(pid, int) and info.get("host") == _HOST:
+        try:
+            os.kill(pid, 0)
+            return "running"
+        except ProcessLookupError:
+            return "interrupted"
+        except PermissionError:
+            return "running"
+    recent = metrics_mtime is not None and now - metrics_mtime < LIVE_SECONDS
+    return "running" if recent or now - float(info.get("created", 0) or 0) < LIVE_SECONDS else "interrupted"
+
+
+def key_metrics(numbers: dict[str, float]) -> dict[str, float]:
+    rank = {n: i for i, n in enumerate(PREFERRED)}
+    pos = {k: i for i, k in enumerate(numbers)}
+    # preferred names first, then the less nested (a table row before its per-family breakdown)
+    order = sorted(numbers, key=lambda k: (rank.get(k.rsplit("/", 1)[-1], len(rank)), k.count("/"), pos[k]))
+    return {k: numbers[k] for k in order[:KEY_METRICS]}
+
+
+def read_row(d: Path) -> dict[str, Any]:
+    problems: list[str] = []
+    try:
+        config = yaml.load((d / "config.yaml").read_text(encoding="utf-8"), Loader=_LOADER)
+    except (yaml.YAMLError, UnicodeDecodeError):
+        config, problems = {}, ["config.yaml is not valid YAML"]
+    config = config if isinstance(config, dict) else {}
+    info = _json_file(d / "run.json", problems)
+    summary = _json_file(d / "summary.json", problems)
+    last = last_metrics(d / "metrics.jsonl", problems)
+    try:
+        mtime = os.stat(d / "metrics.jsonl").st_mtime
+    except FileNotFoundError:
+        mtime = None
+    now = time.time()
+    status = status_of(info, mtime, now)
+    created = float(info.get("created", 0) or 0) or None
+    wall = summary.get("wall_seconds")
+    if not isinstance(wall, (int, float)) and created:
+        end = last.get("time") if status != "running" else now
+        wall = (float(end) - created) if isinstance(end, (int, float)) else None
+    numbers = scalars(summary) or scalars(last)
+    source = str(info.get("source", ""))
+    return {
+        "name": d.name, "kind": str(config.get("kind", "?")), "preset": Path(source).stem if source else "",
+        "status": status, "created": created, "wall_seconds": wall, "step": last.get("step"),
+        "updated": mtime, "metrics": key_metrics(numbers), "problems": problems,
+        "has_report": (d / "report.html").is_file(), "has_safety_card": (d / "safety_card.html").is_file(),
+        "has_campaign": (d / "campaign.sqlite").is_file(),
+    }
+
+
+class RunsIndex:
+    def __init__(self, root: RunsRoot):
+        self.root = root
+        self._cache: dict[str, tuple[tuple, dict[str, Any]]] = {}
+
+    def rows(self) -> list[dict[str, Any]]:
+        out, seen = [], set()
+        if not self.root.root.is_dir():
+            return out
+        with os.scandir(self.root.root) as it:
+            for e in it:
+                if not e.is_dir(follow_symlinks=False) or e.name.startswith("."):
+                    continue
+                d = Path(e.path)
+                stamp = _stamp(d)
+                if stamp is None:
+                    continue
+                seen.add(e.name)
+                hit = self._cache.get(e.name)
+                # a running row's status depends on the clock and the process too: re-read it every time
+                if hit is None or hit[0] != stamp or hit[1]["status"] == "running":
+                    hit = (stamp, read_row(d))
+                    self._cache[e.name] = hit
+                out.append(hit[1])
+        for gone in set(self._cache) - seen:
+            del self._cache[gone]
+        out.sort(key=lambda r: -(r["created"] or 0))
+        return out
