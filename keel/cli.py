@@ -35,7 +35,6 @@ SUBCOMMANDS = {
 }
 
 JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
-MAX_EVAL_EPISODES = 1_000_000
 
 
 @app.command()
@@ -44,18 +43,21 @@ def train(
     name: Annotated[str | None, typer.Option(help="Run name under runs/ (default: SOURCE-TIMESTAMP)")] = None,
     resume: Annotated[bool, typer.Option(help="Continue run NAME (or the latest unfinished run of SOURCE)")] = False,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a field: --set seed=3")] = None,
+    log: Annotated[list[str] | None, typer.Option(
+        "--log", help="Also log to wandb or trackio (when installed); TensorBoard files are always written")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Train: a preset or config file in, a run directory with metrics, checkpoints and a report out."""
     from keel.config import load_job_config
-    from keel.jobs import check_job_config, job_module
-    from keel.runs import Run, check_run_name
+    from keel.jobs import job_module
+    from keel.runs import Run
 
-    if name is not None:
-        check_run_name(name)
     cfg, short = load_job_config(source, set_)
     module = job_module(cfg.kind)
-    check_job_config(module, cfg)  # everything that can be found wrong before runs/NAME exists
+    if log:
+        from keel.trackers import check_external
+
+        check_external(log)  # refused before a run directory is made
     config_dict = cfg.model_dump(mode="json")
     if resume:
         run = Run.resolve(f"{cfg.runs_dir}/{name}") if name else Run.latest_unfinished(cfg.runs_dir, source)
@@ -65,16 +67,19 @@ def train(
             raise KeelError(f"{run.path}/config.yaml differs from this config; resume with the same config")
     else:
         run = Run.create(cfg.runs_dir, name or f"{short}-{time.strftime('%Y%m%d-%H%M%S')}", config_dict, source)
+    if log:
+        run.log_to(log)
     try:
         summary = module.train(cfg, run, resume=resume, quiet=as_json)
-    except KeelError:
-        if not resume:
-            run.abandon()  # a start-up error: leave no half-made run behind
-        raise
     except KeyboardInterrupt:
+        run.set_status("interrupted")  # shown as such by `keel serve`; --resume continues it
         run.close()
         console.print(f"[yellow]stopped.[/] resume with: keel train {source} --name {run.name} --resume")
         raise typer.Exit(130) from None
+    except BaseException:
+        run.set_status("failed")
+        run.close()
+        raise
     run.write_summary(summary)
     run.set_status("finished")
     report = _write_run_report(run, module)
@@ -95,10 +100,6 @@ def evaluate(
     from keel.jobs import job_module
     from keel.runs import Run
 
-    if episodes is not None and not 1 <= episodes <= MAX_EVAL_EPISODES:
-        raise KeelError(f"--episodes must be from 1 to {MAX_EVAL_EPISODES:,}, got {episodes}")
-    if split not in ("train", "test"):
-        raise KeelError(f"--split must be train or test, got {split!r}")
     run = Run.resolve(run_dir)
     module = job_module(str(run.config().get("kind")))
     result = module.evaluate(run, episodes=episodes, split=split, seed=seed, quiet=as_json)
@@ -131,6 +132,24 @@ def report(
     emit({"run": str(run.path), "report": str(_write_run_report(run, module))}, as_json)
 
 
+@app.command()
+def serve(
+    runs: Annotated[str, typer.Option(help="The runs folder to show (read-only)")] = "runs",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8765,
+    host: Annotated[str, typer.Option(help="Address to bind; loopback unless you mean to share it")] = "127.0.0.1",
+    memory: Annotated[str | None, typer.Option(help="A memory file or postgresql:// URL to browse")] = None,
+    memory_embedder: Annotated[str, typer.Option(help="Embedder the memory was made with: minilm or hash-DIM")]
+    = "minilm",
+) -> None:
+    """A local dashboard: runs table, live curves, config diffs, reports, campaigns, memory browser."""
+    from keel.serve.app import serve as run_server
+
+    if not 0 < port < 65536:
+        raise KeelError(f"--port {port}: use a port from 1 to 65535")
+    console.print(f"keel serve: http://{host}:{port}/  (runs: {runs}; Ctrl-C stops)")
+    run_server(runs, host=host, port=port, memory=memory, memory_embedder=memory_embedder)
+
+
 def _write_run_report(run, module):
     """report.html with the job's own sections (plots, automata...) when it offers them."""
     from keel.report.html import write_report
@@ -153,23 +172,10 @@ _register_subcommands()
 
 def main() -> None:
     """Entry point: user errors become one clear message (and a JSON error object with --json)."""
-    import click
-    from rich.markup import escape
-
     try:
-        code = app(standalone_mode=False)
+        app()
     except KeelError as e:
         if "--json" in sys.argv:
             print(to_json({"error": str(e)}))
-        # escaped: user text such as '[/x]' or "['a']" is printed as written, not read as rich markup
-        err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
         sys.exit(2)
-    except click.ClickException as e:  # usage errors: bad option, missing argument, bad value
-        if "--json" in sys.argv:
-            print(to_json({"error": e.format_message()}))
-        e.show()
-        sys.exit(e.exit_code)
-    except click.exceptions.Abort:
-        err_console.print("aborted.", highlight=False)
-        sys.exit(130)
-    sys.exit(code if isinstance(code, int) else 0)
