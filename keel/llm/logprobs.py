@@ -3,6 +3,9 @@
 Layout: prompts left-padded to a common width P, completions right-padded to T, so that every completion
 starts at column P. Only the T positions that predict completion tokens go through the vocabulary head
 (`logits_to_keep`), which is most of the cost for a 49k-token vocabulary.
+
+`temperature` gives the log-probs of the tempered policy softmax(logits / T), the distribution the sampler
+drew from (`keel.llm.sampler`), so importance ratios and STAPO's probability test use the sampled policy.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ def completion_logprobs(
     completion_ids: list[list[int]],
     pad_id: int,
     with_entropy: bool = True,
+    temperature: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
     """(logp [B,T], entropy [B,T] or None, mask [B,T]) of each completion token given its prompt.
 
@@ -45,14 +49,19 @@ def completion_logprobs(
     pos = (attn.cumsum(-1) - 1).clamp(min=0)
     out = model(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=False, logits_to_keep=T + 1)
     logits = out.logits[:, :-1, :]  # positions P-1 .. P+T-2 predict completion tokens 0 .. T-1
-    return token_stats(logits, ids[:, P:], cmask, with_entropy)
+    return token_stats(logits, ids[:, P:], cmask, with_entropy, temperature)
 
 
 def token_stats(
-    logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, with_entropy: bool
+    logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, with_entropy: bool,
+    temperature: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-    """Masked log-prob of each target token and (detached) entropy of each predictive distribution."""
-    logp_all = torch.log_softmax(logits.float(), dim=-1)
+    """Masked log-prob of each target token and (detached) entropy of each predictive distribution,
+    under softmax(logits / temperature) (temperature <= 0, greedy, means the untempered logits)."""
+    logits = logits.float()
+    if temperature > 0 and temperature != 1.0:
+        logits = logits / temperature
+    logp_all = torch.log_softmax(logits, dim=-1)
     logp = logp_all.gather(-1, targets[..., None]).squeeze(-1) * mask
     entropy = None
     if with_entropy:
@@ -67,6 +76,7 @@ def shared_prefix_logprobs(
     completion_ids: list[list[int]],
     pad_id: int,
     with_entropy: bool = True,
+    temperature: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
     """Same result as `completion_logprobs`, but each distinct prompt goes through the model once.
 
@@ -103,4 +113,4 @@ def shared_prefix_logprobs(
         out2 = model(input_ids=cids[:, :-1], attention_mask=attn[:, :-1], position_ids=pos[:, :-1],
                      use_cache=True, **{kw: cache})
         logits = torch.cat([first, out2.logits], dim=1)
-    return token_stats(logits, cids, cmask.float(), with_entropy)
+    return token_stats(logits, cids, cmask.float(), with_entropy, temperature)

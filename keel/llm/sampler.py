@@ -3,7 +3,10 @@
 Each distinct prompt is encoded once; its KV cache is then repeated for the `n` completions of its group
 (prefix sharing), so a GRPO group of 8 pays for one prompt pass instead of eight. Rows that finish are
 dropped from the cache, so the batch shrinks as completions end. Sampled tokens come back with their
-log-probabilities under the untempered model, which the RL losses use as the behaviour policy.
+log-probabilities under the distribution they were drawn from, softmax(logits / temperature) (the
+untempered model for greedy decoding), which the RL losses use as the behaviour policy; the training pass
+recomputes log-probs at the same temperature (`keel.llm.logprobs`). Top-p truncation is not part of the
+stored log-probs (as in TRL and verl): keep top_p = 1 for RL, where the ratio must be exact.
 """
 
 from __future__ import annotations
@@ -158,7 +161,8 @@ def sample(
 
     for t in range(max_new_tokens):
         tok = sample_next(logits, temperature, top_p, gen)
-        lp = torch.log_softmax(logits, -1).gather(-1, tok[:, None]).squeeze(-1)
+        lp = torch.log_softmax(logits / temperature if temperature > 0 else logits, -1)
+        lp = lp.gather(-1, tok[:, None]).squeeze(-1)
         keep = []
         for j, row in enumerate(active.tolist()):
             token = int(tok[j])

@@ -86,7 +86,12 @@ def train(cfg: Config, run, resume: bool = False, quiet: bool = False) -> dict:
             # problems and sampling seed depend only on (seed, step), so a resumed run repeats exactly
             rng = random.Random(f"{cfg.seed}|{step}")
             problems = rng.sample(pool, gcfg.prompts_per_step)
-            last = trainer.step(problems, task, cfg.reward, seed=cfg.seed * 1_000_003 + step, system=cfg.system)
+
+            def more(i: int, step: int = step) -> list:  # DAPO dynamic sampling's extra draws
+                return random.Random(f"{cfg.seed}|{step}|{i}").sample(pool, gcfg.prompts_per_step)
+
+            last = trainer.step(problems, task, cfg.reward, seed=cfg.seed * 1_000_003 + step, system=cfg.system,
+                                more=more)
             skipped += last["skipped"]
             if cfg.eval_every and step % cfg.eval_every == 0 and step != cfg.steps:
                 ev = accuracy(model, tok, task, test, cfg.eval_max_new_tokens, system=cfg.system, reward=cfg.reward)

@@ -6,9 +6,10 @@ token that is both improbable and sampled where the policy is confident, inside 
 inherits the whole sequence reward and gets an outsized update. The S2T mask drops exactly those:
     masked_t  iff  A_t > 0  and  pi(token_t) < tau_p  and  H_t < tau_h
 where tau_h is recomputed for every mini-batch as the q-quantile of the entropies of the low-probability
-(pi < tau_p) tokens in correct responses. The loss is then renormalised over the unmasked tokens.
-In Keel a mini-batch holds the completions that carry gradient (advantage != 0; see grpo.update), so
-tau_h is taken over the correct responses of those.
+(pi < tau_p) tokens in the positive-advantage responses, as in the paper (the switch `pool="correct"` in
+`keel.rl.grpo` keeps Keel's earlier choice, the responses the verifier called correct; they differ when a
+reward is not 0/1 or an advantage is not group-centred). The loss is then renormalised over the unmasked
+tokens. In Keel a mini-batch holds the completions that carry gradient (advantage != 0; see grpo.update).
 """
 
 from __future__ import annotations
@@ -19,19 +20,21 @@ TAU_P = 0.002
 Q = 0.75
 
 
-def entropy_threshold(prob: torch.Tensor, entropy: torch.Tensor, mask: torch.Tensor, correct: torch.Tensor,
+def entropy_threshold(prob: torch.Tensor, entropy: torch.Tensor, mask: torch.Tensor, pool_rows: torch.Tensor,
                       tau_p: float = TAU_P, q: float = Q) -> float:
-    """tau_h: the q-quantile of entropy over low-probability tokens of correct responses (-inf if none)."""
-    pool = (mask > 0) & (prob < tau_p) & correct.bool()[:, None]
+    """tau_h: the q-quantile of entropy over low-probability tokens of the `pool_rows` responses [B] bool
+    (the positive-advantage ones in the paper); -inf if there are none."""
+    pool = (mask > 0) & (prob < tau_p) & pool_rows.bool()[:, None]
     if not pool.any():
         return float("-inf")
     return float(torch.quantile(entropy[pool].float(), q))
 
 
 def spurious_mask(prob: torch.Tensor, entropy: torch.Tensor, adv: torch.Tensor, mask: torch.Tensor,
-                  correct: torch.Tensor, tau_p: float = TAU_P, q: float = Q) -> tuple[torch.Tensor, float]:
-    """(1 where a token is silenced, else 0) [B,T], and the tau_h used. `adv` is per row [B] or per token."""
-    tau_h = entropy_threshold(prob, entropy, mask, correct, tau_p, q)
+                  pool_rows: torch.Tensor, tau_p: float = TAU_P, q: float = Q) -> tuple[torch.Tensor, float]:
+    """(1 where a token is silenced, else 0) [B,T], and the tau_h used. `adv` is per row [B] or per token;
+    `pool_rows` [B] are the responses tau_h is taken over (see `entropy_threshold`)."""
+    tau_h = entropy_threshold(prob, entropy, mask, pool_rows, tau_p, q)
     a = adv if adv.dim() == 2 else adv[:, None].expand_as(prob)
     silenced = (mask > 0) & (a > 0) & (prob < tau_p) & (entropy < tau_h)
     return silenced.float(), tau_h
