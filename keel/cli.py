@@ -35,6 +35,7 @@ SUBCOMMANDS = {
 }
 
 JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
+MAX_EVAL_EPISODES = 1_000_000
 
 
 @app.command()
@@ -49,15 +50,18 @@ def train(
 ) -> None:
     """Train: a preset or config file in, a run directory with metrics, checkpoints and a report out."""
     from keel.config import load_job_config
-    from keel.jobs import job_module
-    from keel.runs import Run
+    from keel.jobs import check_job_config, job_module
+    from keel.runs import Run, check_run_name
 
+    if name is not None:
+        check_run_name(name)
     cfg, short = load_job_config(source, set_)
     module = job_module(cfg.kind)
     if log:
         from keel.trackers import check_external
 
         check_external(log)  # refused before a run directory is made
+    check_job_config(module, cfg)  # everything that can be found wrong before runs/NAME exists
     config_dict = cfg.model_dump(mode="json")
     if resume:
         run = Run.resolve(f"{cfg.runs_dir}/{name}") if name else Run.latest_unfinished(cfg.runs_dir, source)
@@ -71,6 +75,10 @@ def train(
         run.log_to(log)
     try:
         summary = module.train(cfg, run, resume=resume, quiet=as_json)
+    except KeelError:
+        if not resume:
+            run.abandon()  # a start-up error: leave no half-made run behind
+        raise
     except KeyboardInterrupt:
         run.set_status("interrupted")  # shown as such by `keel serve`; --resume continues it
         run.close()
@@ -100,6 +108,10 @@ def evaluate(
     from keel.jobs import job_module
     from keel.runs import Run
 
+    if episodes is not None and not 1 <= episodes <= MAX_EVAL_EPISODES:
+        raise KeelError(f"--episodes must be from 1 to {MAX_EVAL_EPISODES:,}, got {episodes}")
+    if split not in ("train", "test"):
+        raise KeelError(f"--split must be train or test, got {split!r}")
     run = Run.resolve(run_dir)
     module = job_module(str(run.config().get("kind")))
     result = module.evaluate(run, episodes=episodes, split=split, seed=seed, quiet=as_json)
@@ -172,10 +184,23 @@ _register_subcommands()
 
 def main() -> None:
     """Entry point: user errors become one clear message (and a JSON error object with --json)."""
+    import click
+    from rich.markup import escape
+
     try:
-        app()
+        code = app(standalone_mode=False)
     except KeelError as e:
         if "--json" in sys.argv:
             print(to_json({"error": str(e)}))
-        err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        # escaped: user text such as '[/x]' or "['a']" is printed as written, not read as rich markup
+        err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         sys.exit(2)
+    except click.ClickException as e:  # usage errors: bad option, missing argument, bad value
+        if "--json" in sys.argv:
+            print(to_json({"error": e.format_message()}))
+        e.show()
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        err_console.print("aborted.", highlight=False)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
