@@ -10,8 +10,8 @@ __all__ = ["Action", "Agent", "Finish", "FollowerAgent", "RefuserAgent", "make_a
 
 
 def make_agent(spec: str | dict, seed: int = 0):
-    """An agent from a config entry: "follower", "refuser", "smollm2", "llm:tiny", "llm:PATH", or
-    {"openai": {"base_url": ..., "model": ...}}."""
+    """An agent from a config entry: "follower", "refuser", "smollm2", "llm:tiny", "llm:PATH", a trained run
+    "runs/NAME" (`keel.agents.trained`), or {"openai": {"base_url": ..., "model": ...}}."""
     if isinstance(spec, dict) and "openai" in spec:
         from keel.agents.openai_compat import OpenAICompatAgent
 
@@ -20,9 +20,15 @@ def make_agent(spec: str | dict, seed: int = 0):
         return FollowerAgent()
     if spec == "refuser":
         return RefuserAgent()
+    from keel.agents.trained import is_run_spec
+
+    if is_run_spec(spec):
+        from keel.agents.trained import TrainedAgent
+
+        return TrainedAgent(spec, seed=seed)
     if isinstance(spec, str) and (spec == "smollm2" or spec.startswith("llm:")):
         from keel.agents.llm_agent import LocalModelAgent
 
         return LocalModelAgent(spec.split(":", 1)[1] if spec.startswith("llm:") else "smollm2", seed=seed)
-    raise KeelError(f"unknown agent {spec!r}; use follower, refuser, smollm2, llm:tiny, llm:MODEL_DIR or "
+    raise KeelError(f"unknown agent {spec!r}; use follower, refuser, smollm2, llm:tiny, llm:MODEL_DIR, runs/NAME or "
                     "{openai: {base_url: ..., model: ...}}")

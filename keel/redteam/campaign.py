@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from keel.config import KeelModel, read_yaml, validate
 from keel.errors import KeelError
@@ -45,6 +45,17 @@ class CampaignConfig(KeelModel):
     max_steps: int = Field(10, gt=0)
     batch_size: int = Field(1, gt=0)  # local-model agents: run this many episodes at once, generations batched
     max_new_tokens: int = Field(64, gt=0)  # local-model agents: tokens per reply
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_agent(cls, data: Any) -> Any:
+        """`agent: runs/NAME` (one agent, e.g. a trained run) is shorthand for `agents: [runs/NAME]`."""
+        if isinstance(data, dict) and "agent" in data:
+            if "agents" in data:
+                raise ValueError("give either agent: (one) or agents: (a list), not both")
+            data = {**data, "agents": [data["agent"]]}
+            del data["agent"]
+        return data
 
 
 @dataclass(frozen=True)
@@ -96,6 +107,10 @@ def agent_label(spec: str | dict) -> str:
         return f"openai:{spec['openai'].get('model', '?')}"
     if isinstance(spec, dict) and "agent" in spec:
         return agent_label(spec["agent"])
+    from keel.agents.trained import is_run_spec
+
+    if is_run_spec(spec):
+        return f"run:{Path(spec).name}"
     return str(spec)
 
 
@@ -122,8 +137,12 @@ def plan(cfg: CampaignConfig) -> list[Cell]:
 
 
 def _plan_agent(cfg: CampaignConfig, spec: str | dict) -> list[Cell]:
+    from keel.agents.trained import is_run_spec, resolve_run
     from keel.envs.toolworld import SUITES
     from keel.redteam.attacks import select
+
+    if is_run_spec(agent_spec(spec)):
+        resolve_run(agent_spec(spec))  # a missing or unfinished training run fails here, with what to do
 
     suites = list(SUITES) if cfg.suites == "all" else [cfg.suites] if isinstance(cfg.suites, str) else cfg.suites
     for s in suites:
@@ -202,6 +221,7 @@ def run_campaign(cfg: CampaignConfig, run_dir: Path, quiet: bool = False, limit:
     """Run (or continue) the campaign into `run_dir/campaign.sqlite`; returns the metrics.
     `limit` stops after that many new cells (for tests of resumption); `agents` injects prebuilt agents."""
     from keel.agents import make_agent
+    from keel.agents.trained import is_run_spec, resolve_run
     from keel.envs.toolworld import SUITES
     from keel.guard import AuditLog, Guard, builtin_policy, load_policy
     from keel.progress import progress_bar
@@ -221,6 +241,9 @@ def run_campaign(cfg: CampaignConfig, run_dir: Path, quiet: bool = False, limit:
         todo = todo[:limit]
     audit = AuditLog(run_dir / "audit.jsonl", sync="batch")
     prebuilt: dict[str, Any] = dict(agents or {})
+    for spec in cfg.agents:  # a trained agent's card names its training run and base model
+        if is_run_spec(agent_spec(spec)):
+            db.set_meta(f"trained:{agent_label(spec)}", resolve_run(agent_spec(spec)).record())
     t_start = time.time()
 
     def episode(cell: Cell, agent, guard):
@@ -241,7 +264,7 @@ def run_campaign(cfg: CampaignConfig, run_dir: Path, quiet: bool = False, limit:
             for label in dict.fromkeys(c.agent for c in todo):
                 spec = agent_spec(next(s for s in cfg.agents if agent_label(s) == label))
                 mine = [c for c in todo if c.agent == label]
-                local = isinstance(spec, str) and (spec == "smollm2" or spec.startswith("llm:"))
+                local = isinstance(spec, str) and (spec == "smollm2" or spec.startswith("llm:") or is_run_spec(spec))
                 if local and cfg.batch_size > 1 and label not in prebuilt:
                     _run_batched(cfg, spec, mine, policy, audit, db, episode, bar, job)
                     continue
@@ -272,14 +295,18 @@ def _run_batched(cfg: CampaignConfig, spec: str, cells: list[Cell], policy, audi
 
     from keel.agents.batching import Batcher
     from keel.agents.llm_agent import LocalModelAgent
+    from keel.agents.trained import TrainedAgent, is_run_spec, load_trained, resolve_run
     from keel.guard import Guard
     from keel.llm import load_model
 
+    trained = is_run_spec(spec)
     source = spec.split(":", 1)[1] if spec.startswith("llm:") else "smollm2"
-    batcher = Batcher(*load_model(source), max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
+    model = load_trained(resolve_run(spec)) if trained else load_model(source)
+    batcher = Batcher(*model, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
 
     def work(cell: Cell):
-        agent = LocalModelAgent(source, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed, batcher=batcher)
+        agent = TrainedAgent(spec, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed, batcher=batcher) if trained \
+            else LocalModelAgent(source, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed, batcher=batcher)
         guard = Guard(policy, audit=audit) if cell.defence != "none" else None
         try:  # entered by the main thread at submission, so a batch never runs before all have arrived
             return cell, episode(cell, agent, guard)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import json
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -128,8 +129,12 @@ def write_safety_card(run_dir: str) -> dict[str, Any]:
         raise KeelError(f"{run.path} has no campaign.sqlite: the safety card reads a red-team run "
                         "(make one with `keel redteam run CONFIG`)")
     db = ResultsDB(db_path)
-    rows, meta = db.rows(), db.meta()
-    db.close()
+    try:
+        rows, meta = db.rows(), db.meta()
+    except (sqlite3.DatabaseError, ValueError) as e:  # damaged pages, or meta that is not JSON
+        raise KeelError(f"{db_path} is damaged ({e}); restore it, or run the campaign again") from None
+    finally:
+        db.close()
     if not rows:
         raise KeelError(f"{run.path}: the campaign has no results yet; run or resume it first")
     m = metrics(rows)
@@ -149,6 +154,16 @@ def write_safety_card(run_dir: str) -> dict[str, Any]:
             [[e["agent"], e["defence"], _pct(e["targeted_asr"]), _pct(e["benign_utility"]),
               _pct(e["utility_under_attack"]), len(e["tasks_lost_to_guard"]) if e["defence"] != "none" else "-"]
              for e in m["table"]])
+
+    # the trained agents: which training run, from which base model (recorded by the campaign)
+    trained = {k.split(":", 1)[1]: v for k, v in meta.items() if k.startswith("trained:")}
+    if trained:
+        c.h("Trained agent")
+        c.p("Agents trained by Keel and red-teamed here as they were trained (same prompt and call format as "
+            "the training environment); each names its training run and the base model it started from.")
+        c.table(["agent", "training run", "job kind", "base model", "policy weights"],
+                [[a, v["run"], v["kind"], v["base_model"], f"{v['policy']} ({v['adapter']})"]
+                 for a, v in sorted(trained.items())])
 
     # 1. the formal policy in force
     c.h("Formal policy in force")
@@ -280,7 +295,9 @@ def write_safety_card(run_dir: str) -> dict[str, Any]:
         ("Basic information", "Date evaluated", time.strftime("%Y-%m-%d", time.gmtime(run.info().get("created", 0)))),
         ("Developer", "Developer / legal entity", NM),
         ("Developer", "Published safety policy", f"guard policy {policy.name} (this card)"),
-        ("System components", "Backbone model", ", ".join(sorted({e["agent"] for e in m["table"]}))),
+        ("System components", "Backbone model", ", ".join(
+            f"{a} (base {trained[a]['base_model']}, trained in {trained[a]['run']})" if a in trained else a
+            for a in sorted({e["agent"] for e in m["table"]}))),
         ("System components", "Reasoning, planning, memory", NM),
         ("System components", "Observation space", "tool outputs (JSON) and user messages"),
         ("System components", "Action space / tools", f"{len({t for t in policy.tools})} guarded toolworld tools"),
