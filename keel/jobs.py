@@ -17,6 +17,8 @@ from keel.errors import KeelError
 JOBS: dict[str, str] = {
     "spec_rl": "keel.rl.spec_job",
     "llm_rl": "keel.rl.llm_job",
+    "agent_sft": "keel.rl.agent_sft",
+    "agent_rl": "keel.rl.agent_rl",
 }
 
 

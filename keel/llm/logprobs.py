@@ -44,12 +44,21 @@ def completion_logprobs(
     Gradients flow through logp when grad is enabled; entropy is always detached (it is only logged and
     used for STAPO's threshold).
     """
+    from keel.llm.sampler import model_device
+
     ids, attn, cmask, P = pack(prompt_ids, completion_ids, pad_id)
     T = cmask.shape[1]
     pos = (attn.cumsum(-1) - 1).clamp(min=0)
-    out = model(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=False, logits_to_keep=T + 1)
+    dev = model_device(model)
+    out = model(input_ids=ids.to(dev), attention_mask=attn.to(dev), position_ids=pos.to(dev), use_cache=False,
+                logits_to_keep=T + 1)
     logits = out.logits[:, :-1, :]  # positions P-1 .. P+T-2 predict completion tokens 0 .. T-1
-    return token_stats(logits, ids[:, P:], cmask, with_entropy, temperature)
+    return _to_cpu(token_stats(logits, ids[:, P:].to(dev), cmask.to(dev), with_entropy, temperature))
+
+
+def _to_cpu(stats):
+    """The [B,T] results on the CPU, where the losses are taken (autograd follows the move)."""
+    return tuple(None if x is None else x.cpu() for x in stats)
 
 
 def token_stats(
@@ -85,12 +94,14 @@ def shared_prefix_logprobs(
     them, then run only the completion tokens on top. Autograd sums the rows' gradients into the shared
     prompt pass, so the gradient is the same as the full pass's, at a fraction of the work.
     """
-    from keel.llm.sampler import _cache_kw, left_pad
+    from keel.llm.sampler import _cache_kw, left_pad, model_device
 
     kw = _cache_kw(model)
+    dev = model_device(model)
     uniq: dict[tuple[int, ...], int] = {}
     src = torch.tensor([uniq.setdefault(tuple(p), len(uniq)) for p in prompt_ids], dtype=torch.long)
     pids, pmask = left_pad([list(k) for k in uniq], pad_id)
+    pids, pmask, src = pids.to(dev), pmask.to(dev), src.to(dev)
     ppos = (pmask.cumsum(-1) - 1).clamp(min=0)
     out = model(input_ids=pids, attention_mask=pmask, position_ids=ppos, use_cache=True, logits_to_keep=1)
     cache = getattr(out, "cache", None)
@@ -106,11 +117,12 @@ def shared_prefix_logprobs(
         if c:
             cids[i, : len(c)] = torch.tensor(c, dtype=torch.long)
             cmask[i, : len(c)] = 1
+    cids, cmask = cids.to(dev), cmask.to(dev)
     attn = torch.cat([pmask[src], cmask], dim=1)
-    pos = pmask.sum(-1)[src][:, None] + torch.arange(T)[None, :]
+    pos = pmask.sum(-1)[src][:, None] + torch.arange(T, device=dev)[None, :]
     logits = first
     if T > 1:  # tokens 0..T-2 predict tokens 1..T-1
         out2 = model(input_ids=cids[:, :-1], attention_mask=attn[:, :-1], position_ids=pos[:, :-1],
                      use_cache=True, **{kw: cache})
         logits = torch.cat([first, out2.logits], dim=1)
-    return token_stats(logits, cids, cmask.float(), with_entropy, temperature)
+    return _to_cpu(token_stats(logits, cids, cmask.float(), with_entropy, temperature))

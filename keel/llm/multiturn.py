@@ -29,8 +29,6 @@ class TurnConfig(KeelModel):
     max_turns: int = 6
     max_turn_tokens: int = 48  # per model turn
     context_budget: int = 1024  # prompt + every turn, in tokens
-    temperature: float = 1.0
-    top_p: float = 1.0
     stop: list[str] = []  # stop strings that end a turn (besides EOS)
 
 
@@ -64,9 +62,12 @@ def tempered_logprobs(logits: torch.Tensor, temperature: float) -> torch.Tensor:
 
 
 @torch.no_grad()
-def run_episodes(model, tokenizer, envs: list, starts: list[Start], cfg: TurnConfig,
-                 seed: int = 0) -> tuple[list[Trajectory], RolloutStats]:
-    """One episode per env (reset with its `Start`), sampled together; returns the trajectories."""
+def run_episodes(model, tokenizer, envs: list, starts: list[Start], cfg: TurnConfig, temperature: float = 1.0,
+                 top_p: float = 1.0, seed: int = 0) -> tuple[list[Trajectory], RolloutStats]:
+    """One episode per env (reset with its `Start`), sampled together; returns the trajectories.
+
+    The stored log-probs are those of softmax(logits / temperature), the distribution sampled from
+    (temperature 0: greedy, untempered log-probs)."""
     if len(envs) != len(starts):
         raise KeelError(f"{len(envs)} envs but {len(starts)} starts")
     if cfg.max_turns < 1 or cfg.max_turn_tokens < 1:
@@ -111,8 +112,8 @@ def run_episodes(model, tokenizer, envs: list, starts: list[Start], cfg: TurnCon
         ended_eos = [False] * n
         cut: list[str | None] = [None] * n
         for t in range(cfg.max_turn_tokens):
-            tok = sample_next(logits, cfg.temperature, cfg.top_p, gen)
-            lp = tempered_logprobs(logits, cfg.temperature).gather(-1, tok[:, None]).squeeze(-1)
+            tok = sample_next(logits, temperature, top_p, gen)
+            lp = tempered_logprobs(logits, temperature).gather(-1, tok[:, None]).squeeze(-1)
             feed = torch.full((n,), pad_id, dtype=torch.long)
             fmask = torch.zeros(n, dtype=torch.long)
             for j, r in enumerate(rows):

@@ -63,12 +63,16 @@ def _cache_kw(model) -> str:
 
 
 def model_step(model, input_ids, attention_mask, position_ids, cache, kw: str | None = None):
-    """One forward pass that returns (last-position logits, updated cache)."""
+    """One forward pass that returns (last-position logits on the CPU, updated cache).
+
+    Inputs are built on the CPU and moved to the model's device (a no-op on a CPU-only machine); the logits
+    come back to the CPU, where the seeded sampler draws."""
     kw = kw or _cache_kw(model)
+    dev = model_device(model)
     out = model(
-        input_ids=input_ids,
-        attention_mask=attention_mask,
-        position_ids=position_ids,
+        input_ids=input_ids.to(dev),
+        attention_mask=attention_mask.to(dev),
+        position_ids=position_ids.to(dev),
         use_cache=True,
         logits_to_keep=1,
         **{kw: cache},
@@ -76,7 +80,11 @@ def model_step(model, input_ids, attention_mask, position_ids, cache, kw: str | 
     new_cache = getattr(out, "cache", None)
     if new_cache is None:
         new_cache = out.past_key_values
-    return out.logits[:, -1, :].float(), new_cache
+    return out.logits[:, -1, :].float().cpu(), new_cache
+
+
+def model_device(model) -> torch.device:
+    return next(model.parameters()).device
 
 
 def left_pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -19,8 +19,12 @@ from keel.envs.agentic import AgentTasks
 from keel.errors import KeelError
 from keel.llm.multiturn import Start
 
-# name -> "module:factory"; a factory takes the split and the env options
-WORLDS: dict[str, str] = {}
+# name -> "module:class" of the worlds' agentic envs; the class takes the env options (its own config)
+WORLDS: dict[str, str] = {
+    "toolworld": "keel.envs.toolworld.agentic_env:ToolworldAgentEnv",
+    "webworld": "keel.envs.webworld.agentic_env:WebworldAgentEnv",
+    "shopping": "keel.envs.shopping_agentic:ShoppingAgentEnv",
+}
 
 
 class EnvConfig(KeelModel):
@@ -47,7 +51,7 @@ def make_env(cfg: EnvConfig, split: str = "train"):
             raise KeelError(f"text tasks have splits train and test, not {split!r}")
         return TextTaskEnv(make_task(cfg.task, **cfg.options), split=split, pool=cfg.pool)
     if cfg.name in WORLDS:
-        return _factory(WORLDS[cfg.name])(split=split, **cfg.options)
+        return _factory(WORLDS[cfg.name])(**cfg.options)
     if ":" in cfg.name:
         return _factory(cfg.name)(**cfg.options)
     known = ", ".join(["text", *sorted(WORLDS), "module:callable"])

@@ -1,0 +1,136 @@
+"""The `agent_rl` job: GRPO-family RL of a language-model agent on multi-turn episodes.
+
+Each step draws `prompts_per_step` training tasks and plays `group_size` episodes of each with the
+multi-turn KV-cache sampler (`keel.llm.multiturn`; the group shares its prompt's cache); the env's
+rewards (per-turn shaping + the judge's verdict, minus its guard-denial penalty when the env config
+switches it on) become group advantages, and `keel.rl.grpo` updates the model's tokens only (env tokens
+are masked). GRPO / RLOO / REINFORCE, DAPO clip or CISPO, STAPO and DAPO dynamic sampling all apply.
+Starts from the base model or from an `agent_sft` run (`policy.model: runs/NAME`).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Literal
+
+from pydantic import Field
+
+from keel.config import JobConfig
+from keel.errors import KeelError
+from keel.llm.multiturn import TurnConfig
+from keel.rl.agent_envs import EnvConfig
+from keel.rl.agent_job import EvalConfig, PolicyConfig
+from keel.rl.grpo import GRPOConfig
+
+
+class Config(JobConfig):
+    kind: Literal["agent_rl"] = "agent_rl"
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    env: EnvConfig = Field(default_factory=lambda: EnvConfig(name="toolworld"))
+    turns: TurnConfig = Field(default_factory=TurnConfig)
+    steps: int = 20
+    checkpoint_every: int = 5
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    eval_base: bool = True
+    grpo: GRPOConfig = Field(default_factory=lambda: GRPOConfig(group_size=4, prompts_per_step=2, lr=1e-5))
+
+
+def check(cfg: Config) -> None:
+    if cfg.steps < 1:
+        raise KeelError("steps must be >= 1")
+    for s in cfg.eval.splits:
+        if s not in ("train", "test", "test-templates"):
+            raise KeelError(f"eval split {s!r}: use train, test or test-templates")
+
+
+class AgentGroups:
+    """Plays G episodes of each of several training tasks at once; envs are made once and reused."""
+
+    def __init__(self, cfg: Config, model, tok):
+        from keel.rl.agent_envs import make_env
+
+        self.cfg, self.model, self.tok = cfg, model, tok
+        n = cfg.grpo.prompts_per_step * cfg.grpo.group_size
+        self.envs = [make_env(cfg.env, "train") for _ in range(n)]
+        self.last_trajs: list = []
+
+    def draw(self, step: int, attempt: int):
+        from keel.llm.multiturn import run_episodes
+        from keel.rl.agent_envs import task_starts
+        from keel.rl.agent_rollout import to_rollout
+
+        g = self.cfg.grpo
+        key = self.cfg.seed * 1_000_003 + step * 101 + attempt  # tasks and sampling depend on (seed, step, try)
+        tasks = task_starts(self.envs[0], "train", g.prompts_per_step, key)
+        starts = [t for t in tasks for _ in range(g.group_size)]
+        trajs, _ = run_episodes(self.model, self.tok, self.envs, starts, self.cfg.turns, g.temperature, g.top_p,
+                                seed=key)
+        self.last_trajs = trajs
+        return to_rollout(trajs)
+
+
+def train(cfg: Config, run, resume: bool = False, quiet: bool = False) -> dict:
+    from keel.progress import progress_bar
+    from keel.rl.agent_job import build_policy, run_split, save_policy
+    from keel.rl.grpo import GRPO
+
+    check(cfg)
+    model, tok, prov = build_policy(cfg.policy)
+    trainer = GRPO(model, tok, cfg.grpo)
+    groups = AgentGroups(cfg, model, tok)
+    start, base = 0, None
+    if resume and (ckpt := run.load_checkpoint()) is not None:
+        state, start = ckpt
+        trainer.load_state_dict(state["trainer"])
+        base = state.get("base")
+        run.truncate_metrics(start)
+
+    def evaluate_all() -> dict:
+        return {s: run_split(model, tok, cfg.env, cfg.turns, s, cfg.eval.episodes, cfg.eval.batch)
+                for s in cfg.eval.splits}
+
+    if base is None:
+        base = evaluate_all() if cfg.eval_base else {}
+        for s, m in base.items():
+            run.log(0, **{f"{s}/{k}": v for k, v in m.items()})
+    t0, last, final = time.time(), {}, {}
+    with progress_bar(quiet) as bar:
+        job = bar.add_task("agent GRPO", total=cfg.steps, completed=start, info="")
+        for step in range(start + 1, cfg.steps + 1):
+            last = trainer.train_on(lambda i, step=step: trainer.finish(groups.draw(step, i)),
+                                    seed=cfg.seed * 1_000_003 + step)
+            trajs = groups.last_trajs
+            n = max(len(trajs), 1)
+            last.update(malformed_rate=sum(t.malformed for t in trajs) / max(sum(t.turns for t in trajs), 1),
+                        denials=sum(t.denied for t in trajs) / n, turns=sum(t.turns for t in trajs) / n)
+            row = dict(last)
+            if step == cfg.steps:
+                final = evaluate_all()
+                for s, m in final.items():
+                    row.update({f"{s}/{k}": v for k, v in m.items()})
+            run.log(step, **row)
+            if step == cfg.steps or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
+                run.save_checkpoint({"trainer": trainer.state_dict(), "base": base}, step)
+            bar.update(job, advance=1, info=f"reward {last['reward']:.2f} success {last['accuracy']:.2f}")
+    save_policy(model, tok, run.path)
+    if not final:  # resumed after the last step: the final numbers are in the log
+        from keel.rl.agent_sft import _split_rows
+
+        final = _split_rows(run)
+    summary = {"kind": "agent_rl", **prov, "steps": cfg.steps, "last_reward": last.get("reward"), "base": base,
+               "final": final, "train_seconds": round(time.time() - t0, 1), "policy": str(run.path / "policy")}
+    run.write_summary(summary)
+    return summary
+
+
+def evaluate(run, episodes: int | None = None, split: str = "test", seed: int = 12345, quiet: bool = False) -> dict:
+    from keel.rl.agent_job import evaluate_run
+
+    return evaluate_run(run, Config, episodes, split, seed)
+
+
+def report_sections(run) -> list[tuple[str, str]]:
+    from keel.report.html import table
+
+    rows = [r for r in run.metrics() if "reward" in r]
+    return [("Training reward", table({f"step {r['step']}": r["reward"] for r in rows[-20:]}))]
