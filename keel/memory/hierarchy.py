@@ -14,8 +14,9 @@ diverse set of themes and facts and expanding to raw messages. Here, without a l
   theme larger than `theme_max` splits in two by 2-means, and two themes whose centroids come within
   `theme_merge_sim` merge (xMemory's split/merge keeps themes both sparse and coherent; we use these
   thresholds in place of its sparsity-semantics objective);
-- top-down retrieval: themes -> facts chosen by MMR -> the messages behind them plus hybrid candidates,
-  again chosen by MMR, so the result is relevant and non-redundant;
+- top-down retrieval: themes -> facts chosen by MMR -> the messages behind them, each with a link weight
+  (1 / rank of its fact); `Memory` adds these messages to its candidate pool with a bonus
+  (`keel.memory.ranking`), so the hierarchy brings evidence in without pushing retrieved evidence out;
 - pruning under a capacity keeps the most valuable items: value = reliability * (1 + log(1 + uses)/2).
 
 MMA consensus (`keel.memory.reliability`) is maintained here too, since it is a property of neighbours.
@@ -28,17 +29,18 @@ import re
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from keel.memory import facts as factlib
 from keel.memory import reliability as rel
-from keel.memory.retrieval import mmr, rrf
-from keel.memory.store import Where, matches
+from keel.memory.retrieval import mmr
+from keel.memory.store import Item, Store, Where, new_item
 
-if TYPE_CHECKING:
-    from keel.memory.memory import Hits, Memory
+
+class Encoder(Protocol):
+    def encode(self, texts: list[str]) -> np.ndarray: ...
 
 _STOP = set(
     "the a an and or but to of in on at for with is are was were be been i you he she it we they my your his "
@@ -60,14 +62,18 @@ class HierarchyConfig:
 
 
 class Organiser:
-    def __init__(self, memory: Memory, cfg: HierarchyConfig | None = None):
-        self.m = memory
-        self.store = memory.store
+    """Builds and reads one namespace's hierarchy in a store (it knows the store, not `Memory`)."""
+
+    def __init__(self, store: Store, namespace: str, embedder: Encoder, rcfg: rel.ReliabilityConfig,
+                 cfg: HierarchyConfig | None = None):
+        self.store = store
+        self.ns = namespace
+        self.embedder = embedder
+        self.rcfg = rcfg
         self.cfg = cfg or HierarchyConfig()
 
-    @property
-    def ns(self) -> str:
-        return self.m.namespace
+    def _item(self, text: str, vec: np.ndarray, **kw: Any) -> Item:
+        return new_item(self.ns, text, vec, self.rcfg.source_credibility(kw.get("source", "user")), **kw)
 
     # -- on add -----------------------------------------------------------------------------------
     def annotate(self, items: list[dict[str, Any]]) -> None:
@@ -97,7 +103,7 @@ class Organiser:
         # the plain (namespace, kind) index answers without an id selector; inactive items are dropped below
         where = Where(self.ns, kinds=(item["kind"],))
         found = dict(self.store.dense(where, item["vec"], self.cfg.neighbours + 1))
-        found = {i: s for i, s in found.items() if s >= self.m.rcfg.related_sim and i != item["id"]}
+        found = {i: s for i, s in found.items() if s >= self.rcfg.related_sim and i != item["id"]}
         if item.get("slot"):
             for nb in self.store.slot_items(self.ns, item["slot"]):
                 if nb["kind"] == item["kind"] and nb["status"] == "active" and nb["id"] != item["id"]:
@@ -114,12 +120,12 @@ class Organiser:
         """Recompute consensus of each item and (depth 1) of its neighbours that it agrees or disagrees with."""
         for it in items:
             nbs = self._neighbours(it)
-            c = rel.consensus(it, nbs, self.m.rcfg)
+            c = rel.consensus(it, nbs, self.rcfg)
             if abs(c - it["consensus"]) > 1e-4:
                 self.store.update(self.ns, it["id"], {"consensus": c}, "consensus", record_history=False)
                 it["consensus"] = c
             if depth > 0:
-                touched = [nb for nb, s in nbs if rel.relation(it, nb, s, self.m.rcfg) != 0]
+                touched = [nb for nb, s in nbs if rel.relation(it, nb, s, self.rcfg) != 0]
                 self.refresh_consensus(touched, depth - 1)
 
     # -- episodes -----------------------------------------------------------------------------------
@@ -134,7 +140,7 @@ class Organiser:
             if gap > self.cfg.episode_gap_s or shift or len(members) >= self.cfg.episode_max or gap < 0:
                 ep = None
         if ep is None:
-            ep = self.m._item(msg["text"][:2000], msg["vec"], kind="episode", source=msg["source"], ts=msg["ts"],
+            ep = self._item(msg["text"][:2000], msg["vec"], kind="episode", source=msg["source"], ts=msg["ts"],
                               metadata={"members": [msg["id"]], "start": msg["ts"]},
                               provenance={"messages": [msg["id"]]})
             self.store.insert([ep])
@@ -156,7 +162,7 @@ class Organiser:
         found = msg.get("_facts") or []
         if not found:
             return []
-        vecs = self.m.embedder.encode([f.text for f in found])
+        vecs = self.embedder.encode([f.text for f in found])
         created = []
         for f, v in zip(found, vecs, strict=True):
             same_slot = [x for x in self.store.slot_items(self.ns, f.slot) if x["kind"] == "fact"
@@ -170,7 +176,7 @@ class Organiser:
                 twin = self.store.get(self.ns, [twin["id"]], with_vec=True)[0]
                 self.refresh_consensus([twin])
                 continue
-            fact = self.m._item(f.text, v, kind="fact", source=msg["source"], ts=msg["ts"],
+            fact = self._item(f.text, v, kind="fact", source=msg["source"], ts=msg["ts"],
                                 modality=msg["modality"], metadata={"slot": f.slot, "value": f.value},
                                 provenance={"messages": [msg["id"]], "episode": episode["id"]},
                                 slot=f.slot, value=f.value, polarity=f.polarity, parent=episode["id"])
@@ -191,7 +197,7 @@ class Organiser:
     def _theme_for(self, fact: dict[str, Any]) -> None:
         near = self.store.dense(Where(self.ns, kinds=("theme",)), fact["vec"], 1)  # themes: active or deleted
         if not near or near[0][1] < self.cfg.theme_sim:
-            theme = self.m._item(self._label([fact["text"]]), fact["vec"], kind="theme", source="system",
+            theme = self._item(self._label([fact["text"]]), fact["vec"], kind="theme", source="system",
                                  ts=fact["ts"], metadata={"members": [fact["id"]]}, provenance={"facts": [fact["id"]]})
             self.store.insert([theme])
             return
@@ -234,7 +240,7 @@ class Organiser:
         keep = [g["id"] for g, j in zip(got, assign, strict=True) if j == 0]
         move = [g["id"] for g, j in zip(got, assign, strict=True) if j == 1]
         self._set_members(theme, keep)
-        new = self.m._item("theme", cents[1], kind="theme", source="system", ts=theme["ts"],
+        new = self._item("theme", cents[1], kind="theme", source="system", ts=theme["ts"],
                            metadata={"members": move, "split_from": theme["id"]}, provenance={"facts": move})
         self.store.insert([new])
         self._set_members(new, move)
@@ -255,12 +261,12 @@ class Organiser:
             return
 
     # -- top-down retrieval ---------------------------------------------------------------------------
-    def top_down(self, query: str, k: int, where: Where, now: float | None = None, only_active: bool = True) -> Hits:
-        from keel.memory.memory import Hits
-
+    def linked(self, qvec: np.ndarray, k: int, now: float | None = None
+               ) -> tuple[dict[str, float], list[Item], list[str]]:
+        """Top-down: the themes nearest the query, their facts and the facts nearest it, a diverse choice of
+        k of them (MMR over similarity x reliability), and the messages behind those facts with a link
+        weight of 1 / rank of their fact. Returns (message id -> weight, chosen facts, theme ids)."""
         now = time.time() if now is None else now
-        cfg = self.m.rcfg
-        qvec = self.m.embedder.encode([query])[0]
         themes = self.store.dense(Where(self.ns, kinds=("theme",)), qvec, 3)
         fact_ids: list[str] = []
         for t in self.store.get(self.ns, [t for t, _ in themes]):
@@ -268,40 +274,17 @@ class Organiser:
         fact_ids += [f for f, _ in self.store.dense(Where(self.ns, kinds=("fact",)), qvec, 4 * k)]
         facts = [f for f in self.store.get(self.ns, list(dict.fromkeys(fact_ids)), with_vec=True)
                  if f["status"] == "active"]
-        chosen_facts: list[dict[str, Any]] = []
+        chosen: list[Item] = []
         if facts:
             fv = np.stack([f["vec"] for f in facts])
-            frel = (fv @ qvec) * np.array([0.5 + rel.reliability(f, now, cfg) for f in facts])
-            chosen_facts = [facts[i] for i in mmr(frel, fv, k) if frel[i] > 0]
-        # expand: the messages behind the chosen facts, plus lexical+dense candidates for coverage
+            frel = (fv @ qvec) * np.array([0.5 + rel.reliability(f, now, self.rcfg) for f in facts])
+            chosen = [facts[i] for i in mmr(frel, fv, k) if frel[i] > 0]
         linked: dict[str, float] = {}
-        for rank, f in enumerate(chosen_facts):
+        for rank, f in enumerate(chosen):
             for mid in f["provenance"].get("messages", []):
                 linked.setdefault(mid, 1.0 / (1 + rank))
-        n = max(50, 4 * k)
-        flat = rrf([self.store.fts(where, query, n), self.store.dense(where, qvec, n)])[: 3 * k]
-        cand_ids = list(dict.fromkeys(list(linked) + [d for d, _ in flat]))
-        msgs = [m for m in self.store.get(self.ns, cand_ids, with_vec=True) if matches(m, where)
-                and (not only_active or m["status"] == "active")]
-        out = Hits()
-        out.mode = "hierarchical"
-        if not msgs:
-            out.abstained = True
-            return out
-        mv = np.stack([m["vec"] for m in msgs])
-        rels = np.array([rel.reliability(m, now, cfg) for m in msgs])
-        sims = mv @ qvec
-        score = sims * (0.5 + rels) + 0.15 * np.array([linked.get(m["id"], 0.0) for m in msgs])
-        for i in mmr(score, mv, k):
-            out.append(self.m._public(msgs[i], score=float(score[i]), reliability=float(rels[i]),
-                                      similarity=float(sims[i])))
-        out.support = float(np.max(sims * rels))
-        out.facts = [self.m._public(f) for f in chosen_facts]  # type: ignore[attr-defined]
-        out.themes = [t for t, _ in themes]  # type: ignore[attr-defined]
-        if out.support < self.m.abstain_below:
-            out.abstained = True
-            out.clear()
-        return out
+        public = [{k2: v for k2, v in f.items() if k2 not in ("vec", "namespace")} for f in chosen]
+        return linked, public, [t for t, _ in themes]
 
     # -- forgetting -------------------------------------------------------------------------------------
     def forget(self, msg: dict[str, Any]) -> None:
@@ -341,7 +324,7 @@ class Organiser:
             return []
 
         def value(it: dict[str, Any]) -> float:
-            return rel.reliability(it, now, self.m.rcfg) * (1 + 0.5 * math.log1p(it["uses"]))
+            return rel.reliability(it, now, self.rcfg) * (1 + 0.5 * math.log1p(it["uses"]))
 
         victims = sorted(items, key=value)[:excess]
         for it in victims:

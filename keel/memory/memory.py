@@ -9,8 +9,10 @@
 Each namespace is one user's memory; nothing crosses between them (every query carries the namespace).
 Adding messages also organises them (`keel.memory.hierarchy`): episodes, facts with supersession,
 themes; and scores reliability (`keel.memory.reliability`). Search modes: "bm25", "dense", "hybrid"
-(reciprocal-rank fusion), "reliable" (hybrid reweighted by MMA reliability, superseded items left out,
-abstains on weak support; the default) and "hierarchical" (xMemory top-down, diverse).
+(score-aware fusion of the two), "reliable" (the default: hybrid, plus dates in the query, MMA
+reliability, neighbouring turns, superseded claims left out, abstains on weak support; see
+`keel.memory.ranking`) and "hierarchical" (reliable, plus the messages behind the xMemory facts and
+themes nearest the query).
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ import datetime as _dt
 import json
 import math
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -27,22 +28,30 @@ import numpy as np
 
 from keel.errors import KeelError
 from keel.memory import reliability as rel
+from keel.memory import temporal
 from keel.memory.embedder import Embedder, default_embedder
-from keel.memory.retrieval import rrf
-from keel.memory.store import KINDS, STATUSES, check_namespace, parse_filters
+from keel.memory.hierarchy import HierarchyConfig, Organiser
+from keel.memory.hits import Hits
+from keel.memory.ranking import SearchConfig, bm25_order, demote_duplicates
+from keel.memory.retrieval import convex
+from keel.memory.store import (
+    KINDS,
+    STATUSES,
+    Item,
+    Store,
+    Where,
+    check_namespace,
+    matches,
+    new_item,
+    parse_filters,
+)
 
 MODES = ("bm25", "dense", "hybrid", "reliable", "hierarchical")
 MAX_CHARS = 100_000
 MAX_METADATA_BYTES = 64_000
 
 
-class Hits(list):
-    """A list of hit dicts (id, text, score, reliability, metadata, provenance, ...), plus whether the
-    search abstained (its best support was below the threshold) and that support."""
-
-    abstained: bool = False
-    support: float = 0.0
-    mode: str = "reliable"
+__all__ = ["Memory", "Hits", "MODES"]
 
 
 def _timestamp(x: Any) -> float:
@@ -63,7 +72,7 @@ def _timestamp(x: Any) -> float:
     raise KeelError(f"timestamp must be seconds since 1970, a datetime or an ISO string, got {type(x).__name__}")
 
 
-def open_store(location: str | Path, dim: int, embedder_name: str, lexical: str = "memory"):
+def open_store(location: str | Path, dim: int, embedder_name: str, lexical: str = "memory") -> Store:
     loc = str(location)
     if loc.startswith(("postgresql://", "postgres://")):
         from keel.memory.store_pg import PostgresStore
@@ -84,8 +93,9 @@ class Memory:
         organise: bool = True,
         abstain_below: float = 0.2,
         max_chars: int = MAX_CHARS,
-        hierarchy=None,
+        hierarchy: HierarchyConfig | None = None,
         lexical: str = "memory",
+        search: SearchConfig | None = None,
     ):
         self.namespace = check_namespace(namespace)
         self.embedder = embedder or default_embedder()
@@ -95,8 +105,8 @@ class Memory:
         self.max_chars = max_chars
         self.store = open_store(location, self.embedder.dim, self.embedder.name, lexical)
         self.location = str(location)
-        self._organiser = None
-        self._hierarchy_cfg = hierarchy  # a keel.memory.hierarchy.HierarchyConfig, or None for defaults
+        self.scfg = search or SearchConfig()
+        self.organiser = Organiser(self.store, self.namespace, self.embedder, self.rcfg, hierarchy)
 
     # -- lifecycle --------------------------------------------------------------------------------
     def close(self) -> None:
@@ -107,14 +117,6 @@ class Memory:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-    @property
-    def organiser(self):
-        if self._organiser is None:
-            from keel.memory.hierarchy import Organiser
-
-            self._organiser = Organiser(self, self._hierarchy_cfg)
-        return self._organiser
 
     # -- validation -------------------------------------------------------------------------------
     def _check_text(self, text: Any, what: str = "text") -> str:
@@ -151,16 +153,10 @@ class Memory:
     def _item(self, text: str, vec: np.ndarray, *, kind: str = "message", source: str = "user",
               ts: float | None = None, modality: str = "text", metadata: dict | None = None,
               provenance: dict | None = None, status: str = "active", slot: str | None = None,
-              value: str | None = None, polarity: int = 1, parent: str | None = None) -> dict[str, Any]:
-        now = time.time()
-        return {
-            "id": uuid.uuid4().hex, "namespace": self.namespace, "kind": kind, "text": text,
-            "source": source, "modality": modality, "ts": now if ts is None else ts, "created": now,
-            "metadata": metadata or {}, "provenance": provenance or {}, "status": status, "version": 1,
-            "credibility": self.rcfg.source_credibility(source), "consensus": 0.5, "uses": 0,
-            "last_used": None, "parent": parent, "slot": slot, "value": value, "polarity": polarity,
-            "vec": vec,
-        }
+              value: str | None = None, polarity: int = 1, parent: str | None = None) -> Item:
+        return new_item(self.namespace, text, vec, self.rcfg.source_credibility(source), kind=kind, source=source,
+                        ts=ts, modality=modality, metadata=metadata, provenance=provenance, status=status,
+                        slot=slot, value=value, polarity=polarity, parent=parent)
 
     # -- the face ---------------------------------------------------------------------------------
     def add(
@@ -280,52 +276,113 @@ class Memory:
         # indexes (which hold active and superseded items) answer without a per-query id selector
         where = parse_filters(self.namespace, filters, tr, kinds=kinds or ("message",))
         only_active = mode in ("reliable", "hierarchical") and "status" not in (filters or {})
-        if mode == "hierarchical":
-            hits = self.organiser.top_down(query, k, where, now=now, only_active=only_active)
-        else:
-            hits = self._search_flat(query, k, where, mode, now, only_active)
+        hits = self._search(query, k, where, mode, time.time() if now is None else now, only_active)
         if track_use and hits:
             self.store.touch(self.namespace, [h["id"] for h in hits], time.time())
         return hits
 
-    def _search_flat(self, query: str, k: int, where, mode: str, now: float | None, only_active: bool) -> Hits:
-        n = max(50, 4 * k)
+    def _search(self, query: str, k: int, where: Where, mode: str, now: float, only_active: bool) -> Hits:
+        """Retrieve a candidate pool from BM25 and the vector index, then rank it (`keel.memory.ranking`)."""
+        cfg = self.scfg
+        n = max(cfg.pool, 4 * k)
         qvec = self.embedder.encode([query])[0]
-        lex = self.store.fts(where, query, n) if mode in ("bm25", "hybrid", "reliable") else []
-        den = self.store.dense(where, qvec, n) if mode in ("dense", "hybrid", "reliable") else []
-        fused = lex if mode == "bm25" else den if mode == "dense" else rrf([lex, den])
-        out = Hits()
-        out.mode = mode
-        if not fused:
-            out.abstained = mode == "reliable"
-            return out
-        # MMA reweights the evidence retrieval found: a window of the 2k best-fused items, so that a very
-        # reliable but irrelevant item from far down the ranking cannot jump in
-        window = 4 * k if mode == "reliable" else (2 * k if only_active else k)
-        items = {it["id"]: it for it in self.store.get(self.namespace, [d for d, _ in fused[:window]], with_vec=True)
-                 if not only_active or it["status"] == "active"}
-        fused = [(d, s) for d, s in fused if d in items]
-        cand = fused[: 2 * k if mode == "reliable" else k]
-        now = time.time() if now is None else now
-        stale = self._stale_claims(list(items.values())) if mode == "reliable" else set()
-        scored = []
-        for doc, s in cand:
-            it = items.get(doc)
-            if it is None or it["id"] in stale:
-                continue
-            r = rel.reliability(it, now, self.rcfg)
-            sim = float(np.dot(qvec, it["vec"]))
-            score = s * (0.25 + r) if mode == "reliable" else s
-            scored.append((score, r, sim, it))
-        scored.sort(key=lambda x: -x[0])
-        for score, r, sim, it in scored[:k]:
-            out.append(self._public(it, score=score, reliability=r, similarity=sim))
-        if mode == "reliable":
-            out.support = max((sim * r for _, r, sim, _ in scored), default=0.0)
-            if out.support < self.abstain_below:
-                out.abstained = True
-                out.clear()
+        lex = self.store.fts(where, query, n) if mode != "dense" else []
+        den = self.store.dense(where, qvec, n) if mode != "bm25" else []
+        rich = mode in ("reliable", "hierarchical")
+        window, extra = self._time_window(query, where, now, qvec) if rich else (None, [])
+        linked, facts, themes = self.organiser.linked(qvec, k) if mode == "hierarchical" else ({}, [], [])
+        lex_score = dict(lex)
+        for d, s in extra:
+            lex_score[d] = max(lex_score.get(d, 0.0), s)
+        ids = list(dict.fromkeys([d for d, _ in lex] + [d for d, _ in den] + list(lex_score) + list(linked)))
+        items = {it["id"]: it for it in self.store.get(self.namespace, ids, with_vec=True)
+                 if matches(it, where) and (not only_active or it["status"] == "active")}
+        out = Hits(mode=mode)
+        out.facts, out.themes = facts, themes
+        if not items:
+            return out.decide(0.0, self.abstain_below) if rich else out
+        cos = {d: float(np.dot(qvec, it["vec"])) for d, it in items.items()}
+        if mode == "bm25":
+            order = bm25_order(query, lex, {d: it["text"] for d, it in items.items()}, cos)
+            return self._emit(out, [(d, lex_score[d]) for d in order[:k]], items, cos, now)
+        if mode == "dense":
+            return self._emit(out, [(d, cos[d]) for d, _ in den if d in items][:k], items, cos, now)
+        score = convex({d: s for d, s in lex_score.items() if d in items}, cos, cfg.alpha)
+        if rich:
+            for d, it in items.items():
+                if window is not None and window[0] <= it["ts"] < window[1]:
+                    score[d] += cfg.time_bonus
+                score[d] += cfg.hierarchy * linked.get(d, 0.0)
+                score[d] *= 1.0 + cfg.reliability * (rel.reliability(it, now, self.rcfg) - 0.5)
+        ranked = sorted(score.items(), key=lambda x: (-x[1], -cos[x[0]], -items[x[0]]["ts"], x[0]))
+        if rich:
+            stale = self._stale_claims([items[d] for d, _ in ranked[: 3 * k]])
+            ranked = [(d, s) for d, s in ranked if d not in stale]
+            ranked = self._expand(ranked, items, cos, where, only_active, qvec)
+            if mode == "hierarchical":
+                top = demote_duplicates([d for d, _ in ranked[: 3 * k]], {d: items[d]["vec"] for d in items},
+                                        cfg.dedup_sim)
+                score = dict(ranked)
+                ranked = [(d, score[d]) for d in top] + ranked[3 * k :]
+            support = max((cos[d] * rel.reliability(items[d], now, self.rcfg) for d, _ in ranked[: 2 * k]),
+                          default=0.0)
+            return self._emit(out, ranked[:k], items, cos, now).decide(support, self.abstain_below)
+        return self._emit(out, ranked[:k], items, cos, now)
+
+    def _emit(self, out: Hits, ranked: list[tuple[str, float]], items: dict[str, Item], cos: dict[str, float],
+              now: float) -> Hits:
+        for d, s in ranked:
+            it = items[d]
+            out.append(self._public(it, score=float(s), reliability=rel.reliability(it, now, self.rcfg),
+                                    similarity=cos[d]))
         return out
+
+    def _time_window(self, query: str, where: Where, now: float, qvec: np.ndarray):
+        """The date window the query names (resolved against `now`, or against an event it names) and the
+        best candidates inside it, searched on their own."""
+        tq = temporal.parse(query, now)
+        window = tq.window
+        if tq.anchor:
+            found = self.store.fts(where, tq.anchor, 5)
+            avec = self.embedder.encode([tq.anchor])[0]
+            fused = convex(dict(found), {d: float(np.dot(avec, it["vec"])) for it in
+                                         self.store.get(self.namespace, list(dict.fromkeys(
+                                             [d for d, _ in found] + [d for d, _ in self.store.dense(where, avec, 5)])),
+                                             with_vec=True) for d in [it["id"]]}, self.scfg.alpha)
+            if fused:
+                best = max(fused, key=lambda d: fused[d])
+                window = temporal.around_anchor(tq, self.store.get(self.namespace, [best])[0]["ts"])
+        if window is None:
+            return None, []
+        lo, hi = where.time_range
+        inside = Where(**{**where.__dict__, "time_range": (max(window[0], lo if lo is not None else window[0]),
+                                                           min(window[1], hi if hi is not None else window[1]))})
+        if inside.time_range[0] > inside.time_range[1]:
+            return window, []
+        bare = temporal.strip(query)
+        m = self.scfg.window_pool
+        return window, self.store.fts(inside, bare, m) + [(d, 0.0) for d, _ in self.store.dense(inside, qvec, m)]
+
+    def _expand(self, ranked: list[tuple[str, float]], items: dict[str, Item], cos: dict[str, float], where: Where,
+                only_active: bool, qvec: np.ndarray) -> list[tuple[str, float]]:
+        """Context expansion: the turn before and the turn after each of the best hits (same conversation:
+        within `neighbour_gap_s`) join the ranking with a share of that hit's score."""
+        cfg = self.scfg
+        score = dict(ranked)
+        gap = cfg.neighbour_gap_s
+        for d, s in ranked[: cfg.expand_top]:
+            ts = items[d]["ts"]
+            for lo, hi, order in ((ts - gap, ts, "ts DESC"), (ts, ts + gap, "ts ASC")):
+                w = Where(**{**where.__dict__, "kinds": ("message",),
+                             "statuses": ("active",) if only_active else where.statuses, "time_range": (lo, hi)})
+                nb = next((x for x in self.store.select(w, with_vec=True, limit=3, order=order) if x["id"] != d), None)
+                if nb is None:
+                    continue
+                if nb["id"] not in items:
+                    items[nb["id"]] = nb
+                    cos[nb["id"]] = float(np.dot(qvec, nb["vec"]))
+                score[nb["id"]] = max(score.get(nb["id"], 0.0), cfg.neighbour * s)
+        return sorted(score.items(), key=lambda x: (-x[1], -cos[x[0]], -items[x[0]]["ts"], x[0]))
 
     def _stale_claims(self, items: list[dict[str, Any]]) -> set[str]:
         """Messages whose slot now holds a newer, different active fact: what they state was superseded

@@ -46,9 +46,10 @@ NEGATION = re.compile(r"\b(not|never|no longer|don't|doesn't|didn't|isn't|aren't
 class ReliabilityConfig:
     credibility: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_CREDIBILITY))
     half_life_days: float = 30.0
-    w_source: float = 0.4
-    w_time: float = 0.2
-    w_consensus: float = 0.4
+    # MMA's weights (arXiv 2602.16493): source 0.45, recency 0.40, consensus 0.15
+    w_source: float = 0.45
+    w_time: float = 0.40
+    w_consensus: float = 0.15
     dup_sim: float = 0.9  # cosine above which two unslotted items are "the same claim"
     related_sim: float = 0.5  # cosine above which an item is a neighbour at all
     self_support: float = 0.25  # weight of agreement that comes from the same source

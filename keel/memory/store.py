@@ -10,8 +10,13 @@ shows every version, including those of superseded, pruned and deleted items.
 from __future__ import annotations
 
 import re
+import time
+import uuid
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypedDict
+
+import numpy as np
 
 from keel.errors import KeelError
 
@@ -30,6 +35,74 @@ COLUMNS = (
     "status", "version", "credibility", "consensus", "uses", "last_used", "parent", "slot", "value",
     "polarity",
 )
+
+
+class Item(TypedDict, total=False):
+    """The one item type every store reads and writes (a row of COLUMNS, plus `vec` when asked for)."""
+
+    id: str
+    namespace: str
+    kind: str
+    text: str
+    source: str
+    modality: str
+    ts: float
+    created: float
+    metadata: dict[str, Any]
+    provenance: dict[str, Any]
+    status: str
+    version: int
+    credibility: float
+    consensus: float
+    uses: int
+    last_used: float | None
+    parent: str | None
+    slot: str | None
+    value: str | None
+    polarity: int
+    vec: np.ndarray
+
+
+def new_item(namespace: str, text: str, vec: np.ndarray, credibility: float, *, kind: str = "message",
+             source: str = "user", ts: float | None = None, modality: str = "text",
+             metadata: dict | None = None, provenance: dict | None = None, status: str = "active",
+             slot: str | None = None, value: str | None = None, polarity: int = 1,
+             parent: str | None = None) -> Item:
+    """A fresh item (version 1, neutral consensus, never used)."""
+    now = time.time()
+    return Item(
+        id=uuid.uuid4().hex, namespace=namespace, kind=kind, text=text, source=source, modality=modality,
+        ts=now if ts is None else ts, created=now, metadata=metadata or {}, provenance=provenance or {},
+        status=status, version=1, credibility=credibility, consensus=0.5, uses=0, last_used=None,
+        parent=parent, slot=slot, value=value, polarity=polarity, vec=vec,
+    )
+
+
+class Store(Protocol):
+    """What `Memory` needs from a backend; `SQLiteStore` and `PostgresStore` implement it.
+
+    Searches return (id, score) pairs, best first; reads return `Item`s of one namespace."""
+
+    backend: str
+
+    def batch(self) -> AbstractContextManager[Any]: ...
+    def close(self) -> None: ...
+    def insert(self, items: list[Item]) -> list[str]: ...
+    def update(self, namespace: str, item_id: str, fields: dict[str, Any], op: str,
+               record_history: bool = True) -> Item: ...
+    def touch(self, namespace: str, ids: list[str], at: float) -> None: ...
+    def get(self, namespace: str, ids: list[str], with_vec: bool = False) -> list[Item]: ...
+    def select(self, where: Where, with_vec: bool = False, limit: int | None = None,
+               order: str = "ts") -> list[Item]: ...
+    def slot_items(self, namespace: str, slot: str) -> list[Item]: ...
+    def fts(self, where: Where, query: str, n: int) -> list[tuple[str, float]]: ...
+    def dense(self, where: Where, qvec: np.ndarray, n: int) -> list[tuple[str, float]]: ...
+    def history(self, namespace: str, item_id: str) -> list[dict[str, Any]]: ...
+    def taken(self, namespace: str, ids: list[str]) -> set[str]: ...
+    def namespaces(self) -> list[str]: ...
+    def counts(self, namespace: str) -> dict[str, int]: ...
+    def history_ids(self, namespace: str) -> list[str]: ...
+    def integrity(self) -> str: ...
 
 
 def check_namespace(ns: str) -> str:
