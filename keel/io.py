@@ -10,20 +10,34 @@ from typing import Any
 
 import yaml
 
+from keel.errors import KeelError
+
+
+class UnwritableError(KeelError, OSError):
+    """An output path that cannot be written (a folder, a file used as a folder, no permission, disk
+    full): a clear message for users, and still an OSError for callers that treat writes as optional."""
+
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    if path.is_dir():
+        raise UnwritableError(f"cannot write {path}: it is a folder; give a file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise UnwritableError(f"cannot write {path}: {e.strerror or e} ({e.filename or path.parent})") from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise UnwritableError(f"cannot write {path}: {e.strerror or e}") from None
         raise
     # Make the rename itself durable.
     dir_fd = os.open(path.parent, os.O_RDONLY)

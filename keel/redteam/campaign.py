@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from keel.config import KeelModel, read_yaml, validate
+from keel.config import KeelModel, read_text_file, read_yaml, validate
 from keel.errors import KeelError
 
 DEFENCES = {"none", "guard", "guard-no-human"}
@@ -95,7 +95,7 @@ def load_config(path: str) -> CampaignConfig:
             raise KeelError(f"campaign config not found: {path} (give a .yaml file or a preset name like "
                             "redteam-quick)")
         return validate(CampaignConfig, read_yaml(preset.read_text(), f"preset {path}"), f"preset {path}")
-    return validate(CampaignConfig, read_yaml(p.read_text(), str(p)), str(p))
+    return validate(CampaignConfig, read_yaml(read_text_file(p, "campaign config"), str(p)), str(p))
 
 
 SELECTION = {"suites", "user_tasks", "max_user_tasks_per_suite", "only_tasks_with_vectors", "injection_tasks",
@@ -129,6 +129,20 @@ def agent_config(cfg: CampaignConfig, spec: str | dict) -> CampaignConfig:
                         f"{', '.join(sorted(SELECTION))}")
     data = {**cfg.model_dump(), **{k: v for k, v in spec.items() if k != "agent"}}
     return validate(CampaignConfig, data, f"agent entry {spec['agent']}")
+
+
+def check_campaign(cfg: CampaignConfig) -> None:
+    """Everything about a campaign that can be checked before it runs (and before `keel redteam run`
+    creates its run directory): the plan (suites, tasks, attacks, defences), each agent entry (no model
+    is loaded) and the guard policy."""
+    from keel.agents import check_agent
+    from keel.guard import load_policy
+
+    plan(cfg)
+    for spec in cfg.agents:
+        check_agent(agent_spec(spec))
+    if cfg.policy:
+        load_policy(cfg.policy)
 
 
 def plan(cfg: CampaignConfig) -> list[Cell]:
@@ -179,10 +193,14 @@ def _plan_agent(cfg: CampaignConfig, spec: str | dict) -> list[Cell]:
 class ResultsDB:
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.conn = sqlite3.connect(self.path)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=FULL")  # a committed result survives a crash
-        self.conn.executescript(SCHEMA)
+        try:
+            self.conn = sqlite3.connect(self.path)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=FULL")  # a committed result survives a crash
+            self.conn.executescript(SCHEMA)
+        except sqlite3.DatabaseError as e:
+            raise KeelError(f"{self.path} is not a readable campaign database ({e}); restore it, or delete "
+                            "it and run the campaign again") from None
 
     def done(self) -> set[tuple]:
         rows = self.conn.execute(

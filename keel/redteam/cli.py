@@ -24,12 +24,15 @@ def run(
     as_json: JsonOpt = False,
 ) -> None:
     """Run a campaign: agents x defences x tasks x attacks; results in RUN/campaign.sqlite."""
-    from keel.redteam.campaign import load_config, run_campaign
+    from keel.redteam.campaign import check_campaign, load_config, run_campaign
     from keel.report.html import table, write_report
-    from keel.runs import Run
+    from keel.runs import Run, check_run_name
 
+    if limit is not None and limit < 1:
+        raise KeelError(f"--limit must be at least 1 (new episodes to run before stopping), got {limit}")
     cfg = load_config(config)
-    run_name = name or cfg.name
+    run_name = check_run_name(name or cfg.name)
+    check_campaign(cfg)  # suites, attacks, defences, agents, policy: all before the run directory exists
     path = Path(cfg.runs_dir) / run_name
     data = cfg.model_dump(mode="json")
     if path.exists():
