@@ -132,7 +132,9 @@ class ShoppingAgentEnv(gym.Env):
 
         if split not in SPLITS:
             raise KeelError(f"unknown split {split!r}; splits: {', '.join(SPLITS)}")
-        return [t for t, s in all_sessions().items() if s["split"] == split]
+        ids = [t for t, s in all_sessions().items() if s["split"] == split]
+        # a fixed hash order, so that any prefix (an eval's first N sessions) mixes users
+        return sorted(ids, key=lambda t: hashlib.sha256(f"order|{t}".encode()).digest())
 
     def expert_reply(self) -> str | None:
         """PAHF's policy as tool calls: store a correction, search memory, ask if it has nothing, store the

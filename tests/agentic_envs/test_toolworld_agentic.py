@@ -181,3 +181,11 @@ def test_bad_config_and_task_are_clear_errors():
         env.reset(options={"task": "gen.banking.send.999999"})
     with pytest.raises(KeelError, match="unknown split"):
         env.task_ids("validation")
+
+
+def test_any_prefix_of_a_split_covers_its_templates_evenly():
+    tasks = generate()
+    ids = ToolworldAgentEnv().task_ids("test")
+    templates = {tasks[t].template for t in ids}
+    assert {tasks[t].template for t in ids[:len(templates)]} == templates
+    assert ids == ToolworldAgentEnv().task_ids("test")  # the order is fixed

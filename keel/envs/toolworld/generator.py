@@ -452,7 +452,22 @@ def split_ids(split: str) -> tuple[str, ...]:
         from keel.errors import KeelError
 
         raise KeelError(f"unknown split {split!r}; splits: {', '.join(SPLITS)}")
-    return tuple(tid for tid, g in generate().items() if split_of(tid, g.template) == split)
+    tasks = generate()
+    return tuple(round_robin([tid for tid in tasks if split_of(tid, tasks[tid].template) == split],
+                             lambda tid: tasks[tid].template))
+
+
+def round_robin(ids: list[str], group: Callable[[str], str]) -> list[str]:
+    """`ids` in a fixed order that takes one task of each group in turn (each group in hash order), so any
+    prefix (an evaluation's first N tasks) covers the templates evenly."""
+    def order(x: str) -> bytes:
+        return hashlib.sha256(f"order|{x}".encode()).digest()
+
+    groups: dict[str, list[str]] = {}
+    for t in sorted(ids, key=order):
+        groups.setdefault(group(t), []).append(t)
+    lists = [groups[g] for g in sorted(groups, key=order)]
+    return [t for row in itertools.zip_longest(*lists) for t in row if t is not None]
 
 
 def get_task(task_id: str) -> GeneratedTask:

@@ -24,6 +24,7 @@ from pydantic import Field
 
 from keel.config import KeelModel, validate
 from keel.envs.agentic_space import clean, text_space
+from keel.envs.toolworld.generator import round_robin
 from keel.envs.webworld.env import DEFAULT_INJECTION, USER_EMAIL, WebWorldEnv
 from keel.envs.webworld.site import generate_web
 from keel.errors import KeelError
@@ -110,7 +111,8 @@ class WebworldAgentEnv(gym.Env):
         if split not in SPLITS:
             raise KeelError(f"unknown split {split!r}; splits: {', '.join(SPLITS)}")
         kinds = self.cfg.templates or TEMPLATES
-        return [t for t in all_tasks() if split_of(t) == split and t.split(".")[1] in kinds]
+        ids = [t for t in all_tasks() if split_of(t) == split and t.split(".")[1] in kinds]
+        return round_robin(ids, lambda t: t.split(".")[1])  # any prefix covers the templates evenly
 
     def expert_reply(self) -> str | None:
         """The next command of a shortest solution from the current page."""
