@@ -11,6 +11,7 @@ from keel.agents.trained import TrainedAgent, is_run_spec, load_trained, resolve
 from keel.envs.toolworld.agentic_env import ToolworldAgentEnv
 from keel.envs.toolworld.generator import get_task
 from keel.errors import KeelError
+from keel.redteam.attacks import select
 from keel.redteam.campaign import load_config, plan, run_campaign
 
 
@@ -120,3 +121,13 @@ def test_redteam_campaign_runs_a_trained_agent_and_the_card_names_it(tmp_path):
     text = open(card["markdown"]).read()
     assert "Trained agent" in text and str(run) in text and "base tiny" in text and "agent-toolworld" in text
     assert isinstance(make_agent(str(run)), TrainedAgent)
+
+
+def test_redteam_trained_preset_names_the_training_run(tmp_path, monkeypatch):
+    cfg = load_config("redteam-trained")
+    assert cfg.agents == ["runs/agent-toolworld"] and "guard" in cfg.defences
+    families = {a.family for a in select(cfg.attacks)}
+    assert "tool_injection" in families and len(families - {"tool_injection"}) >= 3
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(KeelError, match="keel train agent-toolworld"):
+        plan(cfg)
