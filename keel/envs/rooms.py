@@ -13,10 +13,10 @@ Every env speaks the proposition contract: `propositions`, `labels()`, `info["la
 
 from keel.envs.rooms_batched import BatchedRooms, BatchedRoomsContinuous
 from keel.envs.rooms_continuous import RoomsContinuous
-from keel.envs.rooms_grid import N_ACTIONS, OBS_MODES, GridModel, RoomsGrid, make_model
+from keel.envs.rooms_grid import N_ACTIONS, OBS_MODES, SLIP_MODES, GridModel, RoomsGrid, make_model
 from keel.envs.rooms_layout import LAYOUTS, NINE_ROOMS, SIXTEEN_ROOMS, Layout, get_layout
 
 __all__ = [
     "BatchedRooms", "BatchedRoomsContinuous", "GridModel", "LAYOUTS", "Layout", "NINE_ROOMS", "N_ACTIONS", "OBS_MODES", "RoomsContinuous",
-    "RoomsGrid", "SIXTEEN_ROOMS", "get_layout", "make_model",
+    "RoomsGrid", "SIXTEEN_ROOMS", "SLIP_MODES", "get_layout", "make_model",
 ]

@@ -26,7 +26,7 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from keel.envs.rooms_grid import N_ACTIONS, check_common, make_model
+from keel.envs.rooms_grid import N_ACTIONS, SLIP_TO, check_common, make_model
 
 
 class _Batched(VectorEnv):
@@ -65,11 +65,13 @@ class BatchedRooms(_Batched):
         goals=None,
         hazards=None,
         start=None,
+        slip_mode: str = "uniform",
     ):
         self.model = m = make_model(n_rooms, room_size, goals, hazards, start)
-        check_common(obs_mode, slip, max_episode_steps, task, m.propositions)
+        check_common(obs_mode, slip, max_episode_steps, task, m.propositions, slip_mode)
         self.num_envs = int(num_envs)
         self.obs_mode, self.slip, self.max_episode_steps, self.task = obs_mode, float(slip), max_episode_steps, task
+        self.slip_mode = slip_mode
         self._task_col = m.prop_index[task] if task else None
         self._init_batch(m.observation_space(obs_mode), spaces.Discrete(N_ACTIONS), m.propositions)
         self.cells = np.full(self.num_envs, m.start_cell, dtype=np.int64)
@@ -83,12 +85,20 @@ class BatchedRooms(_Batched):
 
     def possible_label_matrix(self) -> np.ndarray:
         """(N, A, K, P) bool: the label sets each action may produce (K outcomes; K = 1 without slip)."""
-        return self.model.labels[self.model.outcome_cells(self.cells, self.slip)]
+        return self.model.labels[self.model.outcome_cells(self.cells, self.slip, self.slip_mode)]
 
     def possible_labels_after(self, i: int, action: int) -> list[frozenset[str]]:
         """The single env's `possible_labels_after(action)` for copy i."""
-        cells = self.model.outcome_cells(self.cells[i], self.slip)[int(action)]
+        cells = self.model.outcome_cells(self.cells[i], self.slip, self.slip_mode)[int(action)]
         return list(dict.fromkeys(self.model.label_sets[c] for c in cells))
+
+    def place(self, cells, rows: np.ndarray | None = None) -> None:
+        """Put the given copies (all without `rows`; `rows` a bool mask or indices) in `cells` at the
+        start of a fresh episode (step count 0). For callers that choose their own start states (a
+        random start room, DiRL's start distributions) or replay the state a step reached."""
+        rows = slice(None) if rows is None else rows
+        self.cells[rows] = cells
+        self.t[rows] = 0
 
     def get_state(self) -> np.ndarray:
         """(N, 2) int: each copy's cell and step count."""
@@ -122,8 +132,8 @@ class BatchedRooms(_Batched):
         actions = np.asarray(actions, dtype=np.int64).reshape(self.num_envs)
         if self.slip > 0:  # the same draws, in the same order, as the single env
             u = self.rng.random(self.num_envs)
-            other = self.rng.integers(N_ACTIONS, size=self.num_envs)
-            actions = np.where(u < self.slip, other, actions)
+            draw = self.rng.integers(SLIP_TO[self.slip_mode].shape[1], size=self.num_envs)
+            actions = self.model.slip_actions(actions, u < self.slip, draw, self.slip_mode)
         self.cells = self.model.next_cell[self.cells, actions]
         self.t += 1
         labels = self.model.labels[self.cells]

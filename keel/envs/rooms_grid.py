@@ -10,8 +10,14 @@ All dynamics live in two tables built once per world (`GridModel`): `next_cell[c
 it anyway.
 
 Actions: 0 up, 1 down, 2 left, 3 right, 4 stay. With `slip > 0`, the chosen action is replaced, with
-probability `slip`, by one drawn uniformly from all five (so `possible_labels_after` lists every
-outcome). Walls stop the agent (it stays in its cell); a wall between two rooms can be crossed only
+probability `slip`, by another (`possible_labels_after` lists every outcome):
+- `slip_mode="uniform"` (default): by one drawn uniformly from all five. The agent then cannot steer
+  away from anything: every action has the same set of possible outcomes, so next to a hazard no action
+  is safe for sure and, as a safety game, no hazard reachable at all can be avoided for sure.
+- `slip_mode="sideways"`: a move slips to one of the two perpendicular moves (as in the slippery
+  gridworlds of the shielding literature), `stay` to any of the four. The agent keeps control, so a
+  safety-game shield (`keel.spec.shield`) has winning strategies to offer.
+Walls stop the agent (it stays in its cell); a wall between two rooms can be crossed only
 through its door, the middle cell of the wall.
 """
 
@@ -30,6 +36,14 @@ UP, DOWN, LEFT, RIGHT, STAY = range(5)
 N_ACTIONS = 5
 _MOVES = np.array([(-1, 0), (1, 0), (0, -1), (0, 1), (0, 0)])
 OBS_MODES = ("index", "onehot", "xy")
+SLIP_MODES = ("uniform", "sideways")
+# SLIP_TO[mode][a, i]: the action taken when action a slips and the slip draw is i (the env draws
+# i uniformly from range(SLIP_TO[mode].shape[1])). Each row lists every alternative equally often.
+SLIP_TO = {
+    "uniform": np.tile(np.arange(N_ACTIONS), (N_ACTIONS, 1)),
+    "sideways": np.array([[LEFT, RIGHT, LEFT, RIGHT], [LEFT, RIGHT, LEFT, RIGHT], [UP, DOWN, UP, DOWN],
+                          [UP, DOWN, UP, DOWN], [UP, DOWN, LEFT, RIGHT]]),
+}
 
 
 class GridModel:
@@ -134,12 +148,20 @@ class GridModel:
             return spaces.Box(0.0, 1.0, (self.n_cells,), dtype=np.float32)
         return spaces.Box(0.0, 1.0, (2,), dtype=np.float32)
 
-    def outcome_cells(self, cells, slip: float) -> np.ndarray:
-        """(..., A, K) cells each action may lead to: K = 1 without slip, else all A moves."""
+    def outcome_cells(self, cells, slip: float, slip_mode: str = "uniform") -> np.ndarray:
+        """(..., A, K) cells each action may lead to: K = 1 without slip; else the action itself and
+        every action it may slip to (`SLIP_TO`; a cell may repeat): K = 5 in both slip modes."""
         nxt = self.next_cell[cells]  # (..., A)
         if slip <= 0.0:
             return nxt[..., None]
-        return np.broadcast_to(nxt[..., None, :], nxt.shape + (N_ACTIONS,))
+        if slip_mode == "uniform":  # every action may become any action (itself included): K = A
+            return np.broadcast_to(nxt[..., None, :], nxt.shape + (N_ACTIONS,))
+        to = np.concatenate([np.arange(N_ACTIONS)[:, None], SLIP_TO[slip_mode]], axis=1)  # (A, 1 + K')
+        return nxt[..., to]
+
+    def slip_actions(self, actions: np.ndarray, slipped: np.ndarray, draw: np.ndarray, slip_mode: str) -> np.ndarray:
+        """The actions actually taken: `actions` where not `slipped`, else SLIP_TO[slip_mode][action, draw]."""
+        return np.where(slipped, SLIP_TO[slip_mode][actions, draw], actions)
 
 
 def _signed_distance(yx: np.ndarray, member: np.ndarray) -> np.ndarray:
@@ -170,7 +192,10 @@ def make_model(n_rooms: int = 16, room_size: int = 5, goals=None, hazards=None, 
     return _DEFAULT_MODELS[n_rooms, room_size]
 
 
-def check_common(obs_mode: str, slip: float, max_episode_steps: int, task: str | None, props) -> None:
+def check_common(obs_mode: str, slip: float, max_episode_steps: int, task: str | None, props,
+                 slip_mode: str = "uniform") -> None:
+    if slip_mode not in SLIP_MODES:
+        raise KeelError(f"slip_mode must be one of {', '.join(SLIP_MODES)}, got {slip_mode!r}")
     if obs_mode not in OBS_MODES:
         raise KeelError(f"obs_mode must be one of {', '.join(OBS_MODES)}, got {obs_mode!r}")
     if not 0.0 <= slip < 1.0:
@@ -202,12 +227,14 @@ class RoomsGrid(gym.Env):
         hazards=None,
         start=None,
         render_mode: str | None = None,
+        slip_mode: str = "uniform",
     ):
         if render_mode not in (None, "ansi"):
             raise KeelError(f"render_mode must be None or 'ansi', got {render_mode!r}")
         self.model = make_model(n_rooms, room_size, goals, hazards, start)
-        check_common(obs_mode, slip, max_episode_steps, task, self.model.propositions)
+        check_common(obs_mode, slip, max_episode_steps, task, self.model.propositions, slip_mode)
         self.obs_mode, self.slip, self.max_episode_steps, self.task = obs_mode, float(slip), max_episode_steps, task
+        self.slip_mode = slip_mode
         self._task_col = self.model.prop_index[task] if task else None
         self.observation_space = self.model.observation_space(obs_mode)
         self.action_space = spaces.Discrete(N_ACTIONS)
@@ -225,8 +252,18 @@ class RoomsGrid(gym.Env):
         return self.model.label_sets[cell]
 
     def possible_labels_after(self, action) -> list[frozenset[str]]:
-        cells = self.model.outcome_cells(self.cell, self.slip)[int(action)]
+        cells = self.model.outcome_cells(self.cell, self.slip, self.slip_mode)[int(action)]
         return list(dict.fromkeys(self.model.label_sets[c] for c in cells))
+
+    # --- the finite model a safety-game shield solves (`keel.spec.shield.FiniteModel`) ------------
+    def shield_model(self) -> tuple[list[frozenset[str]], np.ndarray]:
+        """(labels of every cell, outcomes[cell, action, k]: every cell the action may lead to)."""
+        return self.model.label_sets, self.model.outcome_cells(np.arange(self.model.n_cells), self.slip,
+                                                               self.slip_mode)
+
+    def model_state(self) -> int:
+        """The index of the current state in `shield_model()`: the cell."""
+        return int(self.cell)
 
     def predicate_names(self) -> list[str]:
         return list(self.model.propositions)
@@ -256,9 +293,9 @@ class RoomsGrid(gym.Env):
     def step(self, action):
         a = int(action)
         if self.slip > 0:  # draw both numbers every step, as the batched env does, so the two stay in lockstep
-            u, other = self.np_random.random(), int(self.np_random.integers(N_ACTIONS))
+            u, draw = self.np_random.random(), int(self.np_random.integers(SLIP_TO[self.slip_mode].shape[1]))
             if u < self.slip:
-                a = other
+                a = int(SLIP_TO[self.slip_mode][a, draw])
         self.cell = int(self.model.next_cell[self.cell, a])
         self.t += 1
         reached = self._task_col is not None and bool(self.model.labels[self.cell, self._task_col])

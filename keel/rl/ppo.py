@@ -239,108 +239,66 @@ def _mask_of(infos: dict, n: int, use: bool) -> np.ndarray | None:
     return np.asarray(infos["action_mask"], dtype=bool).reshape(n, -1) if use else None
 
 
-def train_ppo(
-    cfg: PPOConfig,
-    envs,
-    total_steps: int,
-    run=None,
-    log_every: int = 1,
-    callback=None,
-    resume: bool = False,
-    policy: Policy | None = None,
-) -> tuple[Policy, dict[str, Any]]:
-    """Train PPO for `total_steps` environment steps (over all copies); returns (policy, stats).
+class PPO:
+    """PPO's whole training state between updates, driven one rollout at a time; a
+    `keel.rl.learner.Learner`: `collect()` runs `n_steps` of every env copy with the current policy,
+    `learn(batch)` does GAE and the clipped-surrogate epochs, `train_step()` both.
 
-    `run` (a `keel.runs.Run`): metrics every `log_every` iterations, checkpoints every
-    `cfg.checkpoint_every`; `resume=True` continues from the last checkpoint, exactly when the env
-    has `state_dict`/`load_state_dict` (BatchedRooms does), otherwise from freshly reset envs.
-    `callback(policy, info) -> bool | None` runs after each iteration; returning True stops training.
+    The envs are reset (seeded with `cfg.seed`) on construction; `state_dict()` holds the policy, the
+    optimiser, every random generator, the envs (when they have `state_dict`, as BatchedRooms and
+    keel.rl.product_env.ProductVecEnv do) and the episode bookkeeping, so `load_state_dict` continues
+    exactly.
     """
-    if total_steps < 1:
-        raise KeelError(f"total_steps must be >= 1, got {total_steps}")
-    if cfg.batch_size > cfg.n_steps * int(envs.num_envs):
-        raise KeelError(f"batch_size {cfg.batch_size} is larger than a rollout (n_steps * num_envs = "
-                        f"{cfg.n_steps * int(envs.num_envs)}); lower batch_size or raise n_steps")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(cfg.num_threads)
-    try:
-        return _train(cfg, envs, total_steps, run, log_every, callback, resume, policy)
-    finally:  # also when a callback or Ctrl-C interrupts us
-        torch.set_num_threads(threads)
 
+    def __init__(self, cfg: PPOConfig, envs, total_steps: int, policy: Policy | None = None):
+        if total_steps < 1:
+            raise KeelError(f"total_steps must be >= 1, got {total_steps}")
+        if cfg.batch_size > cfg.n_steps * int(envs.num_envs):
+            raise KeelError(f"batch_size {cfg.batch_size} is larger than a rollout (n_steps * num_envs = "
+                            f"{cfg.n_steps * int(envs.num_envs)}); lower batch_size or raise n_steps")
+        self.cfg, self.envs, self.total_steps = cfg, envs, int(total_steps)
+        self.n = n = int(envs.num_envs)
+        torch.manual_seed(cfg.seed)
+        self.policy = policy or Policy(envs.single_observation_space, envs.single_action_space, cfg)
+        self.params = list(self.policy.parameters())
+        self.optimizer = torch.optim.Adam(self.params, lr=cfg.lr, eps=cfg.adam_eps, fused=True)  # fused: fewer ops
+        self.same_step = getattr(envs, "metadata", {}).get("autoreset_mode") == AutoresetMode.SAME_STEP
+        self.act_shape = () if self.policy.discrete else (int(np.prod(envs.single_action_space.shape)),)
+        # --- state that a checkpoint must carry ----------------------------------------------------
+        self.obs, infos = envs.reset(seed=cfg.seed)
+        self.use_mask = self.policy.discrete and "action_mask" in infos
+        self.mask = _mask_of(infos, n, self.use_mask)
+        self.prev_done = np.zeros(n, dtype=bool)  # next-step mode: this copy's coming step is only a reset
+        self.ep_ret, self.ep_len = np.zeros(n), np.zeros(n, dtype=np.int64)
+        self.returns_log: list[float] = []
+        self.lengths_log: list[int] = []
+        self.global_step, self.iteration = 0, 0
 
-def _train(cfg: PPOConfig, envs, total_steps, run, log_every, callback, resume, policy):
-    n = int(envs.num_envs)
-    torch.manual_seed(cfg.seed)
-    policy = policy or Policy(envs.single_observation_space, envs.single_action_space, cfg)
-    params = list(policy.parameters())
-    optimizer = torch.optim.Adam(params, lr=cfg.lr, eps=cfg.adam_eps, fused=True)  # fused: fewer ops
-    same_step = getattr(envs, "metadata", {}).get("autoreset_mode") == AutoresetMode.SAME_STEP
-    t_obs = policy.n_in
-    act_shape = () if policy.discrete else (int(np.prod(envs.single_action_space.shape)),)
+    # --- the Learner protocol ----------------------------------------------------------------------
+    @property
+    def env_steps(self) -> int:
+        return self.global_step
 
-    # --- state that a checkpoint must carry --------------------------------------------------------
-    obs, infos = envs.reset(seed=cfg.seed)
-    use_mask = policy.discrete and "action_mask" in infos
-    mask = _mask_of(infos, n, use_mask)
-    prev_done = np.zeros(n, dtype=bool)  # next-step mode: this copy's coming step is only a reset
-    ep_ret, ep_len = np.zeros(n), np.zeros(n, dtype=np.int64)
-    returns_log: list[float] = []
-    lengths_log: list[int] = []
-    global_step, iteration, resumed_from = 0, 0, None
-    if run is not None and resume:
-        loaded = run.load_checkpoint()
-        if loaded is not None:
-            st, global_step = loaded
-            policy.load_state_dict(st["policy"])
-            optimizer.load_state_dict(st["optimizer"])
-            policy.generator.set_state(st["generator"])
-            policy.rng.bit_generator.state = st["rng"]
-            iteration = st["iteration"]
-            returns_log, lengths_log = st["returns"], st["lengths"]
-            if "env" in st and hasattr(envs, "load_state_dict"):
-                envs.load_state_dict(st["env"])
-                obs, mask, prev_done = st["obs"], st["mask"], st["prev_done"]
-                ep_ret, ep_len = st["ep_ret"], st["ep_len"]
-            else:  # the env cannot be restored exactly: continue from fresh episodes, seeded apart
-                obs, infos = envs.reset(seed=cfg.seed + 1_000_003 * iteration)
-                mask = _mask_of(infos, n, use_mask)
-            run.truncate_metrics(global_step)
-            resumed_from = global_step
+    @property
+    def finished(self) -> bool:
+        return self.global_step >= self.total_steps
 
-    def checkpoint() -> None:
-        state = {
-            "policy": policy.state_dict(), "optimizer": optimizer.state_dict(),
-            "generator": policy.generator.get_state(), "rng": policy.rng.bit_generator.state,
-            "iteration": iteration,
-            "returns": returns_log, "lengths": lengths_log,
-        }
-        if hasattr(envs, "state_dict"):
-            state |= {"env": envs.state_dict(), "obs": obs, "mask": mask, "prev_done": prev_done,
-                      "ep_ret": ep_ret, "ep_len": ep_len}
-        run.save_checkpoint(state, global_step)
-
-    # --- rollout storage (numpy; the update reads it through zero-copy torch views) ------------------
-    T = cfg.n_steps
-    b_x = np.zeros((T, n, t_obs), dtype=np.float32)
-    b_act = np.zeros((T, n, *act_shape), dtype=np.int64 if policy.discrete else np.float32)
-    b_logp, values = np.zeros((T, n), dtype=np.float32), np.zeros((T, n), dtype=np.float32)
-    b_mask = np.ones((T, n, int(envs.single_action_space.n)), dtype=bool) if use_mask else None
-    rewards, dones = np.zeros((T, n), dtype=np.float32), np.zeros((T, n), dtype=bool)
-    valid = np.ones((T, n), dtype=bool)
-
-    start_time, start_step = time.perf_counter(), global_step
-    info_out: dict[str, Any] = {}
-    while global_step < total_steps:
-        if cfg.anneal_lr:
-            optimizer.param_groups[0]["lr"] = cfg.lr * max(0.0, 1.0 - global_step / total_steps)
-
-        # 1. Collect n_steps from every copy with the current policy.
+    def collect(self) -> dict[str, np.ndarray]:
+        """`n_steps` of every copy: features `x`, actions `act`, their log-probs `logp`, values, rewards
+        (truncations bootstrapped), dones, `valid` (real transitions), masks, and `next_value`."""
+        cfg, policy, envs, n, T = self.cfg, self.policy, self.envs, self.n, self.cfg.n_steps
+        b_x = np.zeros((T, n, policy.n_in), dtype=np.float32)
+        b_act = np.zeros((T, n, *self.act_shape), dtype=np.int64 if policy.discrete else np.float32)
+        b_logp, values = np.zeros((T, n), dtype=np.float32), np.zeros((T, n), dtype=np.float32)
+        b_mask = np.ones((T, n, int(envs.single_action_space.n)), dtype=bool) if self.use_mask else None
+        rewards, dones = np.zeros((T, n), dtype=np.float32), np.zeros((T, n), dtype=bool)
+        valid = np.ones((T, n), dtype=bool)
+        obs, mask, prev_done, ep_ret, ep_len = self.obs, self.mask, self.prev_done, self.ep_ret, self.ep_len
         for t in range(T):
             x = policy.features(obs)
             action, logp, value = policy.np_sample(x, mask)
             b_x[t], b_act[t], b_logp[t], values[t] = x, action, logp, value
-            if use_mask:
+            if self.use_mask:
                 b_mask[t] = mask
             valid[t] = real = ~prev_done
             obs, r, term, trunc, infos = envs.step(policy.to_env(action))
@@ -352,21 +310,42 @@ def _train(cfg: PPOConfig, envs, total_steps, run, log_every, callback, resume, 
                 # Truncated, not terminated: bootstrap with the value of the final observation.
                 cut = np.flatnonzero(np.asarray(trunc) & ~np.asarray(term))
                 if len(cut):
-                    final = _final_observations(infos, cut, obs, same_step)
+                    final = _final_observations(infos, cut, obs, self.same_step)
                     rewards[t, cut] += cfg.gamma * policy.np_value(policy.features(final))
                 for i in np.flatnonzero(done):
-                    returns_log.append(float(ep_ret[i]))
-                    lengths_log.append(int(ep_len[i]))
-                del returns_log[:-10_000], lengths_log[:-10_000]
+                    self.returns_log.append(float(ep_ret[i]))
+                    self.lengths_log.append(int(ep_len[i]))
+                del self.returns_log[:-10_000], self.lengths_log[:-10_000]
                 ep_ret[done], ep_len[done] = 0.0, 0
-            prev_done = done & (not same_step)
-            mask = _mask_of(infos, n, use_mask)
-        global_step += T * n
-        next_value = policy.np_value(policy.features(obs))
+            prev_done = done & (not self.same_step)
+            mask = _mask_of(infos, n, self.use_mask)
+        self.obs, self.mask, self.prev_done = obs, mask, prev_done
+        self.global_step += T * n
+        batch = {"x": b_x, "act": b_act, "logp": b_logp, "values": values, "rewards": rewards, "dones": dones,
+                 "valid": valid, "next_value": policy.np_value(policy.features(obs))}
+        if self.use_mask:
+            batch["mask"] = b_mask
+        return batch
 
-        # 2. Generalized advantage estimation, backwards over the rollout; a done cuts the chain.
+    def learn(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
+        """GAE over the batch, then `n_epochs` of the clipped surrogate over shuffled minibatches."""
+        threads = torch.get_num_threads()
+        torch.set_num_threads(self.cfg.num_threads)
+        try:
+            return self._learn(batch)
+        finally:  # the process's thread count is the caller's, also after Ctrl-C
+            torch.set_num_threads(threads)
+
+    def _learn(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
+        cfg, policy, optimizer, params = self.cfg, self.policy, self.optimizer, self.params
+        values, rewards, dones = batch["values"], batch["rewards"], batch["dones"]
+        T, n = values.shape
+        if cfg.anneal_lr:
+            optimizer.param_groups[0]["lr"] = cfg.lr * max(0.0, 1.0 - (self.global_step - T * n) / self.total_steps)
+
+        # Generalized advantage estimation, backwards over the rollout; a done cuts the chain.
         alive = 1.0 - dones.astype(np.float32)
-        next_values = np.concatenate([values[1:], next_value[None]])
+        next_values = np.concatenate([values[1:], batch["next_value"][None]])
         delta = rewards + cfg.gamma * next_values * alive - values  # TD errors, all at once
         decay = cfg.gamma * cfg.gae_lambda * alive
         adv = np.zeros((T, n), dtype=np.float32)
@@ -375,12 +354,14 @@ def _train(cfg: PPOConfig, envs, total_steps, run, log_every, callback, resume, 
             last = adv[t] = delta[t] + decay[t] * last
         ret = adv + values
 
-        # 3. Optimise the clipped surrogate for n_epochs over shuffled minibatches of real transitions.
-        idx = torch.as_tensor(np.flatnonzero(valid.reshape(-1)))
-        f_x, f_act = torch.from_numpy(b_x.reshape(T * n, t_obs)), torch.from_numpy(b_act.reshape(T * n, *act_shape))
-        f_logp, f_val = torch.from_numpy(b_logp.reshape(-1)), torch.from_numpy(values.reshape(-1))
+        # Optimise the clipped surrogate for n_epochs over shuffled minibatches of real transitions.
+        use_mask = "mask" in batch
+        idx = torch.as_tensor(np.flatnonzero(batch["valid"].reshape(-1)))
+        f_x = torch.from_numpy(batch["x"].reshape(T * n, -1))
+        f_act = torch.from_numpy(batch["act"].reshape(T * n, *self.act_shape))
+        f_logp, f_val = torch.from_numpy(batch["logp"].reshape(-1)), torch.from_numpy(values.reshape(-1))
         f_adv, f_ret = torch.from_numpy(adv.reshape(-1)), torch.from_numpy(ret.reshape(-1))
-        f_mask = torch.from_numpy(b_mask.reshape(T * n, -1)) if use_mask else None
+        f_mask = torch.from_numpy(batch["mask"].reshape(T * n, -1)) if use_mask else None
         clipfracs, approx_kl = [], 0.0
         pg_loss = v_loss = entropy = torch.zeros(())
         for _ in range(cfg.n_epochs):
@@ -422,29 +403,98 @@ def _train(cfg: PPOConfig, envs, total_steps, run, log_every, callback, resume, 
                 optimizer.step()
             if cfg.target_kl is not None and approx_kl > cfg.target_kl:
                 break
-        iteration += 1
-
-        # 4. Log, checkpoint, and let the caller look (and stop us).
-        recent = returns_log[-100:]
-        elapsed = time.perf_counter() - start_time
-        info_out = {
-            "iteration": iteration, "episodes": len(returns_log),
+        self.iteration += 1
+        recent = self.returns_log[-100:]
+        return {
+            "iteration": self.iteration, "episodes": len(self.returns_log),
             "mean_return": float(np.mean(recent)) if recent else float("nan"),
-            "mean_length": float(np.mean(lengths_log[-100:])) if recent else float("nan"),
+            "mean_length": float(np.mean(self.lengths_log[-100:])) if recent else float("nan"),
             "pg_loss": pg_loss.item(), "v_loss": v_loss.item(), "entropy": entropy.item(),
             "approx_kl": approx_kl, "clipfrac": float(np.mean(clipfracs)) if clipfracs else 0.0,
-            "sps": (global_step - start_step) / max(elapsed, 1e-9),
         }
-        if run is not None:
-            if iteration % max(1, log_every) == 0:
-                run.log(global_step, **info_out)
-            if iteration % max(1, cfg.checkpoint_every) == 0:
-                checkpoint()
-        if callback is not None and callback(policy, {"step": global_step, **info_out}):
-            break
 
+    def train_step(self) -> dict[str, float]:
+        return self.learn(self.collect())
+
+    def counters(self):
+        from keel.rl.learner import Counters
+
+        return Counters(env_steps=self.global_step, episodes=len(self.returns_log), updates=self.iteration)
+
+    def metrics(self) -> dict[str, float]:
+        recent = self.returns_log[-100:]
+        return {"mean_return": float(np.mean(recent)) if recent else float("nan"), "iteration": self.iteration}
+
+    def state_dict(self) -> dict[str, Any]:
+        state = {
+            "policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "generator": self.policy.generator.get_state(), "rng": self.policy.rng.bit_generator.state,
+            "iteration": self.iteration, "global_step": self.global_step,
+            "returns": list(self.returns_log), "lengths": list(self.lengths_log),
+        }
+        if hasattr(self.envs, "state_dict"):  # a gymnasium VectorEnv has no state to save; ours do
+            state |= {"env": self.envs.state_dict(), "obs": self.obs, "mask": self.mask,
+                      "prev_done": self.prev_done, "ep_ret": self.ep_ret.copy(), "ep_len": self.ep_len.copy()}
+        return state
+
+    def load_state_dict(self, st: dict[str, Any]) -> None:
+        self.policy.load_state_dict(st["policy"])
+        self.optimizer.load_state_dict(st["optimizer"])
+        self.policy.generator.set_state(st["generator"])
+        self.policy.rng.bit_generator.state = st["rng"]
+        self.iteration = st["iteration"]
+        self.global_step = st.get("global_step", self.global_step)
+        self.returns_log, self.lengths_log = list(st["returns"]), list(st["lengths"])
+        if "env" in st and hasattr(self.envs, "load_state_dict"):
+            self.envs.load_state_dict(st["env"])
+            self.obs, self.mask, self.prev_done = st["obs"], st["mask"], st["prev_done"]
+            self.ep_ret, self.ep_len = np.array(st["ep_ret"]), np.array(st["ep_len"])
+        else:  # the env cannot be restored exactly: continue from fresh episodes, seeded apart
+            self.obs, infos = self.envs.reset(seed=self.cfg.seed + 1_000_003 * self.iteration)
+            self.mask = _mask_of(infos, self.n, self.use_mask)
+
+
+def train_ppo(
+    cfg: PPOConfig,
+    envs,
+    total_steps: int,
+    run=None,
+    log_every: int = 1,
+    callback=None,
+    resume: bool = False,
+    policy: Policy | None = None,
+) -> tuple[Policy, dict[str, Any]]:
+    """Train PPO for `total_steps` environment steps (over all copies); returns (policy, stats).
+
+    `run` (a `keel.runs.Run`): metrics every `log_every` iterations, checkpoints every
+    `cfg.checkpoint_every`; `resume=True` continues from the last checkpoint, exactly when the env
+    has `state_dict`/`load_state_dict` (BatchedRooms does), otherwise from freshly reset envs.
+    `callback(policy, info) -> bool | None` runs after each iteration; returning True stops training.
+    """
+    ppo = PPO(cfg, envs, total_steps, policy)
+    resumed_from = None
+    if run is not None and resume:
+        loaded = run.load_checkpoint()
+        if loaded is not None:
+            st, step = loaded
+            ppo.load_state_dict({**st, "global_step": step})
+            run.truncate_metrics(step)
+            resumed_from = step
+    start_time, start_step = time.perf_counter(), ppo.global_step
+    info_out: dict[str, Any] = {}
+    while not ppo.finished:
+        info_out = ppo.train_step()
+        elapsed = time.perf_counter() - start_time
+        info_out["sps"] = (ppo.global_step - start_step) / max(elapsed, 1e-9)
+        if run is not None:
+            if ppo.iteration % max(1, log_every) == 0:
+                run.log(ppo.global_step, **info_out)
+            if ppo.iteration % max(1, cfg.checkpoint_every) == 0:
+                run.save_checkpoint(ppo.state_dict(), ppo.global_step)
+        if callback is not None and callback(ppo.policy, {"step": ppo.global_step, **info_out}):
+            break
     if run is not None:
-        checkpoint()
-    stats = {"steps": global_step, "resumed_from": resumed_from, **info_out,
+        run.save_checkpoint(ppo.state_dict(), ppo.global_step)
+    stats = {"steps": ppo.global_step, "resumed_from": resumed_from, **info_out,
              "seconds": time.perf_counter() - start_time}
-    return policy, stats
+    return ppo.policy, stats

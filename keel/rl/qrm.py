@@ -17,79 +17,28 @@ touches a [U, N] block (all machine states x all envs of the batch) with numpy f
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-
 import numpy as np
+from pydantic import Field
+
+from keel.config import KeelModel
+from keel.rl.learner import Batch, Counters
+from keel.rl.product import MachineTables, SpecWorld
+from keel.rl.product_env import ProductVecEnv
+from keel.rl.tabular import epsilon_greedy
+from keel.spec.shield import mask_scores
+
+__all__ = ["QRM", "QRMConfig", "QRMLearner", "MachineTables"]
 
 
-@dataclass
-class MachineTables:
-    """A reward machine as arrays over (machine state, cell).
+class QRMConfig(KeelModel):
+    """QRM's hyper-parameters (the spec_rl job embeds this class as its `qrm` section)."""
 
-    next_u[u, c]  machine state after seeing the labels of cell c from state u
-    reward[u, c]  the reward that transition pays (sparse 1 on acceptance, plus shaping if asked)
-    done[u, c]    the episode ends there (accepting or dead machine state)
-    terminal[u]   u itself is accepting or dead: it is never a state the agent acts in
-    accepting[u]  u is accepting (the spec is satisfied)
-    dead[u]       no accepting state is reachable from u (the spec is violated for ever)
-    potential[u]  the shaping potential Phi(u) (0 everywhere without shaping)
-    """
-
-    next_u: np.ndarray
-    reward: np.ndarray
-    done: np.ndarray
-    terminal: np.ndarray
-    accepting: np.ndarray
-    dead: np.ndarray
-    initial: int
-    potential: np.ndarray | None = None
-
-    @property
-    def num_states(self) -> int:
-        return self.next_u.shape[0]
-
-
-def machine_tables(spec, cell_labels: Sequence[frozenset[str]], gamma: float, shaping: bool) -> MachineTables:
-    """Tabulate `spec`'s reward machine over the label sets of the cells (one label set per cell).
-
-    Machine states are renumbered 0..U-1 (the automaton's own numbering may start at 1).
-    """
-    rm = spec.reward_machine(gamma=gamma, shaping=shaping)
-    dfa = spec.dfa
-    states = sorted(int(u) for u in rm.states)
-    index = {u: i for i, u in enumerate(states)}
-    distinct = sorted(set(cell_labels), key=lambda s: sorted(s))
-    lid = {lab: i for i, lab in enumerate(distinct)}
-    cell_lid = np.array([lid[lab] for lab in cell_labels], dtype=np.int64)
-    U, L = len(states), len(distinct)
-    nxt = np.zeros((U, L), dtype=np.int64)
-    rew = np.zeros((U, L), dtype=np.float64)
-    done = np.zeros((U, L), dtype=bool)
-    for u in states:
-        for lab, j in lid.items():
-            u2, r, d = rm.step(u, lab)
-            nxt[index[u], j], rew[index[u], j], done[index[u], j] = index[int(u2)], r, d
-    accepting = np.array([dfa.is_accepting(u) for u in states])
-    dead = np.array([dfa.is_dead(u) for u in states])
-    return MachineTables(
-        next_u=nxt[:, cell_lid],
-        reward=rew[:, cell_lid],
-        done=done[:, cell_lid],
-        terminal=accepting | dead,
-        accepting=accepting,
-        dead=dead,
-        initial=index[int(rm.initial)],
-        potential=np.array([rm.potential(u) if shaping else 0.0 for u in states]),
-    )
-
-
-@dataclass
-class QRMConfig:
-    gamma: float = 0.99
-    alpha: float = 0.5  # learning rate; the grid is deterministic, so a large step is fine
-    epsilon: float = 0.1  # epsilon-greedy exploration among the (shield-)safe actions
-    q_init: float = 1.0  # optimism margin: Q starts at an upper bound of the return, plus this
+    gamma: float = Field(0.99, gt=0.0, le=1.0)
+    alpha: float = Field(0.5, gt=0.0, le=1.0, description="learning rate; the grid is nearly deterministic")
+    epsilon: float = Field(0.2, ge=0.0, le=1.0, description="exploration among the (shield-)safe actions at the start")
+    epsilon_end: float | None = Field(0.01, ge=0.0, le=1.0,
+                                      description="exploration at the end of the budget (linear decay); None = constant")
+    q_init: float = Field(1.0, ge=0.0, description="optimism: Q starts this far above the return's upper bound")
 
 
 class QRM:
@@ -110,19 +59,11 @@ class QRM:
 
     def _masked_q(self, u: np.ndarray, c: np.ndarray) -> np.ndarray:
         q = self.Q[u, c]
-        if self.safe is not None:
-            q = np.where(self.safe[u, c], q, -np.inf)
-        return q
+        return q if self.safe is None else mask_scores(self.safe[u, c], q)
 
     def act(self, u: np.ndarray, c: np.ndarray, rng: np.random.Generator, epsilon: float) -> np.ndarray:
-        """Epsilon-greedy over safe actions; greedy ties broken at random (not always the first action)."""
-        q = self._masked_q(u, c)
-        noise = rng.random(q.shape)
-        greedy = np.argmax(np.where(q == q.max(axis=1, keepdims=True), noise, -1.0), axis=1)
-        allowed = np.isfinite(q)
-        rand_pick = np.argmax(np.where(allowed, rng.random(q.shape), -1.0), axis=1)
-        explore = rng.random(len(u)) < epsilon
-        return np.where(explore, rand_pick, greedy)
+        """Epsilon-greedy over safe actions (`keel.rl.tabular.epsilon_greedy`)."""
+        return epsilon_greedy(self._masked_q(u, c), rng, epsilon)
 
     def update(self, c: np.ndarray, a: np.ndarray, c2: np.ndarray, env_done: np.ndarray) -> None:
         """Counterfactual Q-learning update for every active machine state and every env of the batch.
@@ -139,7 +80,7 @@ class QRM:
         done = self.t.done[u, c2[None, :]] | env_done[None, :]
         q_next = self.Q[u2, c2[None, :]]  # [K, N, A]
         if self.safe is not None:
-            q_next = np.where(self.safe[u2, c2[None, :]], q_next, -np.inf)
+            q_next = mask_scores(self.safe[u2, c2[None, :]], q_next)
         v_next = np.max(q_next, axis=-1)
         v_next = np.where(np.isfinite(v_next), v_next, 0.0)
         target = r + g.gamma * np.where(done, 0.0, v_next)
@@ -156,7 +97,7 @@ class QRM:
 
 
 class QRMLearner:
-    """QRM run on N copies of the product world (`keel.rl.product.ProductVecEnv`).
+    """QRM run on N copies of the product world (`keel.rl.product_env.ProductVecEnv`); a `Learner`.
 
     Shield: `preemptive` masks unsafe actions when acting and when bootstrapping (the agent lives in the
     shielded MDP); `postposed` lets the agent pick, and the env replaces an unsafe pick by the best safe
@@ -164,53 +105,80 @@ class QRMLearner:
     same transition (from the agent's view its action led there), so it stops preferring it.
     """
 
-    def __init__(self, world, cfg: QRMConfig, num_envs: int, seed: int, shield: str,
-                 epsilon_end: float | None = None, decay_steps: int = 1):
-        from keel.rl.product import ProductVecEnv
-
+    def __init__(self, world: SpecWorld, cfg: QRMConfig, num_envs: int, seed: int, shield: str,
+                 decay_steps: int = 1):
         self.world, self.cfg = world, cfg
         self.env = ProductVecEnv(world, num_envs, seed, shield)
         self.env.reset()
         self.agent = QRM(world.tables, world.n_cells, world.n_actions, cfg,
                          safe=world.safe if shield == "preemptive" else None)
         self.rng = np.random.default_rng(seed + 2)
-        self.eps0, self.eps1 = cfg.epsilon, cfg.epsilon if epsilon_end is None else epsilon_end
+        self.eps0, self.eps1 = cfg.epsilon, cfg.epsilon if cfg.epsilon_end is None else cfg.epsilon_end
         self.decay_steps = max(1, decay_steps)
-        self.env_steps = 0
+        self._env_steps = 0
+        self.updates = 0
+
+    @property
+    def env_steps(self) -> int:
+        return self._env_steps
+
+    @property
+    def finished(self) -> bool:
+        return False  # QRM learns for as long as it is given steps
 
     @property
     def stats(self):
         return self.env.stats
 
     def epsilon(self) -> float:
-        frac = min(1.0, self.env_steps / self.decay_steps)
+        frac = min(1.0, self._env_steps / self.decay_steps)
         return self.eps0 + frac * (self.eps1 - self.eps0)
 
-    def train_iteration(self) -> None:
-        """One step of every copy, then one counterfactual update per copy for every machine state."""
+    def collect(self) -> Batch:
+        """One step of every copy: cells `c`, the agent's picks `chosen`, the actions taken `a` (after a
+        post-posed shield), the cells reached `c2`, and which picks the shield `overridden`."""
         env = self.env
-        c, u = env.venv.cells.copy(), env.u
-        a = self.agent.act(u, c, self.rng, self.epsilon())
-        _, _, _, _, info = env.step(a, scores=self.agent.Q[u, c])
-        no_end = np.zeros(env.num_envs, dtype=bool)
-        self.agent.update(c, env.last_actions, env.last_cells, no_end)
-        over = info["shield_override"]
-        if over.any():  # post-posed: the agent's own (unsafe) pick led, from its view, to the same place
-            self.agent.update(c[over], a[over], env.last_cells[over], no_end[over])
-        self.env_steps += env.num_envs
+        c, u = env.cells, env.u
+        chosen = self.agent.act(u, c, self.rng, self.epsilon())
+        _, _, _, _, info = env.step(chosen, scores=self.agent.Q[u, c])
+        self._env_steps += env.num_envs
+        return {"c": c, "chosen": chosen, "a": env.last_actions, "c2": env.last_cells,
+                "overridden": info["shield_override"]}
+
+    def learn(self, batch: Batch) -> dict[str, float]:
+        """One counterfactual update per copy for every machine state; a post-posed override also
+        updates the agent's own pick with the same transition (from its view its action led there)."""
+        c, c2, over = batch["c"], batch["c2"], batch["overridden"]
+        no_end = np.zeros(len(c), dtype=bool)
+        self.agent.update(c, batch["a"], c2, no_end)
+        if over.any():
+            self.agent.update(c[over], batch["chosen"][over], c2[over], no_end[over])
+        self.updates += 1
+        return {"epsilon": self.epsilon()}
+
+    def train_step(self) -> dict[str, float]:
+        return self.learn(self.collect())
 
     def policy(self):
         return _GreedyQ(self.agent.Q)
 
+    def counters(self) -> Counters:
+        s = self.env.stats
+        return Counters(self._env_steps, s.episodes, s.violations, s.overrides, self.updates)
+
+    def metrics(self) -> dict[str, float]:
+        return self.env.stats.flush()
+
     def state_dict(self) -> dict:
         return {"agent": self.agent.state_dict(), "env": self.env.state_dict(),
-                "rng": self.rng.bit_generator.state, "env_steps": self.env_steps}
+                "rng": self.rng.bit_generator.state, "env_steps": self._env_steps, "updates": self.updates}
 
     def load_state_dict(self, s: dict) -> None:
         self.agent.load_state_dict(s["agent"])
         self.env.load_state_dict(s["env"])
         self.rng.bit_generator.state = s["rng"]
-        self.env_steps = int(s["env_steps"])
+        self._env_steps = int(s["env_steps"])
+        self.updates = int(s["updates"])
 
 
 class _GreedyQ:

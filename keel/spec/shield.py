@@ -12,15 +12,24 @@ label sets moves q to a dead state.
 - Post-posed shield: the agent acts freely; an unsafe action is replaced by a safe one and
   `info["shield_override"]` says so.
 
-Guarantee: as long as some action is safe in each visited state, no violation ever happens. The
-wrappers look one step ahead only (that is all an exact one-step model supports), so where a violation
-can be forced several steps after an innocent-looking move (a slippery cell next to a hazard, or
-`G(a -> X b)` where `b` may be unreachable) no safe action may be left; the shield then picks the action
-with the fewest violating outcomes and flags `info["shield_no_safe_action"]`. With a full finite model
-(every cell's possible successors), `Shield.solve` plays the safety game of Alshiekh et al. instead: it
-computes the largest set of (automaton state, cell) pairs from which violations can be avoided for ever
-(a greatest fixpoint) and allows exactly the actions that stay inside it, so zero violations are
-guaranteed from every winning start.
+Two ways to decide "safe":
+- One-step lookahead (`safe_mask`, for envs that only give `possible_labels_after`): an action is safe
+  when none of its possible next label sets violates. Where a violation can be forced several steps
+  after an innocent-looking move (a slippery cell next to a hazard, or `G(a -> X b)` where `b` may be
+  unreachable) no safe action may be left; the shield then picks the action with the fewest violating
+  outcomes and flags `info["shield_no_safe_action"]`. It promises nothing under noise.
+- The safety game of Alshiekh et al. (`Shield.solve`, given the full finite model: every state's
+  possible successors): the largest set of (automaton state, env state) pairs from which violations can
+  be avoided for ever against every resolution of the noise (a greatest fixpoint), and exactly the
+  actions that stay inside it. From every winning start, zero violations are guaranteed.
+
+The wrappers use the safety game whenever the env offers its finite model (`FiniteModel`: the grid
+rooms do) and fall back to one-step lookahead otherwise; the solved table is cached per (spec, model),
+and a start state outside the winning region is refused with a clear error at `reset`.
+
+`filter_actions` is the one place where a shield's mask meets an agent's choice (pre-emptive: choose
+among safe actions; post-posed: replace an unsafe choice); the wrappers here and Keel's learners
+(`keel.rl.product`) all call it.
 
 The automaton steps on the labels of each state reached by an action (`info["labels"]` after `step`);
 the labels returned by `reset` are not a step, as in reward machines.
@@ -30,7 +39,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import gymnasium as gym
 import numpy as np
@@ -38,6 +47,49 @@ import numpy as np
 from keel.spec.ltlf import SpecError
 
 LabelModel = Callable[[int], Iterable[frozenset[str]]] | Sequence[Iterable[frozenset[str]]]
+ShieldMode = Literal["none", "preemptive", "postposed"]
+SHIELD_MODES: tuple[str, ...] = ("none", "preemptive", "postposed")
+
+
+@runtime_checkable
+class FiniteModel(Protocol):
+    """An env whose whole transition structure is a finite table, so a shield can solve the safety game."""
+
+    def shield_model(self) -> tuple[Sequence[frozenset[str]], np.ndarray]:
+        """(labels of each model state, outcomes[s, a, k]: every state action a may lead to from s)."""
+        ...
+
+    def model_state(self) -> int:
+        """The index of the env's current state in `shield_model()`."""
+        ...
+
+
+def mask_scores(safe: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Scores with the unsafe actions at -inf: what a pre-emptively shielded agent chooses from."""
+    return np.where(safe, scores, -np.inf)
+
+
+def filter_actions(mode: str, safe: np.ndarray, scores: np.ndarray, chosen: np.ndarray | None = None):
+    """Actions under a shield, for a batch: `safe` [N, A] the shield's masks, `scores` [N, A] rank the
+    actions (Q-values, logits, or random numbers for a random pick), `chosen` [N] the agent's own choice
+    where it already made one (exploration). Returns (actions [N], overridden [N] bool).
+
+    preemptive: the agent only ever chooses among safe actions (a choice outside them is refused and
+                replaced by the best-scored safe action; not counted as an override of a free choice).
+    postposed:  the agent chooses freely; an unsafe choice is replaced by the best-scored safe action.
+    none:       the agent's choice stands.
+    A row without any safe action keeps the agent's choice (nothing can be promised there).
+    """
+    if mode not in SHIELD_MODES:
+        raise SpecError(f"shield must be one of {', '.join(SHIELD_MODES)}, got {mode!r}")
+    n = scores.shape[0]
+    best_safe = np.argmax(mask_scores(safe, scores), axis=1)
+    if chosen is None:
+        chosen = np.argmax(scores, axis=1) if mode != "preemptive" else best_safe
+    if mode == "none":
+        return chosen, np.zeros(n, dtype=bool)
+    override = ~safe[np.arange(n), chosen] & safe.any(axis=1)
+    return np.where(override, best_safe, chosen), (override if mode == "postposed" else np.zeros(n, bool))
 
 
 class Shield:
@@ -76,9 +128,13 @@ class Shield:
         risk = self.risk(q, possible_labels_after, n_actions)
         return risk <= risk.min()  # == (risk == 0) whenever some action is safe
 
-    def solve(self, cell_labels: Sequence[Iterable[str]], outcomes: np.ndarray) -> ShieldTable:
+    def solve(self, cell_labels: Sequence[Iterable[str]], outcomes: np.ndarray,
+              ends_on_accept: bool = False) -> ShieldTable:
         """The safety game on a finite model: `outcomes[s, a]` lists the cells action a may lead to from
-        cell s (shape (S, A, K); repeat a cell to pad), `cell_labels[s]` the labels of cell s."""
+        cell s (shape (S, A, K); repeat a cell to pad), `cell_labels[s]` the labels of cell s.
+
+        `ends_on_accept`: the run stops when the automaton accepts (an episode that ends on satisfying the
+        task), so accepting pairs are winning sinks; otherwise play goes on after acceptance too."""
         outcomes = np.asarray(outcomes, dtype=np.int64)
         if outcomes.ndim == 2:
             outcomes = outcomes[:, :, None]
@@ -92,15 +148,32 @@ class Shield:
         # next_q[q, s]: the automaton state after entering cell s from automaton state q.
         next_q = np.array([[self.dfa.step(q, lab) for lab in labels] for q in range(n_q)], dtype=np.int64)
         dead = np.array([self.dfa.is_dead(q) for q in range(n_q)])
+        sink = np.array([ends_on_accept and self.dfa.is_accepting(q) for q in range(n_q)])
         win = np.repeat(~dead[:, None], len(labels), axis=1)  # start from "not violated yet", shrink
         while True:
             # ok[q, s, a]: every outcome of a lands in a winning (automaton state, cell) pair.
             ok = win[next_q[:, outcomes], outcomes[None]].all(axis=-1)
-            new = win & ok.any(axis=-1)
+            new = win & (ok.any(axis=-1) | sink[:, None])
             if (new == win).all():
                 break
             win = new
         return ShieldTable(safe=ok & win[:, :, None], winning=win, next_q=next_q, initial=self.initial)
+
+    def one_step_table(self, cell_labels: Sequence[Iterable[str]], outcomes: np.ndarray) -> ShieldTable:
+        """The one-step-lookahead shield on the same finite model, as a table (for comparison with
+        `solve`): safe[q, s] = `safe_mask` there; `winning` marks every non-dead pair (it promises nothing)."""
+        outcomes = np.asarray(outcomes, dtype=np.int64)
+        if outcomes.ndim == 2:
+            outcomes = outcomes[:, :, None]
+        labels = [frozenset(x) for x in cell_labels]
+        n_q, n_s = self.dfa.num_states, outcomes.shape[0]
+        next_q = np.array([[self.dfa.step(q, lab) for lab in labels] for q in range(n_q)], dtype=np.int64)
+        dead = np.array([self.dfa.is_dead(q) for q in range(n_q)])
+        bad = dead[next_q[:, outcomes]]  # [q, s, a, k]: this outcome violates
+        risk = bad.mean(axis=-1)
+        safe = risk <= risk.min(axis=-1, keepdims=True)
+        return ShieldTable(safe=safe, winning=np.repeat(~dead[:, None], n_s, axis=1), next_q=next_q,
+                           initial=self.initial)
 
 
 @dataclass
@@ -138,6 +211,9 @@ class _ShieldWrapper(gym.Wrapper):
 
             check_propositions(spec.text, spec.formula, props)
         self.shield = Shield(spec)
+        self.table: ShieldTable | None = None  # the solved safety game, when the env offers its model
+        if isinstance(env.unwrapped, FiniteModel):
+            self.table = solved_table(spec, env.unwrapped)
         self.q = self.shield.initial
         self.overrides = 0  # unsafe actions replaced
         self.violations = 0  # times the run entered a dead automaton state (the safety part was violated)
@@ -149,7 +225,14 @@ class _ShieldWrapper(gym.Wrapper):
         return env.possible_labels_after
 
     def action_mask(self) -> np.ndarray:
+        if self.table is not None:
+            return self.table.mask(self.q, self._state())
         return self.shield.safe_mask(self.q, self._model(), int(self.action_space.n))
+
+    def _state(self) -> int:
+        env = self.env.unwrapped
+        assert isinstance(env, FiniteModel)
+        return env.model_state()
 
     def action_masks(self) -> np.ndarray:
         """The same, under the name sb3-contrib's MaskablePPO looks for."""
@@ -160,6 +243,11 @@ class _ShieldWrapper(gym.Wrapper):
             self._rng = np.random.default_rng(seed)
         obs, info = self.env.reset(seed=seed, options=options)
         self.q = self.shield.initial
+        if self.table is not None and not self.table.winning[self.q, self._state()]:
+            raise SpecError(f"the start state {self._state()} is not in the winning region of the safety game of "
+                            f"{self.shield.spec.text!r}: the environment can force a violation whatever the agent "
+                            "does, so no shield can promise safety from here (lower the slip, move hazards, or "
+                            "start elsewhere)")
         return obs, self._annotate(info, override=False)
 
     def _annotate(self, info: dict, override: bool) -> dict:
@@ -174,14 +262,18 @@ class _ShieldWrapper(gym.Wrapper):
         n = int(self.action_space.n)
         if not 0 <= action < n:
             raise SpecError(f"action {action} is outside the action space Discrete({n})")
-        risk = self.shield.risk(self.q, self._model(), n)
-        mask = risk <= risk.min()
-        no_safe = bool(risk.min() > 0)
+        if self.table is not None:
+            mask = self.table.mask(self.q, self._state())
+            no_safe = not self.table.safe[self.q, self._state()].any()
+        else:
+            risk = self.shield.risk(self.q, self._model(), n)
+            mask = risk <= risk.min()
+            no_safe = bool(risk.min() > 0)
         self.no_safe_action += no_safe
-        if mask[action]:
-            return action, False, no_safe
-        self.overrides += 1
-        return int(self._rng.choice(np.flatnonzero(mask))), True, no_safe
+        # a random safe action replaces an unsafe pick: random scores, the shared filter
+        taken, over = filter_actions("postposed", mask[None], self._rng.random((1, n)), np.array([action]))
+        self.overrides += int(over[0])
+        return int(taken[0]), bool(over[0]), no_safe
 
     def step(self, action: Any):
         action, override, no_safe = self._filter(action)
@@ -215,3 +307,16 @@ class PreemptiveShield(_ShieldWrapper):
 
 class PostPosedShield(_ShieldWrapper):
     """Lets the agent act and replaces an unsafe action by a safe one (`info["shield_override"]`)."""
+
+
+_SOLVED: dict[tuple, ShieldTable] = {}
+
+
+def solved_table(spec: Any, env: FiniteModel) -> ShieldTable:
+    """`Shield(spec).solve` on the env's finite model, computed once per (formula, model) in this process."""
+    labels, outcomes = env.shield_model()
+    outcomes = np.ascontiguousarray(outcomes, dtype=np.int64)
+    key = (spec.text, tuple(labels), outcomes.shape, outcomes.tobytes())
+    if key not in _SOLVED:
+        _SOLVED[key] = Shield(spec).solve(labels, outcomes)
+    return _SOLVED[key]

@@ -107,7 +107,7 @@ def test_ppo_and_dirl_learners_run_end_to_end_and_resume_exactly(in_tmp, monkeyp
     runner = CliRunner()
     ppo = _write(in_tmp, {**TINY, "learner": "ppo", "total_steps": 2048, "log_every": 512,
                           "checkpoint_every": 1024, "eval_episodes": 10,
-                          "ppo": {"rollout_steps": 32, "minibatches": 2}}, "ppo.yaml")
+                          "ppo": {"n_steps": 32, "batch_size": 256}}, "ppo.yaml")
     full = _last_json(runner.invoke(app, ["train", ppo, "--name", "pf", "--json"]).output)
     assert full["env_steps"] == 2048 and full["learner"] == "ppo" and full["violations_train"] == 0
     monkeypatch.setenv("KEEL_STOP_AFTER_ITERATIONS", "3")  # 3 of 4 updates; checkpoint after the 2nd

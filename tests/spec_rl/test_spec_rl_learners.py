@@ -3,8 +3,10 @@
 import numpy as np
 import pytest
 
-from keel.rl.dirl import DiRLLearner
-from keel.rl.product import build_world, evaluate_policy
+from keel.rl.dirl import DiRLConfig, DiRLLearner
+from keel.rl.learner import Learner
+from keel.rl.product import build_world
+from keel.rl.product_env import evaluate_policy
 from keel.rl.qrm import QRMConfig, QRMLearner
 
 REACH_AVOID = "F(goal_a & F goal_b) & G !hazard"
@@ -17,10 +19,10 @@ def world(formula=REACH_AVOID, **kw):
 
 
 def train_qrm(w, steps, shield="preemptive", epsilon=0.2, seed=0):
-    learner = QRMLearner(w, QRMConfig(epsilon=epsilon), num_envs=16, seed=seed, shield=shield,
-                         epsilon_end=min(epsilon, 0.01), decay_steps=steps)
+    learner = QRMLearner(w, QRMConfig(epsilon=epsilon, epsilon_end=min(epsilon, 0.01)), num_envs=16, seed=seed,
+                         shield=shield, decay_steps=steps)
     while learner.env_steps < steps:
-        learner.train_iteration()
+        learner.train_step()
     return learner
 
 
@@ -71,9 +73,11 @@ def test_dirl_picks_the_path_that_succeeds():
     # reach goal_a, then goal_c (both learnable). DiRL must estimate both and follow the second.
     w = world(formula="F goal_a & G !hazard")
     task = "(achieve goal_b ensuring room_0_0) or (achieve goal_a; achieve goal_c)"
-    dirl = DiRLLearner(w, task, total_steps=60_000, num_envs=16, seed=0, shield="preemptive", rollouts=50)
+    dirl = DiRLLearner(w, DiRLConfig(spectrl=task, rollouts=50), total_steps=60_000, num_envs=16, seed=0,
+                       shield="preemptive")
     while not dirl.finished:
-        dirl.train_iteration()
+        dirl.train_step()
+    assert dirl.env_steps <= 60_000  # every step counts against the budget, estimation rollouts too
     d = dirl.describe()
     by_reach = {e["reach"]: e for e in d["edges"]}
     impossible = next(e for r, e in by_reach.items() if "goal_b" in r)
@@ -93,21 +97,23 @@ def test_state_dict_round_trip_continues_exactly(kind):
 
     def make():
         if kind == "qrm":
-            return QRMLearner(w, QRMConfig(), num_envs=8, seed=4, shield="postposed", epsilon_end=0.01,
-                              decay_steps=8000)
-        return DiRLLearner(w, "achieve goal_a; achieve goal_b", total_steps=8000, num_envs=8, seed=4,
-                           shield="postposed", rollouts=10)
+            return QRMLearner(w, QRMConfig(), num_envs=8, seed=4, shield="postposed", decay_steps=8000)
+        return DiRLLearner(w, DiRLConfig(spectrl="achieve goal_a; achieve goal_b", rollouts=10), total_steps=8000,
+                           num_envs=8, seed=4, shield="postposed")
 
     a = make()
+    assert isinstance(a, Learner)
     for _ in range(300):
-        a.train_iteration()
+        a.train_step()
     snap = copy.deepcopy(a.state_dict())
     for _ in range(400):
-        a.train_iteration()
+        if not a.finished:
+            a.train_step()
     b = make()
     b.load_state_dict(copy.deepcopy(snap))
     for _ in range(400):
-        b.train_iteration()
+        if not b.finished:
+            b.train_step()
     qa = a.agent.Q if kind == "qrm" else np.stack(a.Q)
     qb = b.agent.Q if kind == "qrm" else np.stack(b.Q)
     assert np.array_equal(qa, qb) and a.env_steps == b.env_steps
