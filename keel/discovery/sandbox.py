@@ -13,11 +13,18 @@ forks); when Keel runs as root the child is also chrooted into an empty director
 nobody, so that code which got past the AST check still sees no files and cannot fork. The parent
 kills the child after a wall-clock timeout.
 A candidate that fails any of this is scored as failed; the caller just moves on.
+
+Scores are never computed where the candidate ran: the child returns only the policies (CFR: the
+accumulated average-policy weights; PSRO: the meta-strategy's behaviour policy) at each mark, and the
+parent, whose numpy the candidate never touched, normalises them and computes exploitability on its own
+copy of the game. A candidate that patched numpy in the child (`np.ones = fake_ones`) can at most return
+a bad policy, which is then scored as the bad policy it is.
 """
 
 from __future__ import annotations
 
 import ast
+import json
 import math
 import multiprocessing as mp
 import os
@@ -41,6 +48,7 @@ from keel.games.meta.common import project_simplex, pure_payoffs, regret_match
 from keel.games.psro import PSRO
 
 MAX_SOURCE_CHARS = 20_000
+MAX_MESSAGE_BYTES = 256 * 2**20  # the child's reply (policies as JSON)
 
 PARTS = ("accumulate_regret", "regret_to_policy", "accumulate_policy")
 META_PARTS = ("meta_solver",)
@@ -303,6 +311,10 @@ def check_source(source: str, parts: tuple[str, ...] = PARTS) -> ast.Module:
         elif isinstance(node, ast.Attribute):
             if node.attr.startswith("_") or node.attr not in ALLOWED_ATTRS:
                 raise UnsafeCode(f"line {node.lineno}: attribute .{node.attr} is not allowed")
+            if not isinstance(node.ctx, ast.Load):
+                # `np.ones = fake` would patch numpy for the scorer too (a forged score): no attribute of
+                # anything (module, function, array) may be assigned or deleted
+                raise UnsafeCode(f"line {node.lineno}: assigning to or deleting .{node.attr} is not allowed")
         elif isinstance(node, ast.FunctionDef):
             if node.name.startswith("_") or node.decorator_list:
                 raise UnsafeCode(
@@ -415,25 +427,22 @@ def _child(conn, source, trees, iters, marks, limits, check, jail, kind) -> None
     try:
         _apply_limits(limits, jail)
         parts = load_parts(source, check=check, parts=KIND_PARTS[kind])
-        scores = {}
+        policies = {}
         for tree in trees:
             if kind == "psro":
-                scores[tree.spec] = _run_psro(tree, parts.meta_solver, iters, marks)
+                policies[tree.spec] = _run_psro(tree, parts.meta_solver, iters, marks)
                 continue
             solver = CFRSolver(tree, parts, alternating=True)
             curve = {}
             for t in range(1, iters + 1):
                 solver.iteration()
                 if t in marks:
-                    e = exploitability(tree, solver.average_policy())
-                    if not np.isfinite(e):
-                        raise ValueError(f"exploitability is {e} on {tree.spec}")
-                    curve[t] = float(e)
-            scores[tree.spec] = curve
-        conn.send({"ok": True, "scores": scores})
+                    curve[t] = np.array(solver.S, dtype=np.float64).tolist()  # raw; the parent normalises
+            policies[tree.spec] = curve
+        conn.send_bytes(json.dumps({"ok": True, "policies": policies}).encode())
     except BaseException as e:  # noqa: BLE001 - anything the candidate does is a failed candidate
         try:
-            conn.send({"ok": False, "error": f"{type(e).__name__}: {str(e)[:300]}"})
+            conn.send_bytes(json.dumps({"ok": False, "error": f"{type(e).__name__}: {str(e)[:300]}"}).encode())
         except BaseException:  # noqa: BLE001
             pass
     finally:
@@ -459,8 +468,31 @@ def _run_psro(tree, meta_solver, iters: int, marks) -> dict:
     for t in range(1, iters + 1):
         row = psro.step()
         if t in marks:
-            curve[t] = float(row["exploitability"])
+            curve[t] = np.array(row["policy"], dtype=np.float64).tolist()
     return curve
+
+
+def _score(trees: list, policies) -> dict:
+    """Exploitability of each returned policy, computed here in the parent: the arrays must have the
+    game's shape and finite values; `tree.normalize` turns any such weights into a valid policy."""
+    by_spec = {t.spec: t for t in trees}
+    if not isinstance(policies, dict) or set(policies) != set(by_spec):
+        raise ValueError("the candidate returned policies for the wrong games")
+    scores = {}
+    for spec, curve in policies.items():
+        tree = by_spec[spec]
+        scores[spec] = {}
+        for t, w in dict(curve).items():
+            w = np.asarray(w, dtype=np.float64)  # lists of numbers from JSON, else ValueError/TypeError
+            if w.shape != (tree.num_slots,):
+                raise ValueError(f"a policy of the wrong shape on {spec}")
+            if not np.isfinite(w).all():
+                raise ValueError(f"non-finite policy weights on {spec} at iteration {t}")
+            e = exploitability(tree, tree.normalize(w))
+            if not np.isfinite(e):
+                raise ValueError(f"exploitability is {e} on {spec}")
+            scores[spec][int(t)] = float(e)
+    return scores
 
 
 def evaluate(
@@ -496,8 +528,9 @@ def evaluate(
     msg = None
     try:
         if parent_conn.poll(limits.wall_seconds):
-            msg = parent_conn.recv()
-    except (EOFError, OSError):
+            # bytes and JSON, never pickle: unpickling what the candidate's process sent would run its code here
+            msg = json.loads(parent_conn.recv_bytes(MAX_MESSAGE_BYTES))
+    except (EOFError, OSError, ValueError):
         msg = None
     finally:
         if proc.is_alive():
@@ -515,4 +548,8 @@ def evaluate(
         return Result(False, error=why, seconds=dt)
     if not isinstance(msg, dict) or not msg.get("ok"):
         return Result(False, error=str(msg.get("error") if isinstance(msg, dict) else msg)[:400], seconds=dt)
-    return Result(True, scores=msg["scores"], seconds=dt)
+    try:
+        scores = _score(trees, msg.get("policies"))
+    except (ValueError, TypeError) as e:
+        return Result(False, error=f"{type(e).__name__}: {e}"[:400], seconds=time.monotonic() - t0)
+    return Result(True, scores=scores, seconds=time.monotonic() - t0)

@@ -126,6 +126,7 @@ class PSRO:
             "iteration": self.iteration,
             "exploitability": nc["exploitability"],
             "nash_conv": nc["nash_conv"],
+            "policy": sigma,  # the meta-strategy as a behaviour policy (the sandbox scores it itself)
             "population": [len(pp) - 1 for pp in self.pop],
             "meta": [m.round(4).tolist() for m in mixes],
         }

@@ -95,3 +95,55 @@ def test_sandbox_leaves_the_parent_alone(kuhn):
     before = os.getpid(), Path.cwd()
     evaluate(HOSTILE["dunder escape"] + REST, [kuhn], 3, limits=LIMITS, check=False)
     assert (os.getpid(), Path.cwd()) == before
+
+
+# Forgeries: a candidate that makes the scorer lie instead of playing well. The uniform policy scores
+# about 0.458 on Kuhn; each forgery tries to report much less.
+UNIFORM = (
+    "def accumulate_regret(R, r, t, mem, seg):\n    return R\n"
+    "def regret_to_policy(R, r, t, mem, seg):\n    return np.ones_like(R)\n"
+    "def accumulate_policy(S, c, t, mem, seg):\n    return np.ones_like(S)\n"
+)
+FORGERIES = {
+    "np.ones at top level": "import numpy as np\ndef fake_ones(shape):\n    return np.zeros(shape)\nnp.ones = fake_ones\n" + UNIFORM,
+    "np.sum inside a part": UNIFORM.replace("    return R\n", "    np.sum = np.mean\n    np.maximum = np.minimum\n"
+                                            "    return R\n", 1),
+    "augmented store on math": "def accumulate_regret(R, r, t, mem, seg):\n    math.inf -= 1\n    return R\n"
+    + UNIFORM.split("\n", 2)[2],
+    "delete a numpy function": "def accumulate_regret(R, r, t, mem, seg):\n    del np.where\n    return R\n"
+    + UNIFORM.split("\n", 2)[2],
+    "negative and NaN weights": UNIFORM.replace("return np.ones_like(S)", "return S - c * 1e9 + float('nan') * (t > 3)"),
+}
+
+
+@pytest.fixture(scope="module")
+def uniform_score(kuhn):
+    from keel.games.exploitability import exploitability
+
+    return exploitability(kuhn, kuhn.uniform_policy())
+
+
+@pytest.mark.parametrize("name", list(FORGERIES))
+@pytest.mark.parametrize("ast_layer", [True, False], ids=["ast+process", "process-only"])
+def test_forged_scores_are_refused(kuhn, uniform_score, name, ast_layer):
+    """The static check refuses stores to module attributes; and even with it switched off (as if a
+    candidate got past it), exploitability is computed in the parent from the returned policy, so a
+    patched numpy in the child changes nothing."""
+    assert uniform_score > 0.4
+    res = evaluate(FORGERIES[name], [kuhn], 5, limits=LIMITS, check=ast_layer)
+    if ast_layer and name != "negative and NaN weights":
+        assert not res.ok and res.error.startswith("rejected:"), res
+        return
+    # it either failed (the patch broke its own process) or whatever it returned was scored honestly
+    assert not res.ok or res.scores["kuhn_poker"][5] >= uniform_score - 1e-9, res.scores
+
+
+def test_forged_psro_meta_solver_is_scored_honestly(kuhn):
+    src = ("def fake(*a, **k):\n    return 0.0\n"
+           "def meta_solver(M, iteration):\n    np.maximum = fake\n"
+           "    return [np.ones(M.shape[0]) / M.shape[0], np.ones(M.shape[1]) / M.shape[1]]\n")
+    assert not evaluate(src, [kuhn], 3, limits=LIMITS, kind="psro").ok
+    res = evaluate(src, [kuhn], 3, limits=LIMITS, kind="psro", check=False)
+    honest = evaluate(src.replace("    np.maximum = fake\n", ""), [kuhn], 3, limits=LIMITS, kind="psro")
+    assert honest.ok, honest
+    assert not res.ok or res.scores["kuhn_poker"][3] == pytest.approx(honest.scores["kuhn_poker"][3], rel=1e-9)
