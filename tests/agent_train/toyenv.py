@@ -22,10 +22,11 @@ def value(key: str) -> str:
 class ToyAgentEnv(gym.Env):
     metadata = {"render_modes": []}
 
-    def __init__(self, max_steps: int = 4, deny: str = ""):
+    def __init__(self, max_steps: int = 4, deny: str = "", shaping: bool = False):
         self.observation_space = spaces.Text(max_length=4096)
         self.action_space = spaces.Text(max_length=4096)
         self.max_steps, self.deny = max_steps, deny
+        self.shaping = shaping  # per-turn reward 0.5 for an even-length reply: variance for a random model
         self.key, self.steps, self.looked_up = "k0", 0, False
         self.calls = self.malformed = self.denied = 0
 
@@ -49,12 +50,13 @@ class ToyAgentEnv(gym.Env):
     def step(self, reply: str):
         self.steps += 1
         info = {"role": "tool", "malformed": False, "denied": False}
+        bonus = 0.5 * (len(reply) % 2 == 0) if self.shaping else 0.0
         m = re.search(r"get\((\w+)\)", reply)
         a = re.search(r"ANSWER\s+(\d+)", reply)
         if a:
             ok = a.group(1) == value(self.key)
             info["episode"] = self._episode(ok)
-            return "done", float(ok), True, False, info
+            return "done", float(ok) + bonus, True, False, info
         if m:
             self.calls += 1
             if self.deny and m.group(1) == self.deny:
@@ -70,8 +72,8 @@ class ToyAgentEnv(gym.Env):
             msg = "ERROR: malformed call; use get(KEY) or ANSWER VALUE"
         if self.steps >= self.max_steps:
             info["episode"] = self._episode(False)
-            return msg, 0.0, False, True, info
-        return msg, 0.0, False, False, info
+            return msg, bonus, False, True, info
+        return msg, bonus, False, False, info
 
 
 def make(**kw) -> ToyAgentEnv:
