@@ -17,7 +17,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -34,6 +34,9 @@ class CampaignConfig(KeelModel):
     seed: int = 0
     agents: list[str | dict[str, Any]] = Field(default_factory=lambda: ["follower"], min_length=1)
     suites: list[str] | str = "all"
+    # suites: the hand-written user tasks; test / test-templates: generated toolworld tasks of that split
+    # (`keel.envs.toolworld.generator`: unseen parameters / held-out templates, what trained agents are tested on)
+    tasks: Literal["suites", "test", "test-templates"] = "suites"
     user_tasks: list[str] | None = None  # ids; None: all of each suite
     max_user_tasks_per_suite: int | None = Field(None, gt=0)
     only_tasks_with_vectors: bool = False  # skip user tasks whose tool outputs carry no injection vector
@@ -166,28 +169,54 @@ def _plan_agent(cfg: CampaignConfig, spec: str | dict) -> list[Cell]:
     for d in cfg.defences:
         if d not in DEFENCES:
             raise KeelError(f"unknown defence {d!r}; defences: {', '.join(sorted(DEFENCES))}")
-    known_user = {t.id for s in SUITES.values() for t in s.user_tasks}
+    known_user = {t.id for s in suites for _, t in user_tasks(cfg.tasks, s)}
     for t in cfg.user_tasks or []:
         if t not in known_user:
-            raise KeelError(f"unknown user task {t!r} (ids look like workspace_0 ... travel_10)")
+            raise KeelError(f"unknown user task {t!r} for tasks: {cfg.tasks} (ids look like workspace_0 ... travel_10, "
+                            "or gen.banking.send.3 for generated tasks)")
     cells = []
     for d in cfg.defences:
         for sname in suites:
-            suite = SUITES[sname]
-            tasks = [t for t in suite.user_tasks if cfg.user_tasks is None or t.id in cfg.user_tasks]
+            pool = [(su, t) for su, t in user_tasks(cfg.tasks, sname) if cfg.user_tasks is None or t.id in cfg.user_tasks]
             if cfg.only_tasks_with_vectors:
-                tasks = [t for t in tasks if suite.vectors_seen(t)]
-            tasks = tasks[:cfg.max_user_tasks_per_suite]
+                pool = [(su, t) for su, t in pool if su.vectors_seen(t)]
+            pool = pool[:cfg.max_user_tasks_per_suite]
+            suite = SUITES[sname]
             injs = [i for i in suite.injection_tasks if cfg.injection_tasks is None or i.id in cfg.injection_tasks]
             injs = injs[:cfg.max_injection_tasks_per_suite]
-            for t in tasks:
+            for su, t in pool:
                 cells.append(Cell(agent_label(spec), d, sname, t.id, "", ""))
                 for inj in injs:
                     for a in attacks:
-                        if a.channel == "tool" and not suite.vectors_seen(t):
+                        if a.channel == "tool" and not su.vectors_seen(t):
                             continue  # the attack would never reach the agent
                         cells.append(Cell(agent_label(spec), d, sname, t.id, inj.id, a.name))
     return cells
+
+
+def user_tasks(source: str, suite: str) -> list[tuple[Any, Any]]:
+    """(Suite, UserTask) pairs of `suite`: hand-written (`suites`), or generated tasks of a split, in the
+    generator's round-robin order over templates (so a per-suite cap still covers the templates)."""
+    from keel.envs.toolworld import SUITES
+
+    if source == "suites":
+        return [(SUITES[suite], t) for t in SUITES[suite].user_tasks]
+    from keel.envs.toolworld.generator import generate, split_ids
+
+    tasks = generate()
+    return [(tasks[t].suite, tasks[t].task) for t in split_ids(source) if tasks[t].suite.name == suite]
+
+
+def cell_task(cell: Cell) -> tuple[Any, Any]:
+    """The (Suite, UserTask) a cell runs: generated task ids carry their own world."""
+    from keel.envs.toolworld import SUITES
+
+    if cell.user_task.startswith("gen."):
+        from keel.envs.toolworld.generator import get_task
+
+        g = get_task(cell.user_task)
+        return g.suite, g.task
+    return SUITES[cell.suite], SUITES[cell.suite].user_task(cell.user_task)
 
 
 class ResultsDB:
@@ -240,7 +269,6 @@ def run_campaign(cfg: CampaignConfig, run_dir: Path, quiet: bool = False, limit:
     `limit` stops after that many new cells (for tests of resumption); `agents` injects prebuilt agents."""
     from keel.agents import make_agent
     from keel.agents.trained import is_run_spec, resolve_run
-    from keel.envs.toolworld import SUITES
     from keel.guard import AuditLog, Guard, builtin_policy, load_policy
     from keel.progress import progress_bar
     from keel.redteam.attacks import ATTACKS
@@ -265,13 +293,13 @@ def run_campaign(cfg: CampaignConfig, run_dir: Path, quiet: bool = False, limit:
     t_start = time.time()
 
     def episode(cell: Cell, agent, guard):
-        suite = SUITES[cell.suite]
+        suite, task = cell_task(cell)
         attack = ATTACKS[cell.attack] if cell.attack else None
         inj = suite.injection_task(cell.injection_task) if cell.injection_task else None
         if guard is not None:
             guard.audit_context = {"cell": list(cell.key())}
         t0 = time.time()
-        r = run_episode(agent, suite, suite.user_task(cell.user_task), attack, inj, guard,
+        r = run_episode(agent, suite, task, attack, inj, guard,
                         approve="never" if cell.defence == "guard-no-human" else "task", max_steps=cfg.max_steps)
         return r, attack.family if attack else "", attack.lang if attack else "", inj.kind if inj else "", \
             time.time() - t0

@@ -12,7 +12,7 @@ from keel.envs.toolworld.agentic_env import ToolworldAgentEnv
 from keel.envs.toolworld.generator import get_task
 from keel.errors import KeelError
 from keel.redteam.attacks import select
-from keel.redteam.campaign import load_config, plan, run_campaign
+from keel.redteam.campaign import check_campaign, load_config, plan, run_campaign
 
 
 def save_run(root, name="agent-tiny", lora=False):
@@ -105,10 +105,12 @@ def test_redteam_campaign_runs_a_trained_agent_and_the_card_names_it(tmp_path):
     cfg_path = tmp_path / "campaign.yaml"
     cfg_path.write_text(yaml.safe_dump({
         "kind": "redteam", "name": "rt", "runs_dir": str(tmp_path / "runs"), "agent": str(run),
-        "suites": ["banking"], "max_user_tasks_per_suite": 1, "only_tasks_with_vectors": True,
+        "tasks": "test", "suites": ["banking"], "max_user_tasks_per_suite": 1, "only_tasks_with_vectors": True,
         "max_injection_tasks_per_suite": 1, "attacks": ["important_instructions"], "defences": ["none", "guard"],
         "max_steps": 2, "max_new_tokens": 8, "batch_size": 2}))
     cfg = load_config(str(cfg_path))
+    check_campaign(cfg)  # what `keel redteam run` checks before it creates the run directory
+    assert all(c.user_task.startswith("gen.banking.") for c in plan(cfg))
     from keel.runs import Run
 
     r = Run.create(cfg.runs_dir, cfg.name, cfg.model_dump(mode="json"), str(cfg_path))
