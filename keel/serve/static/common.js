@@ -30,3 +30,6 @@ function htmlTable(header, rows, cls = "runs") {
   return `<table class="${cls}"><thead><tr>${header.map((h) => `<th>${esc(h)}</th>`).join("")}</tr></thead><tbody>` +
     rows.map((r) => `<tr>${r.map((c) => `<td>${c}</td>`).join("")}</tr>`).join("") + "</tbody></table>";
 }
+function kvTable(pairs) {
+  return '<table class="kv"><tbody>' + pairs.map(([k, v]) => `<tr><th>${k}</th><td>${v}</td></tr>`).join("") + "</tbody></table>";
+}

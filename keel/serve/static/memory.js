@@ -35,13 +35,13 @@ async function showItem(id, tr) {
   if (tr) tr.classList.add("selected");
   const d = await getJSON(`/api/memory/item?${q({ns, id})}`);
   const it = d.item;
-  const prov = Object.entries(it.provenance || {}).map(([k, v]) => [esc(k), esc(typeof v === "object" ? JSON.stringify(v) : v)]);
+  const prov = Object.entries(it.provenance || {}).map(([k, v]) => [esc(k), k === "timestamp" ? fmtTime(v) : esc(typeof v === "object" ? JSON.stringify(v) : v)]);
   document.getElementById("item-detail").innerHTML = `<h2>Item <code>${esc(it.id.slice(0, 12))}</code></h2>
     <p>${esc(it.text)}</p>
-    ${htmlTable(["field", "value"], [["kind", esc(it.kind)], ["status", esc(it.status)], ["source", esc(it.source)], ["reliability", relBar(it.reliability)],
+    ${kvTable([["kind", esc(it.kind)], ["status", esc(it.status)], ["source", esc(it.source)], ["reliability", relBar(it.reliability)],
       ["credibility", fmtNum(it.credibility)], ["consensus", fmtNum(it.consensus)], ["uses", fmtNum(it.uses)], ["version", fmtNum(it.version)],
-      ...(it.slot ? [["slot = value", esc(`${it.slot} = ${it.value}`)]] : [])], "kv")}
-    <h3>Provenance</h3>${htmlTable(["", ""], prov, "kv")}
+      ...(it.slot ? [["slot = value", esc(`${it.slot} = ${it.value}`)]] : [])])}
+    <h3>Provenance</h3>${kvTable(prov)}
     <h3>History (${d.history.length} versions)</h3>
     ${htmlTable(["version", "change", "text", "status", "when"], d.history.map((h) => [fmtNum(h.version), esc(h.op || h.change || h.event || ""), esc(h.text || ""), esc(h.status || ""), fmtTime(h.at || h.changed || h.ts)]))}`;
 }
