@@ -40,9 +40,9 @@ ValidateOpt = Annotated[
     str,
     typer.Option(help="Validation games: pick among the --finalists best on these (empty: best on train)"),
 ]
-FinalistsOpt = Annotated[int, typer.Option(help="Discovered programs compared on the validation games")]
-GenerationsOpt = Annotated[int, typer.Option(help="Generations to run (resumes: existing ones are kept)")]
-PopulationOpt = Annotated[int, typer.Option(help="Children evaluated per generation")]
+FinalistsOpt = Annotated[int, typer.Option(help="Discovered programs compared on the validation games", min=1)]
+GenerationsOpt = Annotated[int, typer.Option(help="Generations to run (resumes: existing ones are kept)", min=0)]
+PopulationOpt = Annotated[int, typer.Option(help="Children evaluated per generation", min=1, max=10_000)]
 DbOpt = Annotated[str, typer.Option(help="Population database (SQLite); reuse it to resume")]
 MutatorOpt = Annotated[
     str, typer.Option(help="program (offline), llm (OpenAI-compatible endpoint) or smollm2")
@@ -52,8 +52,11 @@ LlmUrlOpt = Annotated[
 ]
 LlmModelOpt = Annotated[str, typer.Option(help="Model name sent to the endpoint")]
 SeedOpt = Annotated[int, typer.Option(help="Random seed")]
-CpuSecondsOpt = Annotated[int, typer.Option(help="CPU-time limit per candidate")]
-MemoryMbOpt = Annotated[int, typer.Option(help="Extra address space per candidate (MiB)")]
+# Ranges checked by click (a usage error, exit 2): a limit of 0 or less would kill every candidate at once
+# (or, for setrlimit, raise a traceback), and a huge one is no limit at all.
+CpuSecondsOpt = Annotated[int, typer.Option(help="CPU-time limit per candidate (1-3600 s)", min=1, max=3600)]
+MemoryMbOpt = Annotated[int, typer.Option(help="Extra address space per candidate (16-65536 MiB)", min=16,
+                                          max=65536)]
 
 
 def _discover(
@@ -118,8 +121,8 @@ def cfr(
     finalists: FinalistsOpt = 5,
     generations: GenerationsOpt = 5,
     population: PopulationOpt = 8,
-    iters: Annotated[int, typer.Option(help="CFR iterations per training game (K in the fitness)")] = 200,
-    test_iters: Annotated[int, typer.Option(help="Iterations on the held-out games")] = 1000,
+    iters: Annotated[int, typer.Option(help="CFR iterations per training game (K in the fitness)", min=1, max=1_000_000)] = 200,
+    test_iters: Annotated[int, typer.Option(help="Iterations on the held-out games", min=1, max=1_000_000)] = 1000,
     db: DbOpt = "runs/discover-cfr.sqlite",
     mutator: MutatorOpt = "program",
     llm_url: LlmUrlOpt = None,
@@ -148,8 +151,8 @@ def psro(
     finalists: FinalistsOpt = 5,
     generations: GenerationsOpt = 5,
     population: PopulationOpt = 8,
-    iters: Annotated[int, typer.Option(help="PSRO iterations per training game (K in the fitness)")] = 15,
-    test_iters: Annotated[int, typer.Option(help="PSRO iterations on the held-out games")] = 15,
+    iters: Annotated[int, typer.Option(help="PSRO iterations per training game (K in the fitness)", min=1, max=10_000)] = 15,
+    test_iters: Annotated[int, typer.Option(help="PSRO iterations on the held-out games", min=1, max=10_000)] = 15,
     db: DbOpt = "runs/discover-psro.sqlite",
     mutator: MutatorOpt = "program",
     llm_url: LlmUrlOpt = None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
 import typer
@@ -26,6 +27,8 @@ def _params(items: list[str] | None) -> dict:
             out[k.strip()] = float(v)
         except ValueError:
             raise KeelError(f"--param {item!r}: the value must be a number") from None
+        if not math.isfinite(out[k.strip()]):
+            raise KeelError(f"--param {item!r}: the value must be a finite number (not nan or inf)")
     return out
 
 
@@ -37,7 +40,7 @@ def solve(
     algo: Annotated[
         str, typer.Option(help="cfr, cfr_plus, lcfr, dcfr, pcfr_plus, dpcfr_plus, vad_cfr")
     ] = "cfr_plus",
-    iters: Annotated[int, typer.Option(help="Iterations")] = 1000,
+    iters: Annotated[int, typer.Option(help="Iterations", min=1, max=10_000_000)] = 1000,
     param: Annotated[
         list[str] | None, typer.Option(help="Algorithm constant NAME=VALUE, e.g. alpha=1.5")
     ] = None,
@@ -70,11 +73,11 @@ def solve(
 def psro(
     game: Annotated[str, typer.Argument(help="OpenSpiel load string, e.g. kuhn_poker")],
     meta: Annotated[str, typer.Option(help="Meta-solver: uniform, nash, rm, prd, shor")] = "nash",
-    iters: Annotated[int, typer.Option(help="PSRO iterations (one best response per player each)")] = 20,
+    iters: Annotated[int, typer.Option(help="PSRO iterations (one best response per player each)", min=1, max=10_000)] = 20,
     oracle: Annotated[
         str, typer.Option(help="Best responses: exact, or ppo (trained in the PettingZoo env)")
     ] = "exact",
-    ppo_steps: Annotated[int, typer.Option(help="PPO environment steps per best response")] = 20_000,
+    ppo_steps: Annotated[int, typer.Option(help="PPO environment steps per best response", min=1)] = 20_000,
     seed: Annotated[int, typer.Option(help="Random seed (PPO oracle)")] = 0,
     as_json: JsonOpt = False,
 ) -> None:

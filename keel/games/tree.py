@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from keel.errors import KeelError
-from keel.games.load import MAX_NODES, load_game
+from keel.games.load import MAX_NODES, check_size, load_game
 
 
 @dataclass
@@ -52,6 +52,7 @@ class GameTree:
     @classmethod
     def build(cls, spec: str, max_nodes: int = MAX_NODES) -> GameTree:
         game = load_game(spec)
+        check_size(game, spec, max_nodes)
         n = game.num_players()
         tree = cls(spec, game, n)
         parent, owner, tmp_slot, chance, depth, node_iset, node_player = [], [], [], [], [], [], []
@@ -62,7 +63,7 @@ class GameTree:
         while queue:
             state, par, own, tslot, prob, d = queue.popleft()
             idx = len(parent)
-            if idx >= max_nodes:
+            if idx + len(queue) >= max_nodes:  # queued states count too: they are what fills memory
                 raise KeelError(
                     f"{spec!r} has more than {max_nodes} histories: too large for tabular solvers; "
                     "pick a smaller variant (fewer cards, dice sides or players)"
