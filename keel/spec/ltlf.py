@@ -280,9 +280,37 @@ class _Parser:
         raise self.fail(_ATOM_EXPECTED)
 
 
+MAX_DEPTH = 100  # operators nested in one formula; deeper ones overflow Python's stack downstream
+MAX_CHARS = 20_000
+
+
+def check_depth(f: Formula, what: str = "formula") -> None:
+    """Refuse a syntax tree nested deeper than MAX_DEPTH (counted without recursion): every later pass
+    (printing, renaming, compiling to an automaton) recurses once per level."""
+    stack, deepest = [(f, 1)], 0
+    while stack:
+        g, d = stack.pop()
+        if d > MAX_DEPTH:
+            raise SpecError(f"{what} is nested more than {MAX_DEPTH} operators deep; split it into smaller "
+                            "rules or name its parts")
+        if isinstance(g, Unary):
+            stack.append((g.arg, d + 1))
+        elif isinstance(g, Binary):
+            stack += [(g.left, d + 1), (g.right, d + 1)]
+        deepest = max(deepest, d)
+
+
 @lru_cache(maxsize=1024)
 def _parse_cached(text: str) -> Formula:
-    return _Parser(text).parse()
+    if len(text) > MAX_CHARS:
+        raise SpecError(f"formula has {len(text):,} characters, over the limit of {MAX_CHARS:,}")
+    try:
+        f = _Parser(text).parse()
+    except RecursionError:  # the recursive-descent parser itself: ~8 frames per '(' level
+        raise SpecError(f"formula is nested more than {MAX_DEPTH} operators deep; split it into smaller "
+                        "rules or name its parts") from None
+    check_depth(f)
+    return f
 
 
 def parse(text: str, propositions_defined: Iterable[str] | None = None) -> Formula:

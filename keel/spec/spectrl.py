@@ -313,10 +313,44 @@ class _Parser:
         raise self.fail("a predicate name, true, false, '!' or '('")
 
 
+MAX_DEPTH = 100  # nested steps/operators in one task; later passes recurse once per level
+
+
 def parse_spectrl(text: str) -> Task:
     if not isinstance(text, str):
         raise SpecError(f"a task spec must be a string, got {type(text).__name__}")
-    return _Parser(text).parse()
+    too_deep = SpecError(f"task spec is nested more than {MAX_DEPTH} levels deep (steps, 'or', 'ensuring', "
+                         "parentheses or predicate operators); split it into smaller tasks")
+    if len(text) > 20_000:
+        raise SpecError(f"task spec has {len(text):,} characters, over the limit of 20,000")
+    try:
+        task = _Parser(text).parse()
+    except RecursionError:
+        raise too_deep from None
+    stack = [(task, 1)]  # depth of the task tree, counted without recursion
+    while stack:
+        node, d = stack.pop()
+        if d > MAX_DEPTH:
+            raise too_deep
+        stack += [(x, d + 1) for x in _children(node)]
+    return task
+
+
+def _children(node: Any) -> list[Any]:
+    """The sub-tasks and sub-predicates of one node of a parsed task."""
+    if isinstance(node, Seq):
+        return [node.first, node.second]
+    if isinstance(node, Choice):
+        return [node.left, node.right]
+    if isinstance(node, Ensuring):
+        return [node.task, node.pred]
+    if isinstance(node, Achieve):
+        return [node.pred]
+    if isinstance(node, Not):
+        return [node.arg]
+    if isinstance(node, (And, Or)):
+        return list(node.args)
+    return []
 
 
 def task_value(task: Task | str, env: Any, states: Sequence[Any]) -> float:
