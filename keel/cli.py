@@ -14,6 +14,7 @@ import time
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from keel.cliutil import JSON_HELP, console, emit, err_console
 from keel.errors import KeelError
@@ -82,7 +83,8 @@ def train(
     except KeyboardInterrupt:
         run.set_status("interrupted")  # shown as such by `keel serve`; --resume continues it
         run.close()
-        console.print(f"[yellow]stopped.[/] resume with: keel train {source} --name {run.name} --resume")
+        console.print(f"[yellow]stopped.[/] resume with: keel train {escape(source)} --name {run.name} --resume",
+                      markup=True)
         raise typer.Exit(130) from None
     except BaseException:
         run.set_status("failed")
@@ -185,7 +187,6 @@ _register_subcommands()
 def main() -> None:
     """Entry point: user errors become one clear message (and a JSON error object with --json)."""
     import click
-    from rich.markup import escape
 
     try:
         code = app(standalone_mode=False)
@@ -193,7 +194,7 @@ def main() -> None:
         if "--json" in sys.argv:
             print(to_json({"error": str(e)}))
         # escaped: user text such as '[/x]' or "['a']" is printed as written, not read as rich markup
-        err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True, markup=True)
         sys.exit(2)
     except click.ClickException as e:  # usage errors: bad option, missing argument, bad value
         if "--json" in sys.argv:

@@ -9,8 +9,11 @@ from rich.table import Table
 
 from keel.io import to_json
 
-console = Console()
-err_console = Console(stderr=True)
+# markup off: user text (formulas, memories, names like '[/x]') is printed as written, never read as rich
+# markup (which crashed on '[/x]' and silently ate '[a, b]'); a caller that wants styling passes markup=True
+# and escapes what it interpolates (rich.markup.escape).
+console = Console(markup=False)
+err_console = Console(stderr=True, markup=False)
 
 JSON_HELP = "Print one JSON object as the last line of stdout."
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from keel.cliutil import JSON_HELP, console, emit
 from keel.errors import KeelError
@@ -135,9 +136,11 @@ def search(
             emit(result, True)
             return
         if hits.abstained:
-            console.print(f"[yellow]abstained[/]: best support {hits.support:.3f} is below the threshold")
+            console.print(f"[yellow]abstained[/]: best support {hits.support:.3f} is below the threshold",
+                          markup=True)
         for i, h in enumerate(slim, 1):
-            console.print(f"{i}. [bold]{h['score']:.4f}[/] (reliability {h['reliability']:.2f}) {h['text']}")
+            console.print(f"{i}. [bold]{h['score']:.4f}[/] (reliability {h['reliability']:.2f}) {escape(h['text'])}",
+                          markup=True)
 
 
 @app.command()
