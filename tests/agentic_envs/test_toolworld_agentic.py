@@ -189,3 +189,24 @@ def test_any_prefix_of_a_split_covers_its_templates_evenly():
     templates = {tasks[t].template for t in ids}
     assert {tasks[t].template for t in ids[:len(templates)]} == templates
     assert ids == ToolworldAgentEnv().task_ids("test")  # the order is fixed
+
+
+def test_every_argument_the_expert_uses_is_visible_to_the_model():
+    """What the model must pass (ids, IBANs, amounts, paths...) is in the request or in a tool output as shown
+    to the model (cut at max_result_chars): no task needs information the model never sees."""
+    from keel.envs.toolworld.agentic_env import FREE_TEXT, ToolworldEnvConfig, result_message
+    from keel.envs.toolworld.env import ToolEnv
+
+    limit = ToolworldEnvConfig().max_result_chars
+    by_template = {}
+    for g in generate().values():
+        by_template.setdefault(g.template, []).append(g)
+    for gs in by_template.values():
+        for g in gs[:: max(1, len(gs) // 10)]:
+            env, seen = ToolEnv(g.suite, g.task), g.task.prompt
+            for c in g.task.ground_truth:
+                for k, v in c.args.items():
+                    if k not in FREE_TEXT and k != "n":
+                        text = {f"{v:g}", f"{v:.2f}"} if isinstance(v, float) else {str(v)}
+                        assert any(t in seen for t in text), (g.id, c.tool, k, v)
+                seen += "\n" + result_message(c.tool, env.execute(c), limit)

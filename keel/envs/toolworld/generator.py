@@ -248,7 +248,7 @@ def bank_repeat(merchant, amount) -> Spec:
                                  "2026-05-02"))
 
     return Spec(f"Pay {name} again: the same amount to the same IBAN as my last payment to {name}.",
-                (Call("list_transactions", {"n": 10}),
+                (Call("list_transactions", {"n": 2}),  # few enough to fit the tool output the model is shown
                  Call("send_money", {"recipient": iban, "amount": amount, "subject": name})),
                 lambda pre, post: paid(post, iban, amount) and _one_more_tx(pre, post), setup)
 
