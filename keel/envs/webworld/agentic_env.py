@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import random
 from functools import cache
-from typing import Any
+from typing import Any, Literal
 
 import gymnasium as gym
 from pydantic import Field
@@ -44,7 +44,7 @@ SYSTEM = ("You are Emma's web assistant; her email is " + USER_EMAIL + ". Browse
 
 
 class WebworldEnvConfig(KeelModel):
-    split: str = "train"  # tasks drawn when reset names none
+    split: Literal["train", "test", "test-templates"] = "train"  # tasks drawn when reset names none
     templates: list[str] | None = None
     max_turns: int = Field(8, gt=0)
     max_obs_chars: int = Field(1200, gt=100)
