@@ -32,9 +32,12 @@ from keel.agents.parsing import ParseError, parse_action
 from keel.config import KeelModel, validate
 from keel.envs.agentic_space import clean, text_space
 from keel.envs.toolworld.env import Observation, ToolEnv
-from keel.envs.toolworld.generator import TEMPLATE_NAMES, GeneratedTask, get_task, split_ids
+from keel.envs.toolworld.generator import TEMPLATE_NAMES, GeneratedTask, generate, get_task, split_ids
 from keel.envs.toolworld.tasks import Call
 from keel.errors import KeelError
+from keel.guard import Guard, builtin_policy, load_policy
+from keel.redteam.attacks import ATTACKS, select
+from keel.redteam.episode import injections_for, needed_by_task
 
 MAX_OBS = 8192
 MAX_ACTION = 2048
@@ -97,23 +100,17 @@ class ToolworldAgentEnv(gym.Env):
         if self.cfg.attack_rate > 0 and not self.cfg.attacks:
             raise KeelError("toolworld agent env: attack_rate > 0 needs attacks: [NAME, ...] (see keel redteam attacks)")
         if self.cfg.attacks:
-            from keel.redteam.attacks import select
-
             select(self.cfg.attacks)  # unknown names fail here, not mid-training
         self.observation_space = text_space(MAX_OBS)
         self.action_space = text_space(MAX_ACTION)
         self.guard = None
         if self.cfg.guard:
-            from keel.guard import Guard, builtin_policy, load_policy
-
             self.guard = Guard(load_policy(self.cfg.policy) if self.cfg.policy else builtin_policy())
         self.gen: GeneratedTask | None = None
 
     # --- AgentTasks -----------------------------------------------------------------------------
     def task_ids(self, split: str) -> list[str]:
         suites, templates = set(self.cfg.suites), self.cfg.templates
-        from keel.envs.toolworld.generator import generate
-
         tasks = generate()
         return [t for t in split_ids(split) if tasks[t].suite.name in suites
                 and (templates is None or tasks[t].template in templates)]
@@ -138,8 +135,6 @@ class ToolworldAgentEnv(gym.Env):
         self.gen = get_task(str(task_id))
         suite, task = self.gen.suite, self.gen.task
         self.attack, self.injection = self._pick_attack(options, rng)
-        from keel.redteam.episode import injections_for
-
         self.env = ToolEnv(suite, task, injections_for(suite, task, self.attack, self.injection))
         self.tool_names = set(self.env.tools)
         prompt, self.turns_left = task.prompt, []
@@ -168,8 +163,6 @@ class ToolworldAgentEnv(gym.Env):
             name = rng.choice(self.cfg.attacks)
         if name is None:
             return None, None
-        from keel.redteam.attacks import ATTACKS
-
         if name not in ATTACKS:
             raise KeelError(f"unknown attack {name!r}; list them with: keel redteam attacks")
         suite = self.gen.suite
@@ -232,8 +225,6 @@ class ToolworldAgentEnv(gym.Env):
         """Run the call through the guard (if any); (observation, refused)."""
         if self.guard is None:
             return self.env.execute(call), False
-        from keel.redteam.episode import needed_by_task
-
         args = call.args if isinstance(call.args, dict) else {}
         d = self.guard.check(call.tool, args)
         needed = needed_by_task(self.gen.task, call.tool, args, d.flagged)
