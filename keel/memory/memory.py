@@ -32,7 +32,7 @@ from keel.memory import temporal
 from keel.memory.embedder import Embedder, default_embedder
 from keel.memory.hierarchy import HierarchyConfig, Organiser
 from keel.memory.hits import Hits
-from keel.memory.ranking import SearchConfig, bm25_order, demote_duplicates
+from keel.memory.ranking import SearchConfig, bm25_order, demote_duplicates, names
 from keel.memory.retrieval import convex
 from keel.memory.store import (
     KINDS,
@@ -318,6 +318,7 @@ class Memory:
         if rich:
             stale = self._stale_claims([items[d] for d, _ in ranked[: 3 * k]])
             ranked = [(d, s) for d, s in ranked if d not in stale]
+            ranked = self._second_hop(query, ranked, items, cos, where, only_active, qvec)
             ranked = self._expand(ranked, items, cos, where, only_active, qvec)
             if mode == "hierarchical":
                 top = demote_duplicates([d for d, _ in ranked[: 3 * k]], {d: items[d]["vec"] for d in items},
@@ -362,6 +363,29 @@ class Memory:
         bare = temporal.strip(query)
         m = self.scfg.window_pool
         return window, self.store.fts(inside, bare, m) + [(d, 0.0) for d, _ in self.store.dense(inside, qvec, m)]
+
+    def _second_hop(self, query: str, ranked: list[tuple[str, float]], items: dict[str, Item],
+                    cos: dict[str, float], where: Where, only_active: bool, qvec: np.ndarray) -> list[tuple[str, float]]:
+        """Names in the best hits, searched again (see `keel.memory.ranking`, step 5)."""
+        cfg = self.scfg
+        if cfg.hop <= 0:
+            return ranked
+        score = dict(ranked)
+        for d, s in ranked[: cfg.hop_top]:
+            found = names(items[d]["text"], query)
+            if not found:
+                continue
+            hop = [(x, b) for x, b in self.store.fts(where, " ".join(found), 5) if x != d]
+            new = [x for x, _ in hop if x not in items]
+            for it in self.store.get(self.namespace, new, with_vec=True):
+                if matches(it, where) and (not only_active or it["status"] == "active"):
+                    items[it["id"]] = it
+                    cos[it["id"]] = float(np.dot(qvec, it["vec"]))
+            top = max((b for _, b in hop), default=0.0)
+            for x, b in hop:
+                if x in items and top > 0:
+                    score[x] = max(score.get(x, 0.0), cfg.hop * s * b / top)
+        return sorted(score.items(), key=lambda x: (-x[1], -cos[x[0]], -items[x[0]]["ts"], x[0]))
 
     def _expand(self, ranked: list[tuple[str, float]], items: dict[str, Item], cos: dict[str, float], where: Where,
                 only_active: bool, qvec: np.ndarray) -> list[tuple[str, float]]:

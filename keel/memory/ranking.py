@@ -9,7 +9,11 @@ step can move evidence down but never drop what retrieval found:
      relevant item moves down a little rather than out;
   4. context expansion: the turns just before and after each of the best hits in the same conversation
      enter with a share of that hit's score (a fact said in reply to a question lives in the reply);
-  5. hierarchical mode adds the messages behind the xMemory facts and themes nearest the query, and
+  5. a second hop for questions whose answer lies in another session: the names (capitalised words
+     not in the query) in the best hits become a BM25 query, and what it finds joins with a share of
+     the score of the hit that named them (iterative retrieval, as in multi-hop QA: the first hop finds
+     "my friend Mateo adopted a rescue cat", the second "Mateo says Bergen is great");
+  6. hierarchical mode adds the messages behind the xMemory facts and themes nearest the query, and
      moves near-duplicates of better hits to the end (xMemory's aim: a compact, non-redundant set).
 """
 
@@ -33,6 +37,8 @@ class SearchConfig:
     expand_top: int = 3  # how many of the best hits bring their neighbouring turns
     neighbour: float = 0.8  # a neighbouring turn's score as a share of the hit that brought it
     neighbour_gap_s: float = 1800.0  # turns further apart than this are not one conversation
+    hop_top: int = 2  # how many of the best hits give names for a second hop
+    hop: float = 0.7  # a second-hop hit's score as a share of the hit that named it (0: no second hop)
     hierarchy: float = 0.15  # bonus for a message behind a fact/theme near the query, times its link weight
     dedup_sim: float = 0.9  # hierarchical mode: a hit this close to a better one is redundant, moved last
 
@@ -70,3 +76,17 @@ def demote_duplicates(order: list[str], vecs: dict[str, np.ndarray], sim: float)
         else:
             kept.append(d)
     return kept + later
+
+
+_NAME = re.compile(r"\b[A-Z][\w'-]{2,}")
+# capitalised only because they start a sentence (BM25's idf discounts the rest of the common words)
+_STARTERS = frozenset("the this that these those what when where who how why which and but so then also just "
+                      "yes yeah no not okay ok oh ha haha lol well hey hi hello thanks thank sorry please my our "
+                      "your his her their its we you they she he it there here got good nice great tell happy "
+                      "anyway honestly today guess did".split())
+
+
+def names(text: str, query: str) -> list[str]:
+    """Capitalised words of a text that are not common sentence starters and that the query does not use."""
+    q = {w.lower() for w in _WORD.findall(query)}
+    return [w for w in dict.fromkeys(_NAME.findall(text)) if w.lower() not in q and w.lower() not in _STARTERS]
