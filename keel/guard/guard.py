@@ -13,7 +13,9 @@ order (the first that fires decides):
 5. information flow: an argument listed in `untrusted_args` whose value (or an entity inside it: address,
    IBAN, URL, path, number) appears in untrusted tool output and not in the user's own request is
    tainted -> `on_untrusted` (ask by default); an argument in `trusted_args` must instead be *found* in trusted
-   text (the request, outputs the policy's `sources` call trusted; dates also in words), else `on_untrusted`;
+   text (the request, outputs the policy's `sources` call trusted; dates also in words), one in `request_args`
+   in the user's request itself, else `on_untrusted`; in `untrusted_entities` free text, only addresses,
+   URLs and IBANs taken from untrusted text count;
    what is trusted and what is third-party text is the policy's `sources` (`keel.guard.provenance`);
 6. allow globs not matched -> ask; `rewrite` clamps -> rewrite; otherwise the tool's decision.
 
@@ -42,6 +44,9 @@ ALLOW, DENY, ASK, REWRITE = "allow", "deny", "ask", "rewrite"
 # numbers, i.e. whitespace-free tokens holding '@', '/' or a digit (found by one C-level regex call).
 _TOKENS = re.compile(r"[^\s@/0-9]*[@/0-9]\S*")
 _STRIP = ".,;:!?()[]{}<>\"'"
+ENTITIES = {"email": re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"),
+            "url": re.compile(r"(?:https?://|www\.)[^\s'\"<>]+|\b[\w-]+(?:\.[\w-]+)*\.(?:com|net|org|io|ly|co)/[^\s'\"<>]*"),
+            "iban": re.compile(r"\b[A-Z]{2}\d{2}[A-Z0-9]{10,30}\b")}
 
 
 @functools.lru_cache(maxsize=4096)
@@ -98,10 +103,23 @@ class GuardContext:
         if texts:
             self._trusted_blob = "\x00".join([self._trusted_blob or self.trusted, *texts])
 
-    def from_trusted(self, value: Any) -> str | None:
-        """The part of `value` that is NOT found in trusted text (None when all of it is). Dates may be
-        written in words there ("January 11th", "the 14th of November")."""
-        blob = self._trusted_blob or self.trusted
+    def tainted_entities(self, value: Any, kinds: list[str]) -> str | None:
+        """In free text (a message body), only the entities that redirect or exfiltrate count: the first
+        address / URL / IBAN of the given kinds that came from untrusted text and not from the user."""
+        if not self._blob or value is None:
+            return None
+        for kind in kinds:
+            for m in ENTITIES[kind].finditer(str(value)):
+                e = m.group(0).rstrip(_STRIP)
+                if e not in self.trusted and e in self._blob:
+                    return e
+        return None
+
+    def from_trusted(self, value: Any, request_only: bool = False) -> str | None:
+        """The part of `value` that is NOT found in trusted text (None when all of it is); with
+        `request_only`, in the user's request alone. Dates may be written in words there ("January 11th",
+        "the 14th of November")."""
+        blob = self.trusted if request_only else self._trusted_blob or self.trusted
         for v in value if isinstance(value, list) else [value]:
             s = f"{v:g}" if isinstance(v, float) else str(v)
             if s in blob:
@@ -128,7 +146,7 @@ class GuardContext:
         else:
             cands = _candidates(str(value))
         for c in cands:
-            if len(c) < 2 or c in self.trusted or (self._trusted_blob and c in self._trusted_blob):
+            if len(c) < 2 or c in self.trusted:
                 continue
             if len(c) >= 5:
                 if c in self._blob:
@@ -273,6 +291,18 @@ class Guard:
                 if bad is not None:
                     return Decision(r.on_untrusted, f"argument {a} carries {bad!r} from untrusted tool output",
                                     f"tools.{tool}.untrusted_args", tool, args, labels, flagged=bad)
+        for a, kinds in r.untrusted_entities.items():
+            if a in args:
+                bad = self.context.tainted_entities(args[a], kinds)
+                if bad is not None:
+                    return Decision(r.on_untrusted, f"argument {a} carries {bad!r} from untrusted tool output",
+                                    f"tools.{tool}.untrusted_entities", tool, args, labels, flagged=bad)
+        for a in r.request_args:
+            if a in args and args[a] is not None:
+                bad = self.context.from_trusted(args[a], request_only=True)
+                if bad is not None:
+                    return Decision(r.on_untrusted, f"argument {a}: {bad!r} is not in the user's request",
+                                    f"tools.{tool}.request_args", tool, args, labels, flagged=bad)
         for a in r.trusted_args:
             if a in args and args[a] is not None:
                 bad = self.context.from_trusted(args[a])

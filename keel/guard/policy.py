@@ -15,6 +15,7 @@ rules over triggers, predicates and enforcement).
         args: {amount: {type: number, minimum: 0, maximum: 5000}}
         deny_values: {recipient: ["XK*"]}
         untrusted_args: [recipient, amount]   # tainted values -> on_untrusted (ask by default)
+        untrusted_entities: {subject: [url, email]}  # in free text, only links/addresses from untrusted text
         rate_limit: {max_calls: 3}            # per episode; add window_s for a time window
         rewrite: {amount: {max: 2000}}        # clamp instead of refusing
       reserve_hotel:
@@ -107,6 +108,8 @@ class ToolRule(_M):
     deny_values: dict[str, list[str]] = {}  # globs; a value matching one -> deny
     untrusted_args: list[str] = []
     trusted_args: list[str] = []  # values must appear in trusted text (the request, trusted outputs)
+    request_args: list[str] = []  # values must appear in the user's request itself
+    untrusted_entities: dict[str, list[Literal["email", "url", "iban"]]] = {}  # free text: only these count
     on_untrusted: Literal["deny", "ask"] = "ask"
     rate_limit: RateLimit | None = None
     rewrite: dict[str, Clamp] = {}

@@ -44,7 +44,7 @@ def _leaves(x: Any, key: str | None, untrusted_keys: frozenset[str], under: bool
         for v in x:
             _leaves(v, key, untrusted_keys, under, out)
     elif x is not None:
-        (out[1] if under else out[0]).append(str(x))
+        (out[1] if under or key is None else out[0]).append(str(x))  # a bare string is free text
 
 
 def split_output(tool: str, output: Any, sources: SourcesLike) -> tuple[list[str], list[str]]:
