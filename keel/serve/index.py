@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import time
 from pathlib import Path
@@ -26,14 +27,15 @@ PREFERRED = ("satisfaction", "test_accuracy", "accuracy", "targeted_asr", "benig
 KEY_METRICS = 4
 LIVE_SECONDS = 120.0  # a run with no process to ask counts as running while its log moved this recently
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_KIND = re.compile(r"^kind: *([A-Za-z0-9_.-]+) *$", re.M)
 _HOST = socket.gethostname()
 
 
-def _stamp(d: Path) -> tuple | None:
+def _stamp(d: str) -> tuple | None:
     out = []
     for f in FILES:
         try:
-            st = os.stat(d / f)
+            st = os.stat(f"{d}/{f}")
             out.append((st.st_mtime_ns, st.st_size))
         except FileNotFoundError:
             if f == "config.yaml":
@@ -110,35 +112,46 @@ def key_metrics(numbers: dict[str, float]) -> dict[str, float]:
     return {k: numbers[k] for k in order[:KEY_METRICS]}
 
 
-def read_row(d: Path) -> dict[str, Any]:
+def _kind(text: str, problems: list[str]) -> str:
+    """The config's top-level `kind` (all the table needs): read off its line, parsed only if unusual."""
+    m = _KIND.search(text)
+    if m:
+        return m.group(1)
+    try:
+        config = yaml.load(text, Loader=_LOADER)
+    except yaml.YAMLError:
+        problems.append("config.yaml is not valid YAML")
+        return "?"
+    return str(config.get("kind", "?")) if isinstance(config, dict) else "?"
+
+
+def read_row(d: Path, metrics_mtime: float | None = None) -> dict[str, Any]:
     problems: list[str] = []
+    names = set(os.listdir(d))  # one call answers which optional files exist
     try:
-        config = yaml.load((d / "config.yaml").read_text(encoding="utf-8"), Loader=_LOADER)
-    except (yaml.YAMLError, UnicodeDecodeError):
-        config, problems = {}, ["config.yaml is not valid YAML"]
-    config = config if isinstance(config, dict) else {}
-    info = _json_file(d / "run.json", problems)
-    summary = _json_file(d / "summary.json", problems)
-    last = last_metrics(d / "metrics.jsonl", problems)
-    try:
-        mtime = os.stat(d / "metrics.jsonl").st_mtime
-    except FileNotFoundError:
-        mtime = None
+        kind = _kind((d / "config.yaml").read_text(encoding="utf-8"), problems)
+    except UnicodeDecodeError:
+        kind, problems = "?", ["config.yaml is not UTF-8 text"]
+    info = _json_file(d / "run.json", problems) if "run.json" in names else {}
+    summary = _json_file(d / "summary.json", problems) if "summary.json" in names else {}
+    last = last_metrics(d / "metrics.jsonl", problems) if "metrics.jsonl" in names else {}
+    if metrics_mtime is None and "metrics.jsonl" in names:
+        metrics_mtime = os.stat(d / "metrics.jsonl").st_mtime
     now = time.time()
-    status = status_of(info, mtime, now)
+    status = status_of(info, metrics_mtime, now)
     created = float(info.get("created", 0) or 0) or None
     wall = summary.get("wall_seconds")
     if not isinstance(wall, (int, float)) and created:
         end = last.get("time") if status != "running" else now
         wall = (float(end) - created) if isinstance(end, (int, float)) else None
-    numbers = scalars(summary) or scalars(last)
+    numbers = {k: v for k, v in (scalars(summary) or scalars(last)).items() if k != "wall_seconds"}  # a column
     source = str(info.get("source", ""))
     return {
-        "name": d.name, "kind": str(config.get("kind", "?")), "preset": Path(source).stem if source else "",
+        "name": d.name, "kind": kind, "preset": Path(source).stem if source else "",
         "status": status, "created": created, "wall_seconds": wall, "step": last.get("step"),
-        "updated": mtime, "metrics": key_metrics(numbers), "problems": problems,
-        "has_report": (d / "report.html").is_file(), "has_safety_card": (d / "safety_card.html").is_file(),
-        "has_campaign": (d / "campaign.sqlite").is_file(),
+        "updated": metrics_mtime, "metrics": key_metrics(numbers), "problems": problems,
+        "has_report": "report.html" in names, "has_safety_card": "safety_card.html" in names,
+        "has_campaign": "campaign.sqlite" in names,
     }
 
 
@@ -155,15 +168,15 @@ class RunsIndex:
             for e in it:
                 if not e.is_dir(follow_symlinks=False) or e.name.startswith("."):
                     continue
-                d = Path(e.path)
-                stamp = _stamp(d)
+                stamp = _stamp(e.path)
                 if stamp is None:
                     continue
                 seen.add(e.name)
                 hit = self._cache.get(e.name)
                 # a running row's status depends on the clock and the process too: re-read it every time
                 if hit is None or hit[0] != stamp or hit[1]["status"] == "running":
-                    hit = (stamp, read_row(d))
+                    metrics = stamp[FILES.index("metrics.jsonl")]
+                    hit = (stamp, read_row(Path(e.path), metrics[0] / 1e9 if metrics else None))
                     self._cache[e.name] = hit
                 out.append(hit[1])
         for gone in set(self._cache) - seen:
