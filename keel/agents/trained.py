@@ -26,8 +26,10 @@ from keel.errors import KeelError
 class TrainedRun:
     path: Path
     name: str
-    base_model: str
+    base_model: str  # what the policy weights load on (a model name, or a full policy folder)
     kind: str
+    root_model: str  # the model the training chain started from (= base_model unless it chained runs)
+    init: str | None  # the run it was initialised from (e.g. the SFT run of a GRPO run)
 
     @property
     def policy_dir(self) -> Path:
@@ -35,8 +37,8 @@ class TrainedRun:
 
     def record(self) -> dict[str, str]:
         """What a campaign records about the agent (and the safety card prints)."""
-        return {"run": str(self.path), "name": self.name, "base_model": self.base_model, "kind": self.kind,
-                "policy": str(self.policy_dir),
+        return {"run": str(self.path), "name": self.name, "base_model": self.root_model, "kind": self.kind,
+                "weights_on": self.base_model, "init": self.init or "-", "policy": str(self.policy_dir),
                 "adapter": "lora" if (self.policy_dir / "adapter_config.json").is_file() else "full"}
 
 
@@ -65,7 +67,9 @@ def resolve_run(spec: str) -> TrainedRun:
     if not isinstance(base, str) or not base:
         raise KeelError(f"agent {spec!r}: {summary} does not name its base_model; only agent training runs "
                         "(keel train agent-*) can be red-teamed as trained agents")
-    return TrainedRun(path, path.name, base, str(data.get("kind", "unknown")))
+    root, init = data.get("root_model"), data.get("init")
+    return TrainedRun(path, path.name, base, str(data.get("kind", "unknown")),
+                      root if isinstance(root, str) and root else base, init if isinstance(init, str) else None)
 
 
 def load_trained(run: TrainedRun):

@@ -161,8 +161,8 @@ def write_safety_card(run_dir: str) -> dict[str, Any]:
         c.h("Trained agent")
         c.p("Agents trained by Keel and red-teamed here as they were trained (same prompt and call format as "
             "the training environment); each names its training run and the base model it started from.")
-        c.table(["agent", "training run", "job kind", "base model", "policy weights"],
-                [[a, v["run"], v["kind"], v["base_model"], f"{v['policy']} ({v['adapter']})"]
+        c.table(["agent", "training run", "job kind", "base model", "initialised from", "policy weights"],
+                [[a, v["run"], v["kind"], v["base_model"], v.get("init", "-"), f"{v['policy']} ({v['adapter']})"]
                  for a, v in sorted(trained.items())])
 
     # 1. the formal policy in force

@@ -28,7 +28,9 @@ def save_run(root, name="agent-tiny", lora=False):
     model.save_pretrained(run / "policy")
     if not lora:
         tok.save_pretrained(run / "policy")
-    (run / "summary.json").write_text(json.dumps({"base_model": "tiny", "kind": "agent-toolworld"}))
+    # as keel.rl.agent_job writes it: the weights' base, the chain's root model, the run it started from
+    (run / "summary.json").write_text(json.dumps({"base_model": "tiny", "root_model": "tiny", "kind": "agent_rl",
+                                                  "init": "runs/agent-sft"}))
     return run
 
 
@@ -121,7 +123,8 @@ def test_redteam_campaign_runs_a_trained_agent_and_the_card_names_it(tmp_path):
 
     card = write_safety_card(str(r.path))
     text = open(card["markdown"]).read()
-    assert "Trained agent" in text and str(run) in text and "base tiny" in text and "agent-toolworld" in text
+    assert "Trained agent" in text and str(run) in text and "base tiny" in text and "agent_rl" in text
+    assert "runs/agent-sft" in text  # the run it was initialised from
     assert isinstance(make_agent(str(run)), TrainedAgent)
 
 
