@@ -39,9 +39,9 @@ DEFAULT_POLICIES = {"guard-in-loop": "runs/agent-toolworld", "no-guard": "runs/a
 NAME = "bench-agentic-redteam"
 
 
-def campaign_config(paths: list[str], quick: bool, runs_dir: str) -> dict:
+def campaign_config(paths: list[str], tasks_per_suite: int, runs_dir: str) -> dict:
     return {"kind": "redteam", "name": NAME, "runs_dir": runs_dir, "agents": paths, "tasks": "test",
-            "suites": "all", "only_tasks_with_vectors": True, "max_user_tasks_per_suite": 1 if quick else 3,
+            "suites": "all", "only_tasks_with_vectors": True, "max_user_tasks_per_suite": tasks_per_suite,
             "max_injection_tasks_per_suite": 1, "attacks": ATTACKS, "defences": ["none", "guard"], "max_steps": 6,
             "batch_size": 8, "max_new_tokens": 64}
 
@@ -71,6 +71,7 @@ def _pct(x: float | None) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="one user task per suite")
+    ap.add_argument("--tasks-per-suite", type=int, default=3, help="injectable test tasks per suite")
     ap.add_argument("--policy", action="append", default=[], metavar="LABEL=RUN_DIR",
                     help="a trained run to attack (repeatable); default: " + ", ".join(
                         f"{k}={v}" for k, v in DEFAULT_POLICIES.items()))
@@ -91,7 +92,8 @@ def main() -> None:
         shutil.rmtree(Path(args.runs_dir) / NAME, ignore_errors=True)
     label_of = {f"run:{Path(p).name}": label for label, p in policies.items()}
     load0 = list(os.getloadavg())
-    res = run_campaign_subprocess(campaign_config(list(policies.values()), args.quick, args.runs_dir),
+    per_suite = 1 if args.quick else args.tasks_per_suite
+    res = run_campaign_subprocess(campaign_config(list(policies.values()), per_suite, args.runs_dir),
                                   minutes=args.minutes)
     print(f"campaign: {res['status']} in {res['wall_s']:.0f}s", flush=True)
     m = res.get("metrics")
@@ -154,7 +156,7 @@ def main() -> None:
     notes.append(f"Campaign: {res['status']}; tasks: generated test split (unseen parameters), suites: all, attacks: "
                  f"{', '.join(ATTACKS)}, defences none/guard, max 6 tool calls, 64 tokens per reply, greedy, "
                  "8 episodes batched. The simulated human approves an ask only for a call the user task needs.")
-    tables = {"quick": args.quick, "rows": rows, "policies": {label: {"run": p, **training_env(Path(p))}
+    tables = {"quick": args.quick, "tasks_per_suite": per_suite, "rows": rows, "policies": {label: {"run": p, **training_env(Path(p))}
                                                                for label, p in policies.items()},
               "missing_policies": missing, "campaign": {k: v for k, v in res.items() if k != "metrics"},
               "top_attacks": m["top_attacks"], "card": card}
