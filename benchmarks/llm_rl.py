@@ -4,7 +4,9 @@
     python benchmarks/llm_rl.py --quick    # smoke run on the tiny model: 1 seed, 2 steps, TRL 2 steps
 
 Each trainer runs in its own subprocess so its peak memory (ru_maxrss) is its own. Results go to
-benchmarks/results/llm_rl.json (rewritten after every finished run, so a cut-short run keeps what it has).
+benchmarks/results/llm_rl.json only through benchmarks/resultsfile.py (command, commit, load average),
+rewritten after every finished part, so a cut-short run keeps what it has. One `--part` alone writes
+llm_rl-PART.json and --quick llm_rl-quick.json: no results file is ever merged from separate runs.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "benchmarks" / "results" / "llm_rl.json"
 NOTES = ("Measured on a 2-core CPU shared with six other engineers' jobs (load average 4-8), so absolute "
          "times are several times slower than on an idle machine; Keel and TRL ran back to back under "
          "similar load with the same torch thread count.")
@@ -298,9 +299,12 @@ def summarise(results: dict) -> None:
 
 
 def save(results: dict) -> None:
-    from keel.io import atomic_write_json
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.resultsfile import write_results
 
-    atomic_write_json(OUT, results)
+    tables = {k: v for k, v in results.items() if k not in ("goals", "notes", "name", "load_average_start")}
+    write_results(results["name"], tables, results.get("goals", []), results.get("notes", []),
+                  load_average_start=results.get("load_average_start"))
 
 
 def main() -> None:
@@ -333,9 +337,10 @@ def main() -> None:
     a.train_steps = a.train_steps or (2 if a.quick else 10)
     a.seeds = a.seeds if a.seeds is not None else ([0] if a.quick else [0, 1, 2])
     a.eval_n = a.eval_n or (4 if a.quick else 48)
-    results = json.loads(OUT.read_text()) if OUT.is_file() and a.part != "all" else {}
-    results.update({"benchmark": "llm_rl", "quick": a.quick, "notes": NOTES, "cpu_count": os.cpu_count(),
-                    "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())})
+    name = "llm_rl" + ("-quick" if a.quick else "") + ("" if a.part == "all" else f"-{a.part}")
+    results = {"name": name, "benchmark": "llm_rl", "quick": a.quick, "notes": [NOTES], "cpu_count": os.cpu_count(),
+               "load_average_start": list(os.getloadavg()),
+               "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
     if a.part in ("all", "speed"):
         print("speed: Keel vs TRL GRPOTrainer", flush=True)
         results["speed"] = sp = speed(a)
