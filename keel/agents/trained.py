@@ -16,7 +16,7 @@ from typing import Any
 
 from keel.agents.base import Action, Finish
 from keel.agents.parsing import ParseError, parse_action
-from keel.envs.toolworld.agentic_env import error_message, result_message, system_prompt
+from keel.envs.toolworld.agentic_env import ToolworldEnvConfig, error_message, result_message, system_prompt
 from keel.envs.toolworld.env import Observation
 from keel.envs.toolworld.tasks import Call, UserTask
 from keel.errors import KeelError
@@ -30,6 +30,7 @@ class TrainedRun:
     kind: str
     root_model: str  # the model the training chain started from (= base_model unless it chained runs)
     init: str | None  # the run it was initialised from (e.g. the SFT run of a GRPO run)
+    env_options: dict[str, Any]  # the training env's options (config.yaml env.options), where recorded
 
     @property
     def policy_dir(self) -> Path:
@@ -69,7 +70,21 @@ def resolve_run(spec: str) -> TrainedRun:
                         "(keel train agent-*) can be red-teamed as trained agents")
     root, init = data.get("root_model"), data.get("init")
     return TrainedRun(path, path.name, base, str(data.get("kind", "unknown")),
-                      root if isinstance(root, str) and root else base, init if isinstance(init, str) else None)
+                      root if isinstance(root, str) and root else base, init if isinstance(init, str) else None,
+                      _env_options(path))
+
+
+def _env_options(path: Path) -> dict[str, Any]:
+    """The env options the run trained with (so the agent shows tool output cut as it was in training)."""
+    import yaml
+
+    try:
+        cfg = yaml.safe_load((path / "config.yaml").read_text()) if (path / "config.yaml").is_file() else None
+    except (yaml.YAMLError, UnicodeDecodeError):
+        return {}
+    env = cfg.get("env") if isinstance(cfg, dict) else None
+    opts = env.get("options") if isinstance(env, dict) else None
+    return opts if isinstance(opts, dict) else {}
 
 
 def load_trained(run: TrainedRun):
@@ -97,7 +112,6 @@ def load_trained(run: TrainedRun):
 class TrainedAgent:
     """The Agent protocol (`keel.agents.base`) over a trained policy, in the training env's conversation format."""
 
-    max_result_chars = 400  # ToolworldEnvConfig.max_result_chars default
     retries = 2  # extra tries on an unreadable reply, each answered with the env's error message
 
     def __init__(self, spec: str, max_new_tokens: int = 64, seed: int = 0, model=None, batcher=None):
@@ -108,6 +122,9 @@ class TrainedAgent:
         else:
             self.model, self.tokenizer = model if model is not None else load_trained(self.run)
         self.batcher, self.max_new_tokens, self.seed = batcher, max_new_tokens, seed
+        chars = self.run.env_options.get("max_result_chars")
+        self.max_result_chars = chars if isinstance(chars, int) and chars > 0 else \
+            ToolworldEnvConfig().max_result_chars
 
     def start(self, task: UserTask, prompt: str, tools: list[dict[str, Any]]) -> None:
         self.tool_names = {t["name"] for t in tools}

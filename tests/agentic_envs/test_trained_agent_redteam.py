@@ -63,10 +63,13 @@ def test_campaign_config_with_a_missing_run_is_a_clear_error(tmp_path):
 
 @pytest.mark.parametrize("lora", [False, True])
 def test_trained_policy_loads_full_or_lora(tmp_path, lora):
-    run = resolve_run(str(save_run(tmp_path, lora=lora)))
+    path = save_run(tmp_path, lora=lora)
+    (path / "config.yaml").write_text(yaml.safe_dump({"env": {"name": "toolworld", "options": {"max_result_chars": 123}}}))
+    run = resolve_run(str(path))
     model, tok = load_trained(run)
     assert tok.chat_template and model.config.vocab_size == len(tok)
     assert run.record()["adapter"] == ("lora" if lora else "full")
+    assert TrainedAgent(str(path), model=(model, tok)).max_result_chars == 123  # tool output cut as in training
 
 
 def test_trained_agent_sees_the_training_env_conversation(tmp_path):
