@@ -1,0 +1,138 @@
+"""The two roles of a GRPO-family run on Ray, as plain classes (`ray.remote` wraps them in `ray_grpo`).
+
+- `Sampler`: a rollout worker. Holds a copy of the policy; each call loads the newest weights if it is
+  behind, samples one job's groups with GRPO's own `rollout` (same sampler, scorer and advantages as
+  in-process) and returns the `Rollout` with the policy version it was sampled with.
+- `Learner`: holds the optimiser; `update` concatenates the groups it is given and calls GRPO's own
+  `update`, then returns the metrics and the new trainable weights (which go into the object store once
+  and are read by every worker from there).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from keel.config import validate
+from keel.rl.grpo import GRPO, Rollout
+from keel.rl.llm_job import Config
+from keel.scale.prefix import token_counts
+
+
+@dataclass(frozen=True)
+class JobKey:
+    """The work of one rollout call: which problems, which sampling seed. Re-collecting = same key."""
+
+    index: int
+    problems: tuple
+    seed: int
+
+
+def build(cfg: Config):
+    """(model, tokenizer, task) exactly as the in-process job builds them (same seeds, same threads)."""
+    from keel.envs.text import make_task
+    from keel.llm import load_model
+    from keel.llm.lora import add_lora
+
+    torch.set_num_threads(cfg.threads or 1)  # a Ray actor owns its CPUs; the default would oversubscribe them
+    torch.manual_seed(cfg.seed)
+    model, tok = load_model(cfg.model, seed=cfg.seed)
+    if cfg.lora_r > 0:
+        model = add_lora(model, cfg.lora_r)
+    return model, tok, make_task(cfg.task, **cfg.task_options)
+
+
+def _trainable(trainer: GRPO) -> dict[str, torch.Tensor]:
+    return trainer.state_dict()["model"]
+
+
+def concat(rolls: list[Rollout]) -> Rollout:
+    """One batch from several jobs' rollouts (groups stay whole, so per-group advantages are unchanged)."""
+    if len(rolls) == 1:
+        return rolls[0]
+    T = max(r.mask.shape[1] for r in rolls)
+
+    def pad(t: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.pad(t, (0, T - t.shape[1]))
+
+    refs = [r.ref_logp for r in rolls]
+    return Rollout(
+        prompt_ids=[p for r in rolls for p in r.prompt_ids],
+        completion_ids=[c for r in rolls for c in r.completion_ids],
+        old_logp=torch.cat([pad(r.old_logp) for r in rolls]),
+        mask=torch.cat([pad(r.mask) for r in rolls]),
+        rewards=torch.cat([r.rewards for r in rolls]),
+        correct=torch.cat([r.correct for r in rolls]),
+        advantages=torch.cat([r.advantages for r in rolls]),
+        ref_logp=None if any(x is None for x in refs) else torch.cat([pad(x) for x in refs]),
+        texts=None if any(r.texts is None for r in rolls) else [t for r in rolls for t in r.texts],
+    )
+
+
+class Sampler:
+    def __init__(self, cfg_dict: dict, worker: int):
+        self.cfg = validate(Config, cfg_dict, "config")
+        model, tok, self.task = build(self.cfg)
+        self.trainer = GRPO(model, tok, self.cfg.grpo)
+        self.worker, self.version = worker, -1
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def rollout(self, weights: dict | None, version: int, key: JobKey) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        if weights is not None and version != self.version:
+            self.trainer.model.load_state_dict(weights, strict=False)
+            self.version = version
+        c = self.cfg
+        roll = self.trainer.rollout(list(key.problems), self.task, c.reward, seed=key.seed, system=c.system)
+        return {"roll": roll, "version": self.version, "key": key, "worker": self.worker,
+                "gen_s": time.perf_counter() - t0, "samples": len(roll.completion_ids)}
+
+
+class Learner:
+    def __init__(self, cfg_dict: dict, decoupled: bool = False):
+        from keel.scale.decoupled import DecoupledGRPO
+
+        self.cfg = validate(Config, cfg_dict, "config")
+        self.model, self.tok, self.task = build(self.cfg)
+        cls = DecoupledGRPO if decoupled else GRPO
+        self.trainer = cls(self.model, self.tok, self.cfg.grpo)
+        self.test = self.task.problems("test", self.cfg.eval_n, 12345)
+
+    def weights(self) -> dict:
+        return _trainable(self.trainer)
+
+    def update(self, seed: int, *results: dict) -> tuple[dict, dict]:
+        """GRPO's update on the concatenated groups -> (metrics as GRPO.step logs them, new weights)."""
+        t0 = time.perf_counter()
+        roll = concat([r["roll"] for r in results])
+        info = self.trainer.update(roll, seed=seed)
+        tokens = int(roll.mask.sum())
+        metrics = {
+            "reward": float(roll.rewards.mean()),
+            "accuracy": float(roll.correct.float().mean()),
+            "completion_len": tokens / len(roll.completion_ids),
+            **info,
+            "gen_s": max(r["gen_s"] for r in results),
+            "train_s": time.perf_counter() - t0,
+            **token_counts(roll.prompt_ids, roll.completion_ids),
+        }
+        return metrics, _trainable(self.trainer)
+
+    def evaluate(self) -> dict:
+        from keel.rl.grpo import accuracy
+
+        c = self.cfg
+        return accuracy(self.model, self.tok, self.task, self.test, c.eval_max_new_tokens, system=c.system,
+                        reward=c.reward)
+
+    def state_dict(self) -> dict:
+        return self.trainer.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.trainer.load_state_dict(state)

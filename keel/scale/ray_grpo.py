@@ -1,0 +1,326 @@
+"""GRPO-family training on Ray: rollout workers as actors, one learner actor, weights through the object store.
+
+Synchronous mode is the in-process loop with the sampling moved to workers: step k's problems and
+sampling seed are the in-process job's, so with one rollout worker the numbers are the same as
+`keel train` in-process (tested); with N workers each takes a contiguous share of the step's groups and
+samples it with its own seed (deterministic, not bit-equal to one batch).
+
+Asynchronous mode follows AReaL (Fu et al. 2025, arXiv 2505.24298) and Forge: workers never wait for the
+learner. Each job is one group, sampled with the newest weights the worker has. A job may start only if
+it will be at most `max_staleness` versions old when trained (AReaL's admission rule); finished jobs are
+taken through a windowed FIFO (`keel.scale.window`); a job that still ends up too stale is dropped and
+its problems re-collected. Stale samples are corrected off-policy: with `grpo.loss: cispo` by CISPO's
+clipped importance weight (against the behaviour log-probs the worker recorded), with `grpo.loss: dapo`
+by AReaL's decoupled objective (`keel.scale.decoupled`).
+
+Faults: a worker that dies mid-job is restarted by Ray (up to `max_restarts`), or the run goes on with
+fewer; its job is re-collected with the same problems and seed, and counted (`lost_jobs`). The learner
+checkpoints like the in-process job (same checkpoint format, so `keel eval` and `--resume` work).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter, deque
+from typing import Any, Protocol
+
+from keel.errors import KeelError
+from keel.rl.llm_job import Config
+from keel.scale.cluster import connect, on_bundle, reserve
+from keel.scale.config import ScaleConfig
+from keel.scale.grpo_actors import JobKey, Learner, Sampler
+from keel.scale.window import Job, WindowedFIFO
+
+
+class Hooks(Protocol):
+    """Called by the driver after each learner step (tests and benchmarks kill workers here)."""
+
+    def after_step(self, step: int, workers: list) -> None: ...
+
+
+class Workers:
+    """The rollout actors, which policy version each holds, their in-flight calls, and their failures."""
+
+    def __init__(self, handles: list):
+        import ray
+
+        self.ray = ray
+        self.handles = handles
+        self.alive = [True] * len(handles)
+        self.version = [-1] * len(handles)
+        self.pending: dict[Any, tuple[int, Job, int]] = {}  # ref -> (worker, job, version sent)
+        self.lost = self.restarts = 0
+        self.busy_s = 0.0
+
+    def idle(self) -> list[int]:
+        busy = {i for i, _, _ in self.pending.values()}
+        return [i for i, a in enumerate(self.alive) if a and i not in busy]
+
+    def n_alive(self) -> int:
+        return sum(self.alive)
+
+    def submit(self, i: int, job: Job, weights_ref, version: int) -> None:
+        send = weights_ref if self.version[i] != version else None  # the object store holds one copy
+        ref = self.handles[i].rollout.remote(send, version, job.key)
+        self.version[i] = version
+        self.pending[ref] = (i, job, version)
+
+    def collect(self, ref) -> tuple[Job, dict | None]:
+        """(job, result) for a finished call; result None when the work was lost (counted, to re-collect)."""
+        i, job, version = self.pending.pop(ref)
+        try:
+            res = self.ray.get(ref)
+        except (self.ray.exceptions.RayActorError, self.ray.exceptions.ActorUnavailableError):
+            self._failed(i)
+            return job, None
+        if res["version"] != version:  # restarted between calls: it sampled with its initial weights
+            self._failed(i)
+            return job, None
+        self.busy_s += res["gen_s"]
+        return job, res
+
+    def _failed(self, i: int) -> None:
+        self.lost += 1
+        self.version[i] = -1  # a restarted actor has its initial weights: send them again
+        self.alive[i] = self._wait_restart(self.handles[i])
+        self.restarts += self.alive[i]
+        if not any(self.alive):
+            raise KeelError("every rollout worker died; rerun with --resume (the last checkpoint is kept)")
+
+    def _wait_restart(self, handle, timeout_s: float = 300.0) -> bool:
+        """True once Ray has restarted the actor; False when it is out of restarts (the run goes on)."""
+        ex = self.ray.exceptions
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                self.ray.get(handle.pid.remote(), timeout=timeout_s)
+                return True
+            except ex.ActorUnavailableError:  # restarting: ask again
+                time.sleep(0.5)
+            except (ex.RayActorError, ex.GetTimeoutError):
+                return False
+        return False
+
+
+def train(cfg: Config, run, resume: bool, quiet: bool, scale: ScaleConfig, hooks: Hooks | None = None) -> dict:
+    import ray
+
+    from keel.envs.text import make_task
+    from keel.progress import progress_bar
+
+    g = cfg.grpo
+    if cfg.steps < 1 or cfg.eval_n < 1:
+        raise KeelError("steps and eval_n must be >= 1")
+    if scale.rollout_workers < 1:
+        raise KeelError("--rollout-workers must be >= 1")
+    pool = make_task(cfg.task, **cfg.task_options).problems("train", cfg.train_pool, cfg.seed)
+    if g.prompts_per_step > len(pool):
+        raise KeelError(f"prompts_per_step ({g.prompts_per_step}) exceeds train_pool ({len(pool)})")
+    decoupled = scale.mode == "async" and (
+        scale.correction == "decoupled"
+        or (scale.correction == "auto" and g.loss == "dapo" and not g.stapo and g.beta == 0))
+    N = scale.rollout_workers
+    session = connect(scale.address, scale.learner_cpus + N * scale.worker_cpus)
+    try:
+        pg = reserve(session, [{"CPU": scale.learner_cpus}] + [{"CPU": scale.worker_cpus}] * N)
+        cfg_dict = cfg.model_dump(mode="json")
+        learner = ray.remote(Learner).options(num_cpus=scale.learner_cpus, scheduling_strategy=on_bundle(pg, 0),
+                                              ).remote(cfg_dict, decoupled)
+        handles = [ray.remote(Sampler).options(num_cpus=scale.worker_cpus, max_restarts=scale.max_restarts,
+                                               scheduling_strategy=on_bundle(pg, i + 1)).remote(cfg_dict, i)
+                   for i in range(N)]
+        session.actors = [learner, *handles]
+        workers = Workers(handles)
+
+        start, base, state = 0, None, {}
+        if resume and (ckpt := run.load_checkpoint()) is not None:
+            state, start = ckpt
+            ray.get(learner.load_state_dict.remote(state["trainer"]))
+            base = state.get("base")
+            run.truncate_metrics(start)
+        if base is None and not cfg.eval_base:
+            base = {"accuracy": float("nan"), "reward": float("nan")}
+        if base is None:
+            base = ray.get(learner.evaluate.remote())
+            run.log(0, test_accuracy=base["accuracy"], test_reward=base["reward"])
+        loop = _Loop(cfg, scale, run, learner, workers, pool, base, start, state.get("scale", {}), hooks)
+        with progress_bar(quiet) as bar:
+            loop.bar, loop.task = bar, bar.add_task(f"GRPO on Ray ({scale.mode})", total=cfg.steps,
+                                                    completed=start, info="")
+            loop.run_sync() if scale.mode == "sync" else loop.run_async()
+        return loop.summary(decoupled)
+    finally:
+        session.close()
+
+
+class _Loop:
+    def __init__(self, cfg: Config, scale: ScaleConfig, run, learner, workers: Workers, pool, base, start,
+                 saved: dict, hooks: Hooks | None):
+        import ray
+
+        self.ray, self.cfg, self.scale, self.run, self.learner, self.workers = ray, cfg, scale, run, learner, workers
+        self.pool, self.base, self.start, self.step, self.hooks = pool, base, start, start, hooks
+        self.P = cfg.grpo.prompts_per_step
+        self.weights = learner.weights.remote()
+        self.last: dict = {}
+        self.staleness: Counter = Counter()
+        self.learner_busy = self.eval_s = 0.0
+        self.trained_samples = self.generated_samples = self.dropped_stale = 0
+        self.prefix = Counter()
+        self.next_index = int(saved.get("next_index", start * self.P))
+        self.curve: list[tuple[float, int, float]] = []  # (training seconds, step, test accuracy)
+        self.t0 = time.perf_counter()
+
+    # --- shared by both modes ---------------------------------------------------------------------
+    def _seed(self, step: int) -> int:
+        return self.cfg.seed * 1_000_003 + step  # the in-process job's sampling and update seed
+
+    def _after_update(self, metrics: dict, weights_ref, staleness: list[int]) -> None:
+        cfg = self.cfg
+        self.step += 1
+        self.weights = weights_ref
+        self.learner_busy += metrics["train_s"]
+        self.trained_samples += self.P * cfg.grpo.group_size
+        for k in ("tokens_trained", "tokens_computed_unmerged", "tokens_computed_prompt_merged",
+                  "tokens_computed_trie"):
+            self.prefix[k] += metrics[k]
+        if staleness:
+            metrics["staleness_mean"] = sum(staleness) / len(staleness)
+        step = self.step
+        if step == cfg.steps or (cfg.eval_every and step % cfg.eval_every == 0):
+            t = time.perf_counter()
+            ev = self.ray.get(self.learner.evaluate.remote())
+            self.eval_s += time.perf_counter() - t
+            metrics.update(test_accuracy=ev["accuracy"], test_reward=ev["reward"])
+            self.curve.append((self.train_seconds(), step, ev["accuracy"]))
+        self.run.log(step, **metrics)
+        if step == cfg.steps or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
+            st = self.ray.get(self.learner.state_dict.remote())
+            self.run.save_checkpoint({"trainer": st, "base": self.base,
+                                      "scale": {"mode": self.scale.mode, "next_index": self.next_index}}, step)
+        self.last = metrics
+        self.bar.update(self.task, advance=1, info=f"reward {metrics['reward']:.2f}")
+        if self.hooks is not None:
+            self.hooks.after_step(step, self.workers.handles)
+
+    def train_seconds(self) -> float:
+        """Wall time of the training loop without the evaluations (they are not training work)."""
+        return time.perf_counter() - self.t0 - self.eval_s
+
+    # --- synchronous: the in-process loop, sampling on the workers -----------------------------------
+    def run_sync(self) -> None:
+        while self.step < self.cfg.steps:
+            step = self.step + 1
+            problems = random.Random(f"{self.cfg.seed}|{step}").sample(self.pool, self.P)
+            n = min(self.workers.n_alive(), self.P)
+            cuts = [round(s * self.P / n) for s in range(n + 1)]
+            keys = deque(JobKey(step, tuple(problems[cuts[s]:cuts[s + 1]]),
+                                self._seed(step) if n == 1 else self._seed(step) + 7919 * s) for s in range(n))
+            order = list(keys)
+            done: dict[JobKey, Any] = {}
+            version = self.step
+            while len(done) < len(order):
+                for i in self.workers.idle():
+                    if keys:
+                        self.workers.submit(i, Job(id=0, key=keys.popleft()), self.weights, version)
+                ready, _ = self.ray.wait(list(self.workers.pending), num_returns=1)
+                job, res = self.workers.collect(ready[0])
+                if res is None:
+                    keys.appendleft(job.key)  # re-collect the lost share, same problems and seed
+                else:
+                    done[job.key] = ready[0]
+                    self.generated_samples += res["samples"]
+            refs = [done[k] for k in order]
+            m_ref, w_ref = self.learner.update.options(num_returns=2).remote(self._seed(step), *refs)
+            self._after_update(self.ray.get(m_ref), w_ref, [0] * len(refs))
+
+    # --- asynchronous: AReaL-style admission, windowed FIFO, staleness cap ----------------------------
+    def _key(self, index: int) -> JobKey:
+        problem = random.Random(f"{self.cfg.seed}|job{index}").choice(self.pool)
+        return JobKey(index, (problem,), self.cfg.seed * 1_000_003 + 500_009 * (index + 1))
+
+    def run_async(self) -> None:
+        P, cap = self.P, self.scale.max_staleness
+        fifo = WindowedFIFO(self.scale.window or 2 * P, cap)
+        retry: deque[JobKey] = deque()
+        taken = 0  # jobs moved out of the queue for training since the start
+        batch: list[Job] = []
+        learner_ref = w_next = None
+        while self.step < self.cfg.steps:
+            version = self.step
+            for j in fifo.expired(version):  # too stale to train on: collect the same problems again
+                retry.append(j.key)
+            for i in self.workers.idle():
+                # admission (AReaL): the k-th job trains in batch k // P; start it only if it will then be
+                # at most `cap` versions old
+                k = taken + len(fifo.queue)
+                if version < self.start + k // P - cap:
+                    break
+                if retry:
+                    key = retry.popleft()
+                else:
+                    key, self.next_index = self._key(self.next_index), self.next_index + 1
+                job = Job(id=self.next_index * 1000 + len(fifo.queue) + taken, key=key)
+                fifo.submit(job)
+                self.workers.submit(i, job, self.weights, version)
+            if learner_ref is None:
+                while len(batch) < P and (j := fifo.take(version)) is not None:
+                    batch.append(j)
+                    taken += 1
+                if len(batch) == P:
+                    stale = [version - j.version for j in batch]
+                    self._stale_batch = stale
+                    learner_ref, w_next = self.learner.update.options(num_returns=2).remote(
+                        self._seed(self.step + 1), *[j.result for j in batch])
+                    batch = []
+            waits = list(self.workers.pending) + ([learner_ref] if learner_ref is not None else [])
+            ready, _ = self.ray.wait(waits, num_returns=1)
+            ref = ready[0]
+            if learner_ref is not None and ref == learner_ref:
+                learner_ref = None
+                self._after_update(self.ray.get(ref), w_next, self._stale_batch)
+                self.staleness.update(self._stale_batch)
+                continue
+            job, res = self.workers.collect(ref)
+            if res is None:
+                fifo.remove(job.id)
+                retry.appendleft(job.key)
+            else:
+                fifo.finish(job.id, res["version"], ref)
+                self.generated_samples += res["samples"]
+        self.dropped_stale = fifo.dropped_stale
+        for ref in list(self.workers.pending):  # work in flight at the end is not trained on; say so
+            self.workers.pending.pop(ref)
+
+    # --- the summary ------------------------------------------------------------------------------
+    def summary(self, decoupled: bool) -> dict:
+        wall = self.train_seconds()
+        n = max(self.workers.n_alive(), 1)
+        p = self.prefix
+        return {
+            "steps": self.cfg.steps,
+            "backend": "ray",
+            "mode": self.scale.mode,
+            "rollout_workers": len(self.workers.handles),
+            "workers_alive": self.workers.n_alive(),
+            "correction": ("decoupled" if decoupled else
+                           "cispo" if self.cfg.grpo.loss == "cispo" and self.scale.mode == "async" else "none"),
+            "base_test_accuracy": self.base["accuracy"],
+            "test_accuracy": self.last.get("test_accuracy", float("nan")),
+            "last_reward": self.last.get("reward", float("nan")),
+            "train_seconds": round(wall, 2),
+            "samples_per_s": self.trained_samples / max(wall, 1e-9),
+            "generated_samples": self.generated_samples,
+            "trained_samples": self.trained_samples,
+            "staleness_histogram": {str(k): v for k, v in sorted(self.staleness.items())},
+            "dropped_stale": self.dropped_stale,
+            "lost_jobs": self.workers.lost,
+            "worker_restarts": self.workers.restarts,
+            "learner_idle_ratio": max(0.0, 1.0 - self.learner_busy / max(wall, 1e-9)),
+            "rollout_idle_ratio": max(0.0, 1.0 - self.workers.busy_s / max(wall * n, 1e-9)),
+            "tokens_computed_per_trained_prompt_merged": p["tokens_computed_prompt_merged"] / max(p["tokens_trained"], 1),
+            "tokens_computed_per_trained_unmerged": p["tokens_computed_unmerged"] / max(p["tokens_trained"], 1),
+            "tokens_computed_per_trained_trie": p["tokens_computed_trie"] / max(p["tokens_trained"], 1),
+            "accuracy_curve": self.curve,
+        }

@@ -1,0 +1,47 @@
+"""`keel train CONFIG --backend ray`: run a training job's rollouts and learner on a Ray cluster.
+
+The job config is unchanged (the same file runs in-process); the backend settings (`ScaleConfig`) are
+written to RUN/scale.json, and `--resume` refuses different ones, as it refuses a different config.
+"""
+
+from __future__ import annotations
+
+from keel.errors import KeelError
+from keel.io import atomic_write_json
+from keel.scale.config import ScaleConfig
+
+ON_RAY = ("llm_rl",)
+
+
+def train(cfg, run, resume: bool, quiet: bool, scale: ScaleConfig, hooks=None) -> dict:
+    if cfg.kind not in ON_RAY:
+        raise KeelError(f"`{cfg.kind}` jobs do not run on Ray yet (kinds on Ray: {', '.join(ON_RAY)}); "
+                        "drop --backend ray to train in-process")
+    saved = run.path / "scale.json"
+    record = scale.model_dump(mode="json", exclude={"address"})  # the same run may move to another cluster
+    if resume and saved.is_file():
+        import json
+
+        if json.loads(saved.read_text()) != record:
+            raise KeelError(f"{saved} differs from these backend settings; resume with the same "
+                            "--rollout-workers / --mode / --max-staleness")
+    atomic_write_json(saved, record)
+    from keel.scale import ray_grpo
+
+    return ray_grpo.train(cfg, run, resume, quiet, scale, hooks)
+
+
+def settings(cfg, backend: str, address: str | None, rollout_workers: int, mode: str,
+             max_staleness: int) -> ScaleConfig:
+    """The backend settings from the command line, checked before a run directory is made."""
+    from keel.config import validate
+
+    if backend != "ray":
+        raise KeelError(f"unknown --backend {backend!r}; use in-process (the default) or ray")
+    if cfg.kind not in ON_RAY:
+        raise KeelError(f"`{cfg.kind}` jobs do not run on Ray yet (kinds on Ray: {', '.join(ON_RAY)}); "
+                        "drop --backend ray to train in-process")
+    if rollout_workers < 1 or max_staleness < 0:
+        raise KeelError("--rollout-workers must be >= 1 and --max-staleness >= 0")
+    return validate(ScaleConfig, {"address": address, "rollout_workers": rollout_workers, "mode": mode,
+                                  "max_staleness": max_staleness}, "backend settings")
