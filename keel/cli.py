@@ -33,6 +33,7 @@ SUBCOMMANDS = {
     "games": "keel.games.cli",
     "discover": "keel.discovery.cli",
     "redteam": "keel.redteam.cli",
+    "fed": "keel.scale.fed_cli",
 }
 
 JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
@@ -47,6 +48,11 @@ def train(
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a field: --set seed=3")] = None,
     log: Annotated[list[str] | None, typer.Option(
         "--log", help="Also log to wandb or trackio (when installed); TensorBoard files are always written")] = None,
+    backend: Annotated[str, typer.Option(help="in-process, or ray (rollout workers + learner)")] = "in-process",
+    address: Annotated[str | None, typer.Option(help="Ray: auto or HOST:PORT (default: a local Ray)")] = None,
+    rollout_workers: Annotated[int, typer.Option(help="Ray: rollout worker actors")] = 1,
+    mode: Annotated[str, typer.Option(help="Ray: sync, or async (AReaL-style, staleness-capped)")] = "sync",
+    max_staleness: Annotated[int, typer.Option(help="Ray async: max policy versions a sample lags")] = 1,
     as_json: JsonOpt = False,
 ) -> None:
     """Train: a preset or config file in, a run directory with metrics, checkpoints and a report out."""
@@ -58,11 +64,16 @@ def train(
         check_run_name(name)
     cfg, short = load_job_config(source, set_)
     module = job_module(cfg.kind)
+    check_job_config(module, cfg)  # everything that can be found wrong before runs/NAME exists
     if log:
         from keel.trackers import check_external
 
         check_external(log)  # refused before a run directory is made
-    check_job_config(module, cfg)  # everything that can be found wrong before runs/NAME exists
+    scale = None
+    if backend != "in-process":  # keel.scale and Ray are imported only here
+        from keel.scale.ray_job import settings
+
+        scale = settings(cfg, backend, address, rollout_workers, mode, max_staleness)
     config_dict = cfg.model_dump(mode="json")
     if resume:
         run = Run.resolve(f"{cfg.runs_dir}/{name}") if name else Run.latest_unfinished(cfg.runs_dir, source)
@@ -75,7 +86,12 @@ def train(
     if log:
         run.log_to(log)
     try:
-        summary = module.train(cfg, run, resume=resume, quiet=as_json)
+        if scale is None:
+            summary = module.train(cfg, run, resume=resume, quiet=as_json)
+        else:
+            from keel.scale.ray_job import train as train_on_ray
+
+            summary = train_on_ray(cfg, run, resume, as_json, scale)
     except KeelError:
         if not resume:
             run.abandon()  # a start-up error: leave no half-made run behind
