@@ -53,6 +53,8 @@ def train(
     rollout_workers: Annotated[int, typer.Option(help="Ray: rollout worker actors")] = 1,
     mode: Annotated[str, typer.Option(help="Ray: sync, or async (AReaL-style, staleness-capped)")] = "sync",
     max_staleness: Annotated[int, typer.Option(help="Ray async: max policy versions a sample lags")] = 1,
+    device: Annotated[str | None, typer.Option(
+        help="cpu or cuda: where an agent job's language model runs (same as --set policy.device=...)")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Train: a preset or config file in, a run directory with metrics, checkpoints and a report out."""
@@ -62,6 +64,10 @@ def train(
 
     if name is not None:
         check_run_name(name)
+    if device is not None:
+        if device not in ("cpu", "cuda"):
+            raise KeelError(f"--device must be cpu or cuda, got {device!r}")
+        set_ = [*(set_ or []), f"policy.device={device}"]
     cfg, short = load_job_config(source, set_)
     module = job_module(cfg.kind)
     check_job_config(module, cfg)  # everything that can be found wrong before runs/NAME exists
@@ -117,7 +123,8 @@ def train(
 def evaluate(
     run_dir: Annotated[str, typer.Argument(metavar="RUN", help="Run directory (or its name under runs/)")],
     episodes: Annotated[int | None, typer.Option(help="Evaluation episodes (job default if unset)")] = None,
-    split: Annotated[str, typer.Option(help="Data split for text tasks: train or test")] = "test",
+    split: Annotated[str, typer.Option(
+        help="train or test; agent runs also test-templates (held-out task templates)")] = "test",
     seed: Annotated[int, typer.Option(help="Evaluation seed")] = 12345,
     as_json: JsonOpt = False,
 ) -> None:
@@ -128,8 +135,8 @@ def evaluate(
 
     if episodes is not None and not 1 <= episodes <= MAX_EVAL_EPISODES:
         raise KeelError(f"--episodes must be from 1 to {MAX_EVAL_EPISODES:,}, got {episodes}")
-    if split not in ("train", "test"):
-        raise KeelError(f"--split must be train or test, got {split!r}")
+    if split not in ("train", "test", "test-templates"):
+        raise KeelError(f"--split must be train, test or test-templates, got {split!r}")
     run = Run.resolve(run_dir)
     module = job_module(str(run.config().get("kind")))
     result = module.evaluate(run, episodes=episodes, split=split, seed=seed, quiet=as_json)
