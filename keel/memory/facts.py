@@ -16,7 +16,9 @@ from dataclasses import dataclass
 _SENT = re.compile(r"(?<=[.!?;])\s+|\n+")
 _CLEAN = re.compile(r"^(?:and|but|so|also|well|now|actually|oh|yes|no|ok|okay)[, ]+", re.I)
 _VAL_END = re.compile(r"\s*(?:,|\bbecause\b|\bsince\b|\bbut\b|\bthough\b|\blast\b|\bfor good\b"
-                      r"|\bthese days\b|\bnow\b\s*[.!]?$).*$", re.I)
+                      r"|\bthese days\b|\bnow\b\s*[.!]?$"
+                      r"|\b(?:in|on|since) (?:\d{4}|january|february|march|april|may|june|july|august|september"
+                      r"|october|november|december)\b).*$", re.I)
 _NEG = r"(?:don't|do not|no longer|never|stopped|can't stand|cannot stand|dislike|hate)"
 
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
@@ -29,6 +31,9 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\b(?:I|we) (?:now |currently |still |finally |just |recently )?"
                 r"(?:started |began )?(live|moved|relocated|work|working|study|studied)"
                 r" (?:in|to|at|as|for) (?:a |an |the )?(.+)", re.I), "verb"),
+    # "Alice moved to Lisbon", "Tom now lives in Oslo" (a named third person)
+    (re.compile(r"\b([A-Z][a-z]+) (?:now |currently |still |finally |just |recently )?"
+                r"(lives|moved|relocated|works) (?:in|to|at|as|for) (?:a |an |the )?(.+)"), "named_verb"),
     # "sushi is my favourite food now" (the possessive after the verb)
     (re.compile(r"^(?:honestly,? |really,? |well,? )?([a-z][\w' -]{0,40}?) is (?:my|our) ([a-z][a-z ]{1,40}?)"
                 r"(?: now| these days)?[.!]*$", re.I), "rposs"),
@@ -95,6 +100,9 @@ def extract(text: str, subject: str = "user") -> list[Fact]:
                 slot, value, pol = f"{subject}|hobby", m.group(1), 1
             elif how == "named":
                 slot, value, pol = f"{m.group(1).lower()}|{m.group(2).lower().strip()}", m.group(3), 1
+            elif how == "named_verb":
+                verb = {"lives": "live", "works": "work"}.get(m.group(2), m.group(2))
+                slot, value, pol = f"{m.group(1).lower()}|{_VERB_ATTR[verb]}", m.group(3), 1
             elif how == "verb":
                 slot, value, pol = f"{subject}|{_VERB_ATTR[m.group(1).lower()]}", m.group(2), 1
             elif how == "neg":

@@ -15,7 +15,7 @@ diverse set of themes and facts and expanding to raw messages. Here, without a l
   `theme_merge_sim` merge (xMemory's split/merge keeps themes both sparse and coherent; we use these
   thresholds in place of its sparsity-semantics objective);
 - top-down retrieval: themes -> facts chosen by MMR -> the messages behind them, each with a link weight
-  (1 / rank of its fact); `Memory` adds these messages to its candidate pool with a bonus
+  (its fact's cosine to the query); `Memory` adds these messages to its candidate pool with a bonus
   (`keel.memory.ranking`), so the hierarchy brings evidence in without pushing retrieved evidence out;
 - pruning under a capacity keeps the most valuable items: value = reliability * (1 + log(1 + uses)/2).
 
@@ -265,7 +265,7 @@ class Organiser:
                ) -> tuple[dict[str, float], list[Item], list[str]]:
         """Top-down: the themes nearest the query, their facts and the facts nearest it, a diverse choice of
         k of them (MMR over similarity x reliability), and the messages behind those facts with a link
-        weight of 1 / rank of their fact. Returns (message id -> weight, chosen facts, theme ids)."""
+        weight: their fact's cosine to the query. Returns (message id -> weight, chosen facts, theme ids)."""
         now = time.time() if now is None else now
         themes = self.store.dense(Where(self.ns, kinds=("theme",)), qvec, 3)
         fact_ids: list[str] = []
@@ -280,9 +280,9 @@ class Organiser:
             frel = (fv @ qvec) * np.array([0.5 + rel.reliability(f, now, self.rcfg) for f in facts])
             chosen = [facts[i] for i in mmr(frel, fv, k) if frel[i] > 0]
         linked: dict[str, float] = {}
-        for rank, f in enumerate(chosen):
+        for f in chosen:  # weight: how close the fact is to the query (a fact about food says little about homes)
             for mid in f["provenance"].get("messages", []):
-                linked.setdefault(mid, 1.0 / (1 + rank))
+                linked[mid] = max(linked.get(mid, 0.0), max(float(np.dot(f["vec"], qvec)), 0.0))
         public = [{k2: v for k2, v in f.items() if k2 not in ("vec", "namespace")} for f in chosen]
         return linked, public, [t for t, _ in themes]
 

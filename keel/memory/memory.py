@@ -358,7 +358,7 @@ class Memory:
         lo, hi = where.time_range
         inside = Where(**{**where.__dict__, "time_range": (max(window[0], lo if lo is not None else window[0]),
                                                            min(window[1], hi if hi is not None else window[1]))})
-        if inside.time_range[0] > inside.time_range[1]:
+        if inside.time_range[0] > inside.time_range[1] or self.scfg.window_pool <= 0:
             return window, []
         bare = temporal.strip(query)
         m = self.scfg.window_pool
@@ -471,7 +471,8 @@ class Memory:
 
     def import_(self, path: str | Path) -> int:
         """Read a JSON-lines export into this namespace in one transaction (all lines or none). Items keep
-        their ids, states and timestamps; embeddings are recomputed with this memory's embedder."""
+        their ids and every field (states, timestamps, version, reliability parts, usage); provenance gains
+        `imported_from`; embeddings are recomputed with this memory's embedder; history restarts here."""
         p = Path(path)
         if not p.is_file():
             raise KeelError(f"import file not found: {p}")
@@ -521,12 +522,12 @@ class Memory:
             if isinstance(rid, str) and rid and rid not in existing:
                 it["id"] = rid
                 existing.add(rid)
-            for key in ("consensus", "uses"):
-                if isinstance(r.get(key), (int, float)):
+            for key in ("consensus", "uses", "credibility", "created", "version", "last_used"):
+                if isinstance(r.get(key), (int, float)) and not isinstance(r.get(key), bool):
                     if not math.isfinite(r[key]) or r[key] < 0:
                         raise KeelError(f"{p}:{n}: {key} must be a finite number >= 0, got {r[key]!r}; "
                                         "nothing was imported")
-                    it[key] = r[key]
+                    it[key] = int(r[key]) if key in ("uses", "version") else float(r[key])
             items.append(it)
         self.store.insert(items)
         return len(items)

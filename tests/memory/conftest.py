@@ -54,10 +54,11 @@ def make_memory(request, tmp_path):
 
 @pytest.fixture(scope="session")
 def minilm():
-    """The real all-MiniLM-L6-v2, loaded once per test session."""
+    """The real all-MiniLM-L6-v2, loaded once per test session (through sentence-transformers: the ONNX
+    default exports its graph on first use, which `test_onnx_minilm_matches_torch` covers, marked slow)."""
     pytest.importorskip("sentence_transformers")
     from keel.memory.embedder import CachedEmbedder, MiniLMEmbedder
 
-    emb = CachedEmbedder(MiniLMEmbedder())
+    emb = CachedEmbedder(MiniLMEmbedder(backend="torch"))
     emb.encode(["warm up"])
     return emb

@@ -121,9 +121,19 @@ def test_export_import_roundtrip(make_memory, tmp_path):
     path = tmp_path / "alice.jsonl"
     n = m.export(path)
     assert n == m.stats()["items"]
+    m.search("alpha", k=2)  # gives the hits a use count and a last-used time, which must travel too
+    path2 = tmp_path / "alice2.jsonl"
+    assert m.export(path2) == n
     other = make_memory("carol")
-    assert other.import_(path) == n
-    assert other.get(ids[0]) == {**other.get(ids[0]), "text": "alpha beta epsilon"}
+    assert other.import_(path2) == n
+    assert m.get(ids[0])["uses"] >= 1 and m.get(ids[0])["last_used"] is not None
+    for item_id in ids:
+        before, after = m.get(item_id), other.get(item_id)
+        for field in ("reliability", "provenance"):  # reliability: recency is computed at read time
+            before.pop(field), after.pop(field)
+        assert after == before  # every other field: text, kind, status, version, timestamps, slots, usage...
+        assert other.get(item_id)["provenance"] == {**m.get(item_id)["provenance"], "imported_from": "alice2.jsonl"}
+    assert other.get(ids[0])["text"] == "alpha beta epsilon" and other.get(ids[0])["version"] == 2
     assert other.search("epsilon", mode="bm25")[0]["id"] == ids[0]
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "fine"}\nnot json\n')
