@@ -15,7 +15,8 @@ order (the first that fires decides):
    tainted -> `on_untrusted` (ask by default); an argument in `trusted_args` must instead be *found* in trusted
    text (the request, outputs the policy's `sources` call trusted; dates also in words), one in `request_args`
    in the user's request itself, else `on_untrusted`; in `untrusted_entities` free text, only addresses,
-   URLs and IBANs taken from untrusted text count;
+   URLs and IBANs taken from untrusted text count; a tool with `request_mentions` runs only when the user's
+   request uses one of those words (Progent-style least privilege: the request grants the capability);
    what is trusted and what is third-party text is the policy's `sources` (`keel.guard.provenance`);
 6. allow globs not matched -> ask; `rewrite` clamps -> rewrite; otherwise the tool's decision.
 
@@ -82,6 +83,7 @@ class _Compiled:
     deny: dict[str, re.Pattern]
     allow: dict[str, re.Pattern]
     schemas: dict[str, tuple[ArgSchema, Any]]  # RE2 patterns
+    mentions: re.Pattern | None = None  # words the request must use for this tool to run
 
 
 @dataclass
@@ -183,8 +185,10 @@ class Guard:
     @staticmethod
     def _compile(r: ToolRule) -> _Compiled:
         schemas = {a: (s, compile_pattern(s.pattern) if s.pattern else None) for a, s in r.args.items()}
+        mentions = re.compile(r"\b(?:" + "|".join(map(re.escape, r.request_mentions)) + ")", re.IGNORECASE) \
+            if r.request_mentions else None
         return _Compiled(r, {a: glob_regex(p) for a, p in r.deny_values.items()},
-                         {a: glob_regex(p) for a, p in r.allow_values.items()}, schemas)
+                         {a: glob_regex(p) for a, p in r.allow_values.items()}, schemas, mentions)
 
     @staticmethod
     def _compile_prop(p) -> _PropMatcher:
@@ -285,6 +289,9 @@ class Guard:
         if c is None:
             return Decision(ALLOW, "no rule for this tool; policy default", "default", tool, args, labels)
         r = c.rule
+        if c.mentions is not None and not c.mentions.search(self.context.trusted):
+            return Decision(r.on_untrusted, f"tool {tool}: the user's request does not ask for it (none of "
+                            f"{r.request_mentions})", f"tools.{tool}.request_mentions", tool, args, labels)
         for a in r.untrusted_args:
             if a in args:
                 bad = self.context.tainted(args[a])

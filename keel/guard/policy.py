@@ -109,6 +109,7 @@ class ToolRule(_M):
     untrusted_args: list[str] = []
     trusted_args: list[str] = []  # values must appear in trusted text (the request, trusted outputs)
     request_args: list[str] = []  # values must appear in the user's request itself
+    request_mentions: list[str] = []  # the tool runs only if the request uses one of these words (prefixes)
     untrusted_entities: dict[str, list[Literal["email", "url", "iban"]]] = {}  # free text: only these count
     on_untrusted: Literal["deny", "ask"] = "ask"
     rate_limit: RateLimit | None = None
