@@ -210,3 +210,19 @@ def test_every_argument_the_expert_uses_is_visible_to_the_model():
                         text = {f"{v:g}", f"{v:.2f}"} if isinstance(v, float) else {str(v)}
                         assert any(t in seen for t in text), (g.id, c.tool, k, v)
                 seen += "\n" + result_message(c.tool, env.execute(c), limit)
+
+
+def test_direct_and_multi_turn_attacks_reach_the_agent_through_the_user_channel():
+    env = ToolworldAgentEnv(guard=True)
+    first, _ = env.reset(seed=0, options={"task": "gen.banking.send.0", "attack": "direct",
+                                          "injection": "banking_inj_0"})
+    assert first.startswith(generate()["gen.banking.send.0"].task.prompt) and ATTACKER_IBAN in first
+    env.reset(seed=0, options={"task": "gen.banking.send.0", "attack": "multi_turn_escalation",
+                               "injection": "banking_inj_0"})
+    env.step(env.expert_reply())
+    msg, _, term, _, info = env.step('{"answer": "sent"}')
+    assert not term and info["role"] == "user" and msg  # the "user" keeps talking after the answer
+    while not term:
+        msg, _, term, trunc, info = env.step('{"answer": "no"}')
+        term = term or trunc
+    assert info["episode"]["success"] and info["episode"]["attack_success"] is False
