@@ -1,19 +1,24 @@
-"""Benchmark of keel.memory: retrieval quality, speed at 10k/100k items, durability, bad input, PAHF.
+"""Benchmark of keel.memory: retrieval quality on two generated benchmarks, Mem0 side by side, speed at
+10k/100k items, durability, bad input, PAHF.
 
-    python benchmarks/memory.py [--quick]
+    flock /tmp/keel-long.lock nice -n 5 python benchmarks/memory.py [--quick] [--only PARTS] [--no-tune]
 
-Writes benchmarks/results/memory.json (raw tables + `goals`). Sections:
-  1. retrieval: a generated long-conversation benchmark (many sessions per user, facts that change over
-     time, distractors, each question annotated with its evidence turns); evidence recall@5/@10 for
-     BM25, dense, hybrid, hybrid + reliability, hierarchical; abstention on unanswerable questions.
-     Real embedder (all-MiniLM-L6-v2).
-  2. speed: add throughput and search latency p50/p95 at 10k and 100k items. The 100k store uses the
-     hashing embedder (synthetic vectors: embedding 100k texts with MiniLM takes ~25 min on this
-     machine); the store's work (SQLite + FTS5 + FAISS) is the same for any 384-d vector. MiniLM's own
-     add throughput and query-encoding latency are measured separately.
-  3. durability: SIGKILL in the middle of a bulk add (3 trials), 4 concurrent writer processes.
-  4. bad input: each case must raise KeelError and leave the store intact.
-  5. PAHF on the shopping environment: four phases, PAHF vs no memory vs each single channel.
+Writes benchmarks/results/memory.json through benchmarks/resultsfile.py. Parts:
+  conversations  the chatty multi-session benchmark of benchmarks/memory_conversations.py: its two template
+                 halves (dev: may shape extraction and tunes the ranking knobs; eval: measurement only);
+                 evidence recall@5/@10 and MRR@10 per mode and per question type (single, multi-session,
+                 temporal, preference change), abstention on unanswerable questions; the grid search of
+                 `SearchConfig` on the dev half.
+  mem0           Mem0 (mem0ai, infer=False, the same MiniLM, its default embedded Qdrant) vs Keel's default
+                 mode on the eval half in one run: recall@10 and search p95.
+  encoders       the recall cost of the query-encoder choices (ONNX fp32 = torch vectors; ONNX int8).
+  legacy         the first generated benchmark (templates the extractor mirrors), as a second benchmark.
+  speed          add throughput and search p50/p95 per mode at 10k and 100k items (hashing-embedder vectors
+                 for the store), and the default mode including the encoding of each new query by ONNX fp32,
+                 ONNX int8 and torch MiniLM, and with a cache hit.
+  durability     SIGKILL in the middle of a bulk add (3 trials), 4 concurrent writer processes.
+  bad_input      each case must raise KeelError and leave the store intact.
+  pahf           PAHF on the shopping environment: PAHF vs no memory vs each single channel.
 """
 
 from __future__ import annotations

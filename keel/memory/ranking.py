@@ -29,16 +29,20 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 
 @dataclass
 class SearchConfig:
-    alpha: float = 0.6  # weight of the (normalised) cosine in fusion; 1 - alpha for BM25
+    """Defaults from the grid search on the development half (benchmarks/memory.py `_tune`, 4 users, 48
+    questions): alpha 0.8, neighbour 0.4, hop 0.5, time bonus 0.6 were best (recall@10 0.854); reliability
+    0 and 0.3 tied there, and 0.3 is kept so MMA reliability orders near-equal evidence."""
+
+    alpha: float = 0.8  # weight of the (normalised) cosine in fusion; 1 - alpha for BM25
     pool: int = 50  # candidates taken from each retriever (at least 4k)
-    time_bonus: float = 0.3  # added to the fused score of items inside a date window the query names
+    time_bonus: float = 0.6  # added to the fused score of items inside a date window the query names
     window_pool: int = 10  # candidates retrieved inside that window on their own
     reliability: float = 0.3  # fused score *= 1 + reliability * (r - 0.5)
     expand_top: int = 3  # how many of the best hits bring their neighbouring turns
-    neighbour: float = 0.8  # a neighbouring turn's score as a share of the hit that brought it
+    neighbour: float = 0.4  # a neighbouring turn's score as a share of the hit that brought it
     neighbour_gap_s: float = 1800.0  # turns further apart than this are not one conversation
     hop_top: int = 2  # how many of the best hits give names for a second hop
-    hop: float = 0.7  # a second-hop hit's score as a share of the hit that named it (0: no second hop)
+    hop: float = 0.5  # a second-hop hit's score as a share of the hit that named it (0: no second hop)
     hierarchy: float = 0.15  # bonus for a message behind a fact/theme near the query, times its link weight
     dedup_sim: float = 0.9  # hierarchical mode: a hit this close to a better one is redundant, moved last
 
