@@ -15,8 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from keel.agents.base import Action, Finish
-from keel.agents.parsing import ParseError, parse_action
-from keel.envs.toolworld.agentic_env import ToolworldEnvConfig, error_message, result_message, system_prompt
+from keel.agents.parsing import ParseError
+from keel.envs.toolworld.agentic_env import (
+    ToolworldEnvConfig,
+    error_message,
+    read_reply,
+    result_message,
+    system_prompt,
+)
 from keel.envs.toolworld.env import Observation
 from keel.envs.toolworld.tasks import Call, UserTask
 from keel.errors import KeelError
@@ -151,7 +157,7 @@ class TrainedAgent:
             self.replies.append(reply)
             self.messages.append({"role": "assistant", "content": reply})
             try:
-                self.last = parse_action(reply, self.tool_names)
+                self.last = read_reply(reply, self.tool_names)
                 return self.last
             except ParseError as e:
                 self.messages.append({"role": "user", "content": error_message(e)})

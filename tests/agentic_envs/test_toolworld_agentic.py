@@ -99,8 +99,8 @@ def test_malformed_reply_costs_a_turn_not_the_episode():
     env.reset(seed=0, options={"task": "gen.banking.send.0"})
     msg, r, term, trunc, info = env.step('{"tool": "no_such_tool", "args": {}}')
     assert info["malformed"] and info["role"] == "user" and msg.startswith("ERROR") and not term and not trunc
-    msg, r, term, trunc, info = env.step('{"tool": "send_money", "args": {"recipient": ')
-    assert not term
+    msg, r, term, trunc, info = env.step("I have sent the money.")  # prose is not the asked-for answer
+    assert info["malformed"] and not term
     _, r, term, _, info = env.step(env.expert_reply())
     assert not term and not info["malformed"]
     _, r, term, _, info = env.step('{"answer": "sent"}')

@@ -28,7 +28,7 @@ from pydantic import Field
 
 from keel.agents.base import Finish
 from keel.agents.llm_agent import SYSTEM, example_call, tool_lines
-from keel.agents.parsing import ParseError, parse_action
+from keel.agents.parsing import FORMAT_HINT, ParseError, parse_action
 from keel.config import KeelModel, validate
 from keel.envs.agentic_space import clean, text_space
 from keel.envs.toolworld.env import Observation, ToolEnv
@@ -71,6 +71,16 @@ def result_message(tool: str, obs: Observation, max_chars: int) -> str:
 
 def error_message(e: ParseError) -> str:
     return f"ERROR: {e}"
+
+
+def read_reply(reply: str, tools: set[str]) -> Call | Finish:
+    """The model's turn as a call or a final answer (`keel.agents.parsing`, tolerant of small models' JSON),
+    except that prose is not taken as the answer: the format asks for {"answer": ...}, so a reply with no
+    JSON object in it is malformed (an error observation), not the end of the episode."""
+    act = parse_action(reply, tools)
+    if isinstance(act, Finish) and "{" not in reply:
+        raise ParseError(f"could not read a tool call or an answer from {reply.strip()[:120]!r}. {FORMAT_HINT}")
+    return act
 
 
 def call_text(call: Call) -> str:
@@ -183,7 +193,7 @@ class ToolworldAgentEnv(gym.Env):
         s["turns"] += 1
         reward, terminated, role, malformed, denied = 0.0, False, "tool", False, False
         try:
-            act = parse_action(str(action), self.tool_names)
+            act = read_reply(str(action), self.tool_names)
         except ParseError as e:
             act, malformed, role = None, True, "user"
             s["malformed"] += 1
