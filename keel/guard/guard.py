@@ -50,6 +50,9 @@ ENTITIES = {"email": re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"),
             "iban": re.compile(r"\b[A-Z]{2}\d{2}[A-Z0-9]{10,30}\b")}
 
 
+_WORD = re.compile(r"\w+")
+
+
 @functools.lru_cache(maxsize=4096)
 def _whole_word(s: str) -> re.Pattern:
     return re.compile(rf"(?<!\w){re.escape(s)}(?!\w)")
@@ -100,6 +103,7 @@ class GuardContext:
     untrusted: list[str] = field(default_factory=list)
     _blob: str = ""
     _trusted_blob: str = ""  # the request and the trusted tool outputs (the user's own records, metadata)
+    _words: set[str] = field(default_factory=set)  # the untrusted text's words, for short-id lookups
 
     def add_trusted(self, texts: list[str]) -> None:
         if texts:
@@ -126,8 +130,8 @@ class GuardContext:
             s = f"{v:g}" if isinstance(v, float) else str(v)
             if s in blob:
                 continue
-            rx = date_regex(s)
-            if rx is None or not rx.search(blob):
+            rx = date_regex(s)  # a date: in words in the request, or as ISO anywhere trusted
+            if rx is None or not (s[:10] in blob or rx.search(self.trusted)):
                 return s
         return None
 
@@ -136,7 +140,10 @@ class GuardContext:
         encoded payload is tainted too. The work is done here, once per text, not per check."""
         if texts:
             for t in texts:
-                self.untrusted.extend(decoded_views(t))
+                views = decoded_views(t)
+                self.untrusted.extend(views)
+                for v in views:
+                    self._words.update(_WORD.findall(v))
             self._blob = "\x00".join(self.untrusted)
 
     def tainted(self, value: Any) -> str | None:
@@ -153,8 +160,8 @@ class GuardContext:
             if len(c) >= 5:
                 if c in self._blob:
                     return c
-            elif _whole_word(c).search(self._blob):  # short ids (m3, r1) as whole words
-                return c
+            elif c in self._words if _WORD.fullmatch(c) else _whole_word(c).search(self._blob):
+                return c  # short ids (m3, r1) as whole words
         return None
 
 

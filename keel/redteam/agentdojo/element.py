@@ -36,8 +36,10 @@ class EpisodeLog:
     decisions: Counter = field(default_factory=Counter)
     blocked: list[dict[str, Any]] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
-    check_ns: list[int] = field(default_factory=list)
+    check_ns: list[int] = field(default_factory=list)  # guard time per call (check + approver + resolve)
+    exec_ns: list[int] = field(default_factory=list)  # AgentDojo's executor time per call that ran
     stopped: set[int] = field(default_factory=set)  # id() of the FunctionCall objects the guard stopped
+    trace: list[tuple[str, dict, Any]] = field(default_factory=list)  # (tool, args, raw output) if recording
 
 
 class Agent(Protocol):
@@ -50,8 +52,8 @@ class Agent(Protocol):
 
 
 class GuardedToolsExecutor(BasePipelineElement):
-    def __init__(self, guard: Guard | None, approver: Approver, log: list[EpisodeLog]):
-        self.guard, self.approver, self.logs = guard, approver, log
+    def __init__(self, guard: Guard | None, approver: Approver, log: list[EpisodeLog], record: bool = False):
+        self.guard, self.approver, self.logs, self.record = guard, approver, log, record
         self._raw: list[Any] = []
         self.executor = ToolsExecutor(self._capture)
 
@@ -72,16 +74,18 @@ class GuardedToolsExecutor(BasePipelineElement):
                 continue
             t0 = time.perf_counter_ns()
             d = self.guard.check(call.function, dict(call.args))
-            log.check_ns.append(time.perf_counter_ns() - t0)
             log.decisions[d.action] += 1
             if d.action == ASK:
                 ok = self.approver.approve(d, self.guard.context.trusted)
                 log.decisions["approved" if ok else "declined"] += 1
                 d = self.guard.resolve(d, ok)
+            log.check_ns.append(time.perf_counter_ns() - t0)
             if d.runs:
                 run_call = call if d.args == call.args else call.model_copy(update={"args": dict(d.args)})
                 results += self._run(query, runtime, env, messages, run_call)
                 continue
+            if self.record:
+                log.trace.append((call.function, dict(call.args), None))
             log.blocked.append({"tool": d.tool, "args": {k: str(v)[:200] for k, v in d.args.items()},
                                 "rule": d.rule, "reason": d.reason})
             log.stopped.add(id(call))
@@ -94,9 +98,13 @@ class GuardedToolsExecutor(BasePipelineElement):
         """One call through AgentDojo's executor; its raw output shown to the guard."""
         self._raw.clear()
         one = {**messages[-1], "tool_calls": [call]}
+        t0 = time.perf_counter_ns()
         _, _, _, out, _ = self.executor.query(query, runtime, env, [*messages[:-1], one], {})
+        self.logs[-1].exec_ns.append(time.perf_counter_ns() - t0)
         if self.guard is not None and self._raw:
             self.guard.observe_output(call.function, self._raw[0])
+        if self.record:
+            self.logs[-1].trace.append((call.function, dict(call.args), self._raw[0] if self._raw else None))
         return list(out[len(messages):])
 
 
@@ -104,11 +112,11 @@ class GuardedPipeline(BasePipelineElement):
     """[system message], user query, agent, then a loop of (guarded executor, agent) until the agent stops."""
 
     def __init__(self, agent: Agent, guard: Guard | None, approver: Approver, name: str, max_iters: int = 40,
-                 pre: Sequence[BasePipelineElement] = ()):
+                 pre: Sequence[BasePipelineElement] = (), record: bool = False):
         self.name = name
         self.agent, self.guard = agent, guard
         self.logs: list[EpisodeLog] = []
-        self.executor = GuardedToolsExecutor(guard, approver, self.logs)
+        self.executor = GuardedToolsExecutor(guard, approver, self.logs, record)
         self.elements = [*pre, InitQuery(), agent, ToolsExecutionLoop([self.executor, agent], max_iters=max_iters)]
 
     def query(self, query: str, runtime: FunctionsRuntime, env: Env = EmptyEnv(),

@@ -117,7 +117,7 @@ def run_agentdojo(cfg: AgentDojoConfig, run_dir: Path, quiet: bool = False, limi
     db.set_meta("kind", "agentdojo")
     db.set_meta("agentdojo", {"version": cfg.version, "approver": make_approver(cfg.approver).name,
                               "agent": agent_label(cfg), "attacks": attack_names(cfg.attacks)})
-    done, new, check_ns = db.done(), 0, []
+    done, new, check_ns, exec_ns = db.done(), 0, [], []
     agent_name = agent_label(cfg)
     plan = []  # (suite, defence, user task id, attack, injection task id), in a fixed order
     suites = {s: get_suite(s, cfg.version) for s in suite_names(cfg.suites)}
@@ -163,19 +163,27 @@ def run_agentdojo(cfg: AgentDojoConfig, run_dir: Path, quiet: bool = False, limi
                         r.blocked, r.calls = log.blocked, log.calls
                         r.false_positives = sum(1 for b in log.blocked if (b["tool"], _sig(b["args"])) in needed[u])
                         check_ns += log.check_ns
+                        exec_ns += log.exec_ns
                     cell = Cell(*key(p))
                     db.put(cell, r, a, "en", "agentdojo", time.time() - t0)
                     new += 1
                     bar.update(job, advance=1, info=f"{s}/{u} {a or 'benign'} {i}")
     finally:
         if check_ns:
-            db.set_meta(f"guard_check_ns:{time.time():.0f}", {"n": len(check_ns), "mean": statistics.fmean(check_ns),
-                                                              "median": statistics.median(check_ns)})
+            db.set_meta(f"guard_check_ns:{time.time():.0f}", timing(check_ns))
     out = summarize(db.rows())
+    out["guard_check_ns"], out["executor_ns"] = timing(check_ns), timing(exec_ns)
     out["cells_total"], out["cells_new"] = len(plan), new
     out["complete"] = len(db.done() & {key(p) for p in plan}) == len(plan)
     db.close()
     return out
+
+
+def timing(ns: list[int]) -> dict[str, float] | None:
+    if not ns:
+        return None
+    q = sorted(ns)
+    return {"n": len(q), "mean": statistics.fmean(q), "median": statistics.median(q), "p99": q[int(0.99 * (len(q) - 1))]}
 
 
 def _sig(args: dict[str, Any]) -> tuple:
