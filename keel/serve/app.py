@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,14 @@ def create_app(runs_dir: str | Path, memory: str | None = None, memory_embedder:
         if request.url.path.startswith("/api/"):
             return JSONResponse({"error": str(e)}, status_code=400)
         return page(request, "error.html", status=400, message=str(e), code=400)
+
+    @app.exception_handler(OSError)
+    async def unreadable(request: Request, e: OSError):
+        name = Path(e.filename).name if isinstance(e.filename, str) else "a file"
+        message = f"cannot read {name} ({e.strerror or e}); the run directory may be damaged"
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"error": message}, status_code=422)
+        return page(request, "error.html", status=422, message=message, code=422)
 
     # -- pages ------------------------------------------------------------------------------------
     @app.get("/", response_class=HTMLResponse)
@@ -192,6 +201,9 @@ def serve(runs_dir: str, host: str = "127.0.0.1", port: int = 8765, memory: str 
     if not Path(runs_dir).is_dir():
         raise KeelError(f"--runs {runs_dir}: no such folder (train something first, or point at your runs folder)")
     app = create_app(runs_dir, memory, memory_embedder)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: serving on {host}: anyone who can reach this address can read {runs_dir}"
+              + (f" and {memory}" if memory else ""), file=sys.stderr)
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning" if quiet else "info")
     finally:

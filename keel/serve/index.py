@@ -49,6 +49,9 @@ def _json_file(p: Path, problems: list[str]) -> dict[str, Any]:
         data = json.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {}
+    except OSError as e:
+        problems.append(f"{p.name} cannot be read ({e.strerror})")
+        return {}
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         problems.append(f"{p.name} is not valid JSON ({e.__class__.__name__}); the run may have crashed "
                         "while writing it")
@@ -68,6 +71,9 @@ def last_metrics(p: Path, problems: list[str]) -> dict[str, Any]:
             f.seek(max(0, size - 65536))
             tail = f.read()
     except FileNotFoundError:
+        return {}
+    except OSError as e:
+        problems.append(f"metrics.jsonl cannot be read ({e.strerror})")
         return {}
     lines = tail.split(b"\n")
     if size > len(tail):
@@ -125,6 +131,12 @@ def _kind(text: str, problems: list[str]) -> str:
     return str(config.get("kind", "?")) if isinstance(config, dict) else "?"
 
 
+_EMPTY: dict[str, Any] = {
+    "name": "", "kind": "?", "preset": "", "status": "interrupted", "created": None, "wall_seconds": None,
+    "step": None, "updated": None, "metrics": {}, "problems": [], "has_report": False, "has_safety_card": False,
+    "has_campaign": False}
+
+
 def read_row(d: Path, metrics_mtime: float | None = None) -> dict[str, Any]:
     problems: list[str] = []
     names = set(os.listdir(d))  # one call answers which optional files exist
@@ -132,6 +144,8 @@ def read_row(d: Path, metrics_mtime: float | None = None) -> dict[str, Any]:
         kind = _kind((d / "config.yaml").read_text(encoding="utf-8"), problems)
     except UnicodeDecodeError:
         kind, problems = "?", ["config.yaml is not UTF-8 text"]
+    except OSError as e:
+        kind, problems = "?", [f"config.yaml cannot be read ({e.strerror})"]
     info = _json_file(d / "run.json", problems) if "run.json" in names else {}
     summary = _json_file(d / "summary.json", problems) if "summary.json" in names else {}
     last = last_metrics(d / "metrics.jsonl", problems) if "metrics.jsonl" in names else {}
@@ -176,7 +190,10 @@ class RunsIndex:
                 # a running row's status depends on the clock and the process too: re-read it every time
                 if hit is None or hit[0] != stamp or hit[1]["status"] == "running":
                     metrics = stamp[FILES.index("metrics.jsonl")]
-                    hit = (stamp, read_row(Path(e.path), metrics[0] / 1e9 if metrics else None))
+                    try:
+                        hit = (stamp, read_row(Path(e.path), metrics[0] / 1e9 if metrics else None))
+                    except OSError as err:  # an unreadable folder still gets a row that says so
+                        hit = (stamp, {**_EMPTY, "name": e.name, "problems": [f"cannot be read ({err.strerror})"]})
                     self._cache[e.name] = hit
                 out.append(hit[1])
         for gone in set(self._cache) - seen:

@@ -84,6 +84,10 @@ def runs_dir(tmp_path_factory) -> Path:
         f.write('{"step": 999, "loss": 0.')
     make_finished(runs, "bad-summary", 3, 1e-3, steps=5)
     (runs / "bad-summary" / "summary.json").write_text('{"satisfaction": 0.9, "wall')
+    make_finished(runs, "dir-summary", 4, 1e-3, steps=3)  # summary.json a folder, metrics.jsonl not text
+    (runs / "dir-summary" / "summary.json").unlink()
+    (runs / "dir-summary" / "summary.json").mkdir()
+    (runs / "dir-summary" / "metrics.jsonl").write_bytes(b"\xff\xfe\x00garbage\n\x80\n")
     # a file outside the runs folder that no URL may reach
     (runs.parent / "secret.txt").write_text("top secret")
     return runs

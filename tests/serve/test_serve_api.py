@@ -65,6 +65,10 @@ def test_damaged_runs_are_listed_with_their_problem(client):
     assert client.get("/run/bad-summary").status_code == 200
     m = client.get("/api/runs/torn/metrics").json()
     assert len(m["rows"]) == 5 and m["torn_tail"]
+    assert any("summary.json cannot be read" in p for p in runs["dir-summary"]["problems"])
+    m = client.get("/api/runs/dir-summary/metrics").json()
+    assert m["rows"] == [] and m["skipped"] == 2
+    assert client.get("/run/dir-summary").status_code in (200, 422)
 
 
 def test_unknown_run_is_a_404_with_a_message(client):
