@@ -176,3 +176,32 @@ def test_box_actions_on_the_batched_continuous_rooms_resume_exactly(tmp_path):
     policy_b, _ = train_ppo(cfg, make(), 4 * 64, run=run_b, resume=True)
     for pa, pb in zip(policy_a.parameters(), policy_b.parameters(), strict=True):
         assert torch.equal(pa, pb)
+
+
+def test_ppo_is_a_learner_and_collect_then_learn_equals_train_step():
+    import copy
+
+    from keel.rl.learner import Learner
+    from keel.rl.ppo import PPO
+
+    a = PPO(CFG, BatchedRooms(num_envs=4, **GRID), 4 * 32 * 4)
+    b = PPO(CFG, BatchedRooms(num_envs=4, **GRID), 4 * 32 * 4)
+    assert isinstance(a, Learner)
+    a.train_step()
+    batch = b.collect()  # the two halves apart, as a remote rollout worker and a learner would run them
+    assert batch["x"].shape == (32, 4, b.policy.n_in) and a.env_steps == b.env_steps == 128
+    b.learn(batch)
+    for pa, pb in zip(a.policy.parameters(), b.policy.parameters(), strict=True):
+        assert torch.equal(pa, pb)
+    snap = copy.deepcopy(a.state_dict())
+    a.train_step()
+    a.train_step()
+    c = PPO(CFG, BatchedRooms(num_envs=4, **GRID), 4 * 32 * 4)
+    c.load_state_dict(copy.deepcopy(snap))
+    c.train_step()
+    c.train_step()
+    for pa, pc in zip(a.policy.parameters(), c.policy.parameters(), strict=True):
+        assert torch.equal(pa, pc)
+    assert a.counters().env_steps == c.counters().env_steps == 384 and a.counters().updates == 3
+    a.train_step()
+    assert a.finished

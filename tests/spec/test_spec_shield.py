@@ -230,11 +230,13 @@ def test_solve_refuses_bad_shapes(spec):
 
 
 def test_shield_on_the_rooms_world():
-    rooms = pytest.importorskip("keel.envs.rooms")
+    from keel.envs import rooms  # first-party: a broken import must fail here, not skip
+
     spec = compile_ltlf("F(goal_a & F goal_b) & G !hazard", rooms.RoomsGrid().propositions)
     rng = np.random.default_rng(0)
     for wrapper in (PreemptiveShield, PostPosedShield):
         env = wrapper(rooms.RoomsGrid(n_rooms=16, slip=0.0, max_episode_steps=100), spec)
+        assert env.table is not None  # the grid offers its finite model: the safety game is solved
         obs, info = env.reset(seed=0)
         for _ in range(2000):
             action = rng.choice(np.flatnonzero(info["action_mask"])) if "action_mask" in info else rng.integers(5)
@@ -243,3 +245,24 @@ def test_shield_on_the_rooms_world():
                 obs, info = env.reset()
         assert env.violations == 0 and env.no_safe_action == 0
     assert env.overrides > 0  # the post-posed shield had work to do
+
+
+@pytest.mark.parametrize("wrapper", [PreemptiveShield, PostPosedShield])
+def test_game_shield_wrappers_on_the_slippery_rooms_world(wrapper):
+    from keel.envs import rooms
+
+    spec = compile_ltlf("G !hazard", rooms.RoomsGrid().propositions)
+    env = wrapper(rooms.RoomsGrid(n_rooms=9, room_size=5, slip=0.3, slip_mode="sideways", max_episode_steps=200), spec)
+    monitor_violations = 0
+    rng = np.random.default_rng(1)
+    obs, info = env.reset(seed=1)
+    for _ in range(4000):  # a random agent the shield must keep safe whatever the slips do
+        obs, _, term, trunc, info = env.step(int(rng.integers(5)))
+        monitor_violations += "hazard" in info["labels"]
+        if term or trunc:
+            obs, info = env.reset()
+    assert env.violations == 0 and monitor_violations == 0 and env.overrides > 0
+    # uniform slip: a hazard the agent can reach can be forced on it; the shield says so at reset
+    bad = wrapper(rooms.RoomsGrid(n_rooms=9, room_size=5, slip=0.3), spec)
+    with pytest.raises(SpecError, match="winning region"):
+        bad.reset(seed=0)

@@ -7,6 +7,7 @@ import yaml
 from typer.testing import CliRunner
 
 from keel.cli import app
+from keel.errors import KeelError
 
 TINY = {
     "kind": "spec_rl",
@@ -128,3 +129,22 @@ def test_ppo_and_dirl_learners_run_end_to_end_and_resume_exactly(in_tmp, monkeyp
     assert "DiRL abstract graph" in (in_tmp / "runs" / "d" / "report.html").read_text()
     res = runner.invoke(app, ["train", _write(in_tmp, {**TINY, "learner": "dirl"}, "nodirl.yaml"), "--json"])
     assert "dirl.spectrl" in str(res.exception)
+
+
+def test_noisy_world_game_shield_or_a_clear_refusal(in_tmp):
+    from keel.rl.dirl import DiRLConfig
+    from keel.rl.ppo import PPOConfig
+    from keel.rl.qrm import QRMConfig
+    from keel.rl.spec_job import Config
+
+    cfg = Config()  # the job embeds each algorithm's own config class, no renamed copies
+    assert isinstance(cfg.qrm, QRMConfig) and isinstance(cfg.ppo, PPOConfig) and isinstance(cfg.dirl, DiRLConfig)
+    runner = CliRunner()
+    noisy = {**TINY, "env": {**TINY["env"], "slip": 0.1}}
+    res = runner.invoke(app, ["train", _write(in_tmp, noisy, "u.yaml"), "--json"])
+    assert isinstance(res.exception, KeelError) and "winning region" in str(res.exception)  # before training
+    sideways = {**TINY, "env": {**TINY["env"], "slip": 0.2, "slip_mode": "sideways", "room_size": 6}}
+    res = runner.invoke(app, ["train", _write(in_tmp, sideways, "s.yaml"), "--json"])
+    assert res.exit_code == 0, res.output
+    out = _last_json(res.output)
+    assert out["shield_solver"] == "game" and out["violations_train"] == 0 and out["violations_eval"] == 0

@@ -118,3 +118,25 @@ def test_state_dict_round_trip_continues_exactly(kind):
     qb = b.agent.Q if kind == "qrm" else np.stack(b.Q)
     assert np.array_equal(qa, qb) and a.env_steps == b.env_steps
     assert a.stats.state() == b.stats.state()
+
+
+def test_dirl_hands_on_the_states_where_rollouts_reached_the_target_and_counts_every_step():
+    w = world(formula="F(goal_a & F goal_b) & G !hazard")
+    budget = 40_000
+    dirl = DiRLLearner(w, DiRLConfig(spectrl="achieve goal_a; achieve goal_b", rollouts=50), total_steps=budget,
+                       num_envs=16, seed=1, shield="preemptive")
+    steps = 0
+    while not dirl.finished:
+        before = dirl.env_steps
+        dirl.train_step()
+        assert dirl.env_steps > before  # each turn takes steps (estimation ones are counted too)
+        steps += 1
+    assert dirl.env_steps <= budget  # estimation rollouts are inside the budget, not on top of it
+    assert steps * 16 < dirl.env_steps  # ... and they were counted: more steps than training turns alone
+    assert len(dirl.D) == 3
+    for v, (cells, us) in dirl.D.items():
+        if v == dirl.graph.initial:
+            continue
+        e = dirl.parent[v]
+        assert len(cells) > 0 and dirl.reach[e][cells].all()  # rollouts stopped where they reached the target
+        assert not w.tables.dead[us].any()
