@@ -85,3 +85,8 @@ def policy(
     g = Guard(p)
     emit({"policy": p.name, "tools": len(p.tools), "temporal_rules": len(g.temporal),
           "automaton_states": [dfa.num_states for _, dfa in g.temporal], "ok": True}, as_json, title="policy")
+
+
+from keel.redteam.agentdojo.cli import agentdojo as _agentdojo  # noqa: E402 (AgentDojo's suites, issue 14)
+
+app.command("agentdojo")(_agentdojo)

@@ -1,0 +1,79 @@
+"""`keel redteam agentdojo`: Keel's guard on AgentDojo's suites, judged by AgentDojo; results in
+RUN/campaign.sqlite (resumable), AgentDojo's transcripts in RUN/traces/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from keel.cliutil import JSON_HELP, emit
+from keel.errors import KeelError
+
+
+def agentdojo(
+    suite: Annotated[str, typer.Option(help="workspace | travel | banking | slack | all")] = "all",
+    attack: Annotated[list[str] | None, typer.Option(
+        help="AgentDojo attack (repeatable), e.g. important_instructions, tool_knowledge, ignore_previous, "
+             "injecagent; 'all' = those four")] = None,
+    agent: Annotated[str, typer.Option(help="obedient | ground-truth | openai (with --endpoint, --model)")] = "obedient",
+    endpoint: Annotated[str | None, typer.Option(help="OpenAI-compatible base URL for --agent openai")] = None,
+    model: Annotated[str | None, typer.Option(help="model name at --endpoint")] = None,
+    defence: Annotated[list[str] | None, typer.Option(help="none | guard (repeatable; default both)")] = None,
+    approver: Annotated[str, typer.Option(help="who answers the guard's asks: deny (refuse all) | human "
+                                               "(simulated, knows only the user's request)")] = "deny",
+    policy_dir: Annotated[str | None, typer.Option(help="folder of SUITE.yaml policies (default: built-in)")] = None,
+    user_tasks: Annotated[int | None, typer.Option(help="at most this many user tasks per suite")] = None,
+    injection_tasks: Annotated[int | None, typer.Option(help="at most this many injection tasks per suite")] = None,
+    version: Annotated[str, typer.Option(help="AgentDojo benchmark version")] = "v1.2",
+    name: Annotated[str, typer.Option(help="run name under runs/")] = "agentdojo",
+    runs_dir: Annotated[str, typer.Option(help="runs folder")] = "runs",
+    resume: Annotated[bool, typer.Option(help="continue the run of the same config")] = False,
+    limit: Annotated[int | None, typer.Option(help="stop after this many new episodes (resume later)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """Run AgentDojo's suites with Keel's guard before AgentDojo's tool executor."""
+    from keel.config import validate
+    from keel.redteam.agentdojo.run import AgentDojoConfig, run_agentdojo, validate_config
+    from keel.runs import Run
+
+    if limit is not None and limit < 1:
+        raise KeelError(f"--limit must be at least 1, got {limit}")
+    if "/" in name or name in ("", ".", ".."):
+        raise KeelError(f"--name {name!r} must be a plain name (it becomes a folder under {runs_dir}/)")
+    cfg = validate(AgentDojoConfig, {
+        "name": name, "runs_dir": runs_dir, "version": version, "suites": suite,
+        "attacks": ["all"] if attack == ["all"] else attack or ["important_instructions"], "agent": agent,
+        "endpoint": endpoint, "model": model, "defences": defence or ["none", "guard"], "approver": approver,
+        "policy_dir": policy_dir, "max_user_tasks": user_tasks, "max_injection_tasks": injection_tasks},
+        "keel redteam agentdojo")
+    if cfg.attacks == ["all"]:
+        cfg = cfg.model_copy(update={"attacks": "all"})
+    validate_config(cfg)  # every name checked before a run directory exists
+    path = Path(runs_dir) / name
+    data = cfg.model_dump(mode="json")
+    if path.exists():
+        if not resume:
+            raise KeelError(f"run directory {path} already exists; pass --resume to continue it or --name NEW")
+        r = Run.open(path)
+        if r.config() != data:
+            raise KeelError(f"{path}/config.yaml differs from this command's settings; resume with the same ones")
+    else:
+        if resume:
+            raise KeelError(f"nothing to resume at {path}; drop --resume")
+        r = Run.create(runs_dir, name, data, "keel redteam agentdojo")
+    try:
+        out = run_agentdojo(cfg, r.path, quiet=as_json, limit=limit)
+    except KeyboardInterrupt:
+        raise KeelError(f"stopped; continue with the same command and --resume (run {path})") from None
+    r.write_summary(out)
+    r.set_status("finished" if out["complete"] else "partial")
+    short = {"run": str(r.path), "episodes": out["episodes"], "complete": out["complete"],
+             "approver": approver}
+    for e in out["table"]:
+        tag = f"{e['suite']} {e['defence']}"
+        short[f"{tag} utility"] = e["utility"]
+        short[f"{tag} attack_success"] = e["attack_success"]
+    emit({**short, "table": out["table"], "tasks_lost_to_guard": out["tasks_lost_to_guard"]} if as_json else short,
+         as_json, title="AgentDojo")
