@@ -137,6 +137,7 @@ ASSISTANT = ["Ha, sounds like a lot!", "That's great to hear.", "Oh no, sorry ab
 class Conversation:
     turns: list[tuple[str, str, float, int]] = field(default_factory=list)  # (text, role, ts, session)
     questions: list[dict] = field(default_factory=list)  # {"q", "evidence": [turn index], "type", "now"}
+    facts: dict[int, tuple[str, str]] = field(default_factory=dict)  # turn index -> (attribute, value): the user's own
 
 
 def _pick(rng: np.random.Generator, xs: list) -> str:
@@ -169,6 +170,7 @@ def generate(seed: int, half: str, sessions: int = 14) -> Conversation:
     # session days: 2-5 days apart
     days = np.cumsum(rng.integers(2, 6, size=sessions)) - 2
     plan: list[list[tuple[str, str | None]]] = [[] for _ in range(sessions)]  # per session: (user text, tag)
+    gold: dict[str, tuple[str, str]] = {}  # tag -> (attribute, value) of the user's own facts
     ask: dict[tuple[int, int], str] = {}
 
     def say(s: int, text: str, tag: str | None = None) -> None:
@@ -180,12 +182,15 @@ def generate(seed: int, half: str, sessions: int = 14) -> Conversation:
         seq = rng.choice(vals, size=len(when), replace=False).tolist()
         for i, (s, v) in enumerate(zip(when, seq, strict=True)):
             tag = f"{kind}:{i}:{len(when)}"
+            gold[tag] = ({"home": "lives in", "food": "favourite food", "drink": "drinks"}[kind], v.lower())
             if kind in ASK and rng.random() < 0.35:  # said in reply to the assistant's question
                 say(s, _tpl(rng, REPLY[kind], half).format(v=v), tag)
                 ask[(s, len(plan[s]) - 1)] = ASK[kind]
             else:
                 say(s, _tpl(rng, T[kind], half).format(v=v), tag)
-    say(int(rng.integers(sessions)), _tpl(rng, T["job"], half).format(v=_pick(rng, JOBS)), "job")
+    job = _pick(rng, JOBS)
+    gold["job"] = ("occupation", job)
+    say(int(rng.integers(sessions)), _tpl(rng, T["job"], half).format(v=job), "job")
     # people: two relatives with jobs; two friends with a pet and a city, said in different sessions
     names = rng.choice(NAMES, size=4, replace=False).tolist()
     rels = rng.choice(RELATIONS, size=2, replace=False).tolist()
@@ -228,6 +233,7 @@ def generate(seed: int, half: str, sessions: int = 14) -> Conversation:
             c.turns.append((_pick(rng, ASSISTANT), "assistant", ts, s))
             ts += 40 + float(rng.integers(0, 80))
     now = c.turns[-1][2] + DAY
+    c.facts = {tagged[t]: g for t, g in gold.items()}
     qh = (lambda xs: xs[0::2]) if half == "dev" else (lambda xs: xs[1::2])
 
     def ask_q(q: str, ev: list[int], kind: str) -> None:

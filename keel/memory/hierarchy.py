@@ -28,6 +28,7 @@ import math
 import re
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -59,6 +60,9 @@ class HierarchyConfig:
     theme_merge_sim: float = 0.9
     supersede_margin: float = 0.15  # a newer fact supersedes an older one unless its source is this much less credible
     neighbours: int = 8
+    # text -> facts; None: the pattern extractor (`keel.memory.facts`). A language-model extractor plugs in
+    # here (SmolLM2-135M was tried: see issue 13's closing note)
+    extractor: Callable[[str], list[factlib.Fact]] | None = None
 
 
 class Organiser:
@@ -85,7 +89,7 @@ class Organiser:
                 it["polarity"] = -1 if md.get("polarity") in (-1, "negative", False) else 1
                 it["_facts"] = [factlib.Fact(it["slot"], it["value"], it["polarity"], it["text"])]
                 continue
-            found = factlib.extract(it["text"])
+            found = (self.cfg.extractor or factlib.extract)(it["text"])
             it["_facts"] = found
             if found:
                 it["slot"], it["value"], it["polarity"] = found[0].slot, found[0].value, found[0].polarity
