@@ -155,6 +155,11 @@ def write_safety_card(run_dir: str) -> dict[str, Any]:
               _pct(e["utility_under_attack"]), len(e["tasks_lost_to_guard"]) if e["defence"] != "none" else "-"]
              for e in m["table"]])
 
+    if meta.get("kind") == "agentdojo":  # AgentDojo's suites, one guard policy per suite (issue 14)
+        from keel.redteam.agentdojo.card import agentdojo_section
+
+        agentdojo_section(c, rows, meta)
+
     # the trained agents: which training run, from which base model (recorded by the campaign)
     trained = {k.split(":", 1)[1]: v for k, v in meta.items() if k.startswith("trained:")}
     if trained:
@@ -259,7 +264,8 @@ def write_safety_card(run_dir: str) -> dict[str, Any]:
         through = [t for t in top if t["defence"] != "none"]
         c.p(f"Attacks that got through a guard: {len(through)}" + (
             " - " + "; ".join(f"{t['attack']} vs {t['agent']}" for t in through[:5]) if through else "."))
-        ex = next((r for r in rows if r["attack_success"] and r["attack"] in ATTACKS), None)
+        ex = next((r for r in rows if r["attack_success"] and r["attack"] in ATTACKS
+                   and not r["suite"].startswith("agentdojo/")), None)  # AgentDojo's attacks render in AgentDojo
         if ex is not None:
             from keel.envs.toolworld import SUITES
 

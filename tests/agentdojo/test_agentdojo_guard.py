@@ -173,3 +173,18 @@ def test_cli_bad_suite_exit_2(tmp_path, monkeypatch, capsys):
     assert json.loads(out.out.strip().splitlines()[-1])["error"].startswith("unknown AgentDojo suite 'nope'")
     assert "Traceback" not in out.err
     assert not any(tmp_path.iterdir())
+
+
+def test_safety_card_has_an_agentdojo_section(tmp_path):
+    from keel.report.safety import write_safety_card
+    from keel.runs import Run
+
+    cfg = AgentDojoConfig(suites="banking", attacks=["important_instructions"], max_user_tasks=1,
+                          max_injection_tasks=1, runs_dir=str(tmp_path))
+    r = Run.create(tmp_path, "ad", cfg.model_dump(mode="json"), "test")
+    run_agentdojo(cfg, r.path, quiet=True)
+    write_safety_card(str(r.path))
+    md = (r.path / "safety_card.md").read_text()
+    section = md.split("## AgentDojo", 1)[1].split("\n## ", 1)[0]
+    assert "| banking | obedient | keel-guard/deny |" in section and "| banking | obedient | none |" in section
+    assert "send_money" in section  # the policy in force is shown
