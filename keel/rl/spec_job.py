@@ -91,6 +91,12 @@ def make_world(cfg: Config, check_start: bool | None = None):
                        check_start=(cfg.shield != "none") if check_start is None else check_start)
 
 
+def check(cfg: Config) -> None:
+    """What can be wrong without training (the formula, its propositions, the world and its shield), found
+    before `keel train` creates runs/NAME (see keel.jobs.check_job_config); building the world is ~0.1 s."""
+    make_world(cfg)
+
+
 def make_learner(cfg: Config, world):
     from keel.rl.spec_learners import make_learner as make
 
