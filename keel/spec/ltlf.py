@@ -287,7 +287,7 @@ MAX_CHARS = 20_000
 def check_depth(f: Formula, what: str = "formula") -> None:
     """Refuse a syntax tree nested deeper than MAX_DEPTH (counted without recursion): every later pass
     (printing, renaming, compiling to an automaton) recurses once per level."""
-    stack, deepest = [(f, 1)], 0
+    stack = [(f, 1)]
     while stack:
         g, d = stack.pop()
         if d > MAX_DEPTH:
@@ -297,7 +297,6 @@ def check_depth(f: Formula, what: str = "formula") -> None:
             stack.append((g.arg, d + 1))
         elif isinstance(g, Binary):
             stack += [(g.left, d + 1), (g.right, d + 1)]
-        deepest = max(deepest, d)
 
 
 @lru_cache(maxsize=1024)
