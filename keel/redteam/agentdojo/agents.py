@@ -5,7 +5,9 @@
 - `obedient`: the same, and whenever an injection task's goal appears in what it just read, it carries out
   that injection task's ground-truth calls at once and repeats its requested answer: the worst case a guard
   must stop;
-- `openai:MODEL` at `--endpoint URL`: any OpenAI-compatible server, through AgentDojo's `OpenAILLM`.
+- `openai:MODEL` at `--endpoint URL`: any OpenAI-compatible server, through AgentDojo's `OpenAILLM`;
+- `local` (`--model smollm2`, `tiny`, or a trained model's folder): a Keel model through AgentDojo's `LocalLLM`
+  (prompt-based tool calls), run in process.
 """
 
 from __future__ import annotations
@@ -85,14 +87,10 @@ _NOISE = re.compile(r"[\s\\\"']+")
 
 
 class LLMAgent(BasePipelineElement):
-    """A chat model behind an OpenAI-compatible endpoint, through AgentDojo's own `OpenAILLM` element."""
+    """A chat model as an AgentDojo LLM element (OpenAI-compatible endpoint or an in-process Keel model)."""
 
-    def __init__(self, endpoint: str, model: str):
-        import openai
-        from agentdojo.agent_pipeline.llms.openai_llm import OpenAILLM
-
-        client = openai.OpenAI(base_url=endpoint, api_key=os.environ.get("OPENAI_API_KEY", "EMPTY"))
-        self.llm = OpenAILLM(client, model, temperature=0.0)
+    def __init__(self, llm: BasePipelineElement):
+        self.llm = llm
 
     def start(self, prompt: str, env: Env) -> None:
         pass
@@ -111,8 +109,17 @@ def make_agent(name: str, suite: Any, endpoint: str | None = None, model: str | 
         if not endpoint or not model:
             raise KeelError("agent openai needs --endpoint URL (an OpenAI-compatible server, e.g. "
                             "http://localhost:8000/v1) and --model NAME")
-        return LLMAgent(endpoint, model)
-    raise KeelError(f"unknown agent {name!r}; agents: ground-truth, obedient, openai (with --endpoint, --model)")
+        import openai
+        from agentdojo.agent_pipeline.llms.openai_llm import OpenAILLM
+
+        client = openai.OpenAI(base_url=endpoint, api_key=os.environ.get("OPENAI_API_KEY", "EMPTY"))
+        return LLMAgent(OpenAILLM(client, model, temperature=0.0))
+    if name == "local":
+        from keel.redteam.agentdojo.local import local_agent
+
+        return LLMAgent(local_agent(model or "smollm2"))
+    raise KeelError(f"unknown agent {name!r}; agents: ground-truth, obedient, openai (with --endpoint, --model), "
+                    "local (--model smollm2 | tiny | a model folder)")
 
 
 def needs_system_message(name: str) -> bool:

@@ -17,7 +17,8 @@ def agentdojo(
     attack: Annotated[list[str] | None, typer.Option(
         help="AgentDojo attack (repeatable), e.g. important_instructions, tool_knowledge, ignore_previous, "
              "injecagent; 'all' = those four")] = None,
-    agent: Annotated[str, typer.Option(help="obedient | ground-truth | openai (with --endpoint, --model)")] = "obedient",
+    agent: Annotated[str, typer.Option(help="obedient | ground-truth | openai (with --endpoint, --model) | local (--model "
+                                             "smollm2 | tiny | a model folder)")] = "obedient",
     endpoint: Annotated[str | None, typer.Option(help="OpenAI-compatible base URL for --agent openai")] = None,
     model: Annotated[str | None, typer.Option(help="model name at --endpoint")] = None,
     defence: Annotated[list[str] | None, typer.Option(help="none | guard (repeatable; default both)")] = None,

@@ -25,7 +25,7 @@ class AgentDojoConfig(KeelModel):
     version: str = "v1.2"
     suites: list[str] | str = "all"
     attacks: list[str] | str = Field(default_factory=lambda: ["important_instructions"])
-    agent: str = "obedient"  # ground-truth | obedient | openai
+    agent: str = "obedient"  # ground-truth | obedient | openai | local
     endpoint: str | None = None
     model: str | None = None
     defences: list[Literal["none", "guard"]] = Field(default_factory=lambda: ["none", "guard"], min_length=1)
@@ -67,7 +67,7 @@ def defence_label(cfg: AgentDojoConfig, defence: str) -> str:
 
 
 def agent_label(cfg: AgentDojoConfig) -> str:
-    return f"openai:{cfg.model}" if cfg.agent == "openai" else cfg.agent
+    return f"{cfg.agent}:{cfg.model or 'smollm2'}" if cfg.agent in ("openai", "local") else cfg.agent
 
 
 def pipeline_name(cfg: AgentDojoConfig) -> str:
@@ -92,7 +92,7 @@ def validate_config(cfg: AgentDojoConfig) -> None:
             Guard(suite_policy(cfg, s))
     if cfg.agent == "openai":
         make_agent("openai", None, cfg.endpoint, cfg.model)
-    elif cfg.agent not in ("ground-truth", "obedient"):
+    elif cfg.agent not in ("ground-truth", "obedient", "local"):
         make_agent(cfg.agent, None)
 
 
