@@ -176,3 +176,10 @@ def test_two_writers_both_make_progress(tmp_path):
     loser = max(stamps, key=lambda s: s[-1])
     assert sum(t < first_done for t in loser) >= 15
     assert _namespaces(db) == ["a", "b"]
+
+
+def test_markup_in_memory_text_is_printed_verbatim(keel):
+    assert keel("memory", "add", "[/x] closing tag and [a, b] list", *DB, "-n", "alice").code == 0
+    out = keel("memory", "search", "closing tag", *DB, "-n", "alice")
+    assert out.code == 0, repr(out.exception)
+    assert "[/x] closing tag and [a, b] list" in out.output
