@@ -383,12 +383,12 @@ def _latency_with_encoding(path: Path, rng: np.random.Generator, n: int) -> dict
         inner.encode(["warm up the encoder"])
         mem = Memory(path, namespace="speed", embedder=_QueryEncoder(inner, "hash-384"), organise=False)
         mem.search("warm up the index", k=10, track_use=False)
-        qs = [f"what did I note about {VOCAB[a]} and {VOCAB[b]} near {VOCAB[c]}?" for a, b, c in words]
+        qs = [f"what did I say about {VOCAB[a]} and {VOCAB[b]} near {VOCAB[c]}?" for a, b, c in words]
         out[label] = _latency(mem, qs, "reliable")
         mem.close()
     cached = CachedEmbedder(MiniLMEmbedder())
     mem = Memory(path, namespace="speed", embedder=_QueryEncoder(cached, "hash-384"), organise=False)
-    qs = [f"what did I note about {VOCAB[a]}?" for a, _, _ in words[:50]]
+    qs = [f"what did I say about {VOCAB[a]}?" for a, _, _ in words[:50]]
     for q in qs:
         mem.search(q, k=10, track_use=False)
     out["repeated query (embedding cache hit)"] = _latency(mem, qs, "reliable")
