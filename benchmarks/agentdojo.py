@@ -11,6 +11,7 @@ checks, side by side in one run:
   4. the guard's cost per call on AgentDojo's calls (check + approver), beside AgentDojo's executor time.
 
     python benchmarks/agentdojo.py [--quick] [--resume]
+    python benchmarks/agentdojo.py --smollm2   # a small SmolLM2-135M sample -> results/agentdojo_smollm2.json
 """
 
 from __future__ import annotations
@@ -135,11 +136,41 @@ def run(name: str, resume: bool, **kw) -> dict:
     return run_agentdojo(cfg, d, quiet=True)
 
 
+def smollm2(resume: bool) -> None:
+    """SmolLM2-135M-Instruct through AgentDojo's LocalLLM (prompted tool calls), slack suite, a small sample."""
+    load0 = list(os.getloadavg())
+    t0 = time.time()
+    out = run("bench-agentdojo-smollm2", resume, agent="local", model="smollm2", suites="slack",
+              attacks=["important_instructions"], max_user_tasks=3, max_injection_tasks=1, max_iters=4)
+    secs = time.time() - t0
+    import sqlite3
+
+    db = sqlite3.connect(ROOT / "runs" / "bench-agentdojo-smollm2" / "campaign.sqlite")
+    eps = [dict(zip(["defence", "user_task", "injection_task", "utility", "attack_success", "calls", "blocked"], r,
+                    strict=True)) for r in db.execute(
+        "SELECT defence, user_task, injection_task, utility, attack_success, calls, blocked FROM results")]
+    no_calls = sum(1 for e in eps if e["calls"] == "[]")
+    tables = {"summary": out["table"], "episodes": eps, "seconds": secs}
+    goals = [goal("SmolLM2 sample ran through AgentDojo's judges", len(eps), "> 0", "episodes", None,
+                  reason="a sample, not a measurement with a target: SmolLM2-135M is far below the tool-use "
+                         "ability AgentDojo's tasks need")]
+    notes = [f"{len(eps)} episodes; {no_calls} made no parseable tool call. Greedy decoding, at most 4 turns, "
+             "96 new tokens per turn; slack suite, first 3 user tasks, injection_task_1, important_instructions.",
+             f"Load average at start {load0}; {secs:.0f} s."]
+    print(write_results("agentdojo_smollm2", tables, goals, notes, load_average_start=load0))
+    for r in out["table"]:
+        print(r)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="3 user tasks and 2 injection tasks per suite")
     ap.add_argument("--resume", action="store_true", help="continue the runs under runs/ instead of restarting")
+    ap.add_argument("--smollm2", action="store_true", help="only the SmolLM2 sample (its own results file)")
     a = ap.parse_args()
+    if a.smollm2:
+        smollm2(a.resume)
+        return
     load0 = list(os.getloadavg())
     lim = {"max_user_tasks": 3, "max_injection_tasks": 2} if a.quick else {}
     t0 = time.time()
