@@ -115,17 +115,20 @@ class WebworldAgentEnv(gym.Env):
         return round_robin(ids, lambda t: t.split(".")[1])  # any prefix covers the templates evenly
 
     def expert_reply(self) -> str | None:
-        """The next command of a shortest solution from the current page."""
+        """The next command of a short solution from the current state: search for the shop's page (the
+        task names the shop, not its address), open it from the results, then answer or fill and submit."""
         if self.inner is None or self.done:
             return None
         t, env = self.task, self.inner
-        if "answer" in t:
-            page = {"phone": "contact", "price": "products", "town": ""}[t["kind"]]
-            want = f"https://{t['site']}/{page}"
-            return f"answer {t['answer']}" if env.url == want else f"open {want}"
-        want = f"https://{t['site']}/" + ("contact" if t["kind"] == "contact" else "")
+        page = {"phone": "contact", "price": "products", "town": "", "newsletter": "", "contact": "contact"}[t["kind"]]
+        want = f"https://{t['site']}/{page}"
         if env.url != want:
-            return f"open {want}"
+            if want in env.results:
+                return f"open {want}"
+            name = next(s.name for s in env.web.sites if s.domain == t["site"])
+            return f"search {name} {page or 'home'}"
+        if "answer" in t:
+            return f"answer {t['answer']}"
         fields = t.get("fields", {"email": USER_EMAIL})
         for k, v in fields.items():
             if env.filled.get(k) != v:
