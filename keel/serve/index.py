@@ -1,7 +1,8 @@
 """The runs table: one row per run directory (kind, preset, status, key metrics, start, wall time).
 
 Each row is cached against the modification times and sizes of the files it was read from, so a page
-reload over a thousand runs costs a thousand `stat`s plus the runs that changed. A run whose files are
+reload over a thousand runs costs a thousand `stat`s plus the runs that changed; the server fills the
+cache in the background as it starts (`warm_up`). A run whose files are
 damaged (torn metrics line, corrupted summary) still gets a row, with the problem named in it.
 """
 
@@ -11,6 +12,7 @@ import json
 import os
 import re
 import socket
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -44,32 +46,51 @@ def _stamp(d: str) -> tuple | None:
     return tuple(out)
 
 
-def _json_file(p: Path, problems: list[str]) -> dict[str, Any]:
+def _read(path: str, tail: int = 0) -> bytes:
+    """A whole file, or its last `tail` bytes, by raw descriptor (the cold read of a thousand runs is
+    mostly open/read calls; Python's buffered text layer doubled their cost)."""
+    fd = os.open(path, os.O_RDONLY)
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
+        size = os.fstat(fd).st_size
+        if tail and size > tail:
+            os.lseek(fd, size - tail, os.SEEK_SET)
+            size = tail
+        chunks = []
+        while size > 0:
+            b = os.read(fd, size)
+            if not b:
+                break
+            chunks.append(b)
+            size -= len(b)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _json_file(path: str, problems: list[str]) -> dict[str, Any]:
+    name = os.path.basename(path)
+    try:
+        data = json.loads(_read(path))
     except FileNotFoundError:
         return {}
     except OSError as e:
-        problems.append(f"{p.name} cannot be read ({e.strerror})")
+        problems.append(f"{name} cannot be read ({e.strerror})")
         return {}
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        problems.append(f"{p.name} is not valid JSON ({e.__class__.__name__}); the run may have crashed "
+        problems.append(f"{name} is not valid JSON ({e.__class__.__name__}); the run may have crashed "
                         "while writing it")
         return {}
     if not isinstance(data, dict):
-        problems.append(f"{p.name} holds a {type(data).__name__}, not an object")
+        problems.append(f"{name} holds a {type(data).__name__}, not an object")
         return {}
     return data
 
 
-def last_metrics(p: Path, problems: list[str]) -> dict[str, Any]:
+def last_metrics(p: str | Path, problems: list[str]) -> dict[str, Any]:
     """The last complete, valid line of metrics.jsonl, read from the file's tail."""
     try:
-        with open(p, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - 65536))
-            tail = f.read()
+        tail = _read(str(p), 65536)
+        size = os.stat(p).st_size if len(tail) == 65536 else len(tail)
     except FileNotFoundError:
         return {}
     except OSError as e:
@@ -137,20 +158,21 @@ _EMPTY: dict[str, Any] = {
     "has_campaign": False}
 
 
-def read_row(d: Path, metrics_mtime: float | None = None) -> dict[str, Any]:
+def read_row(d: str | Path, metrics_mtime: float | None = None) -> dict[str, Any]:
     problems: list[str] = []
+    d = str(d)
     names = set(os.listdir(d))  # one call answers which optional files exist
     try:
-        kind = _kind((d / "config.yaml").read_text(encoding="utf-8"), problems)
+        kind = _kind(_read(f"{d}/config.yaml").decode("utf-8"), problems)
     except UnicodeDecodeError:
         kind, problems = "?", ["config.yaml is not UTF-8 text"]
     except OSError as e:
         kind, problems = "?", [f"config.yaml cannot be read ({e.strerror})"]
-    info = _json_file(d / "run.json", problems) if "run.json" in names else {}
-    summary = _json_file(d / "summary.json", problems) if "summary.json" in names else {}
-    last = last_metrics(d / "metrics.jsonl", problems) if "metrics.jsonl" in names else {}
+    info = _json_file(f"{d}/run.json", problems) if "run.json" in names else {}
+    summary = _json_file(f"{d}/summary.json", problems) if "summary.json" in names else {}
+    last = last_metrics(f"{d}/metrics.jsonl", problems) if "metrics.jsonl" in names else {}
     if metrics_mtime is None and "metrics.jsonl" in names:
-        metrics_mtime = os.stat(d / "metrics.jsonl").st_mtime
+        metrics_mtime = os.stat(f"{d}/metrics.jsonl").st_mtime
     now = time.time()
     status = status_of(info, metrics_mtime, now)
     created = float(info.get("created", 0) or 0) or None
@@ -161,7 +183,7 @@ def read_row(d: Path, metrics_mtime: float | None = None) -> dict[str, Any]:
     numbers = {k: v for k, v in (scalars(summary) or scalars(last)).items() if k != "wall_seconds"}  # a column
     source = str(info.get("source", ""))
     return {
-        "name": d.name, "kind": kind, "preset": Path(source).stem if source else "",
+        "name": os.path.basename(d), "kind": kind, "preset": Path(source).stem if source else "",
         "status": status, "created": created, "wall_seconds": wall, "step": last.get("step"),
         "updated": metrics_mtime, "metrics": key_metrics(numbers), "problems": problems,
         "has_report": "report.html" in names, "has_safety_card": "safety_card.html" in names,
@@ -173,8 +195,17 @@ class RunsIndex:
     def __init__(self, root: RunsRoot):
         self.root = root
         self._cache: dict[str, tuple[tuple, dict[str, Any]]] = {}
+        self._lock = threading.Lock()  # one reader at a time: a second caller then finds the cache warm
+
+    def warm_up(self) -> None:
+        """Read every run once in the background, as the server starts, so the first page load is fast."""
+        threading.Thread(target=self.rows, name="keel-serve-index", daemon=True).start()
 
     def rows(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return self._rows()
+
+    def _rows(self) -> list[dict[str, Any]]:
         out, seen = [], set()
         if not self.root.root.is_dir():
             return out
@@ -191,7 +222,7 @@ class RunsIndex:
                 if hit is None or hit[0] != stamp or hit[1]["status"] == "running":
                     metrics = stamp[FILES.index("metrics.jsonl")]
                     try:
-                        hit = (stamp, read_row(Path(e.path), metrics[0] / 1e9 if metrics else None))
+                        hit = (stamp, read_row(e.path, metrics[0] / 1e9 if metrics else None))
                     except OSError as err:  # an unreadable folder still gets a row that says so
                         hit = (stamp, {**_EMPTY, "name": e.name, "problems": [f"cannot be read ({err.strerror})"]})
                     self._cache[e.name] = hit

@@ -1,6 +1,8 @@
 // The runs table: sortable by any column, filtered by text, status and kind; pick runs to compare.
+// All runs are held here (sorting and filtering see every run); the DOM holds one page of rows, since
+// laying out thousands of table rows is what makes a big runs folder slow to show.
 "use strict";
-let RUNS = [], sortKey = "created", sortDir = -1;
+let RUNS = [], sortKey = "created", sortDir = -1, pageNo = 0;
 const selected = new Set();
 const tbody = document.querySelector("#runs tbody");
 
@@ -25,7 +27,14 @@ function render() {
     if (y === null || y === undefined) return -1;
     return (x < y ? -1 : 1) * sortDir;
   });
-  tbody.innerHTML = rows.map((r) => {
+  const size = parseInt(document.getElementById("page-size").value, 10);
+  const pages = size ? Math.max(1, Math.ceil(rows.length / size)) : 1;
+  pageNo = Math.min(pageNo, pages - 1);
+  const shown = size ? rows.slice(pageNo * size, (pageNo + 1) * size) : rows;
+  document.getElementById("page-info").textContent = ` page ${pageNo + 1} of ${pages} `;
+  document.getElementById("page-prev").disabled = pageNo === 0;
+  document.getElementById("page-next").disabled = pageNo >= pages - 1;
+  tbody.innerHTML = shown.map((r) => {
     const chips = Object.entries(r.metrics).map(([k, v]) => `<span class="chip" title="${esc(k)}">${esc(k.split("/").slice(-2).join("/"))} <b>${fmtNum(v)}</b></span>`).join("");
     const warn = r.problems.length ? ` <span class="warn-icon" title="${esc(r.problems.join("\n"))}">⚠</span>` : "";
     return `<tr data-name="${esc(r.name)}">
@@ -60,7 +69,9 @@ document.querySelectorAll("#runs th[data-key]").forEach((th) => th.addEventListe
   if (sortKey === th.dataset.key) sortDir = -sortDir; else { sortKey = th.dataset.key; sortDir = th.dataset.key === "name" || th.dataset.key === "kind" ? 1 : -1; }
   render();
 }));
-["filter", "status-filter", "kind-filter"].forEach((id) => document.getElementById(id).addEventListener("input", render));
+["filter", "status-filter", "kind-filter", "page-size"].forEach((id) => document.getElementById(id).addEventListener("input", () => { pageNo = 0; render(); }));
+document.getElementById("page-prev").addEventListener("click", () => { pageNo -= 1; render(); });
+document.getElementById("page-next").addEventListener("click", () => { pageNo += 1; render(); });
 tbody.addEventListener("change", (e) => {
   const name = e.target.closest("tr").dataset.name;
   if (e.target.checked) selected.add(name); else selected.delete(name);
