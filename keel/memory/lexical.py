@@ -85,8 +85,8 @@ class LexicalIndex:
             tf = np.frombuffer(p[1], dtype=np.int32).astype(np.float32)
             live = alive[slots]
             df = int(live.sum())
-            if df == 0 or df > N // 2:
-                continue  # a word in over half the documents adds under ln 2 each: skip its long postings
+            if df == 0 or (df > N // 2 and df > 5000):
+                continue  # in over half of a large index: under ln 2 each, and a long postings list to score
             idf = math.log(1.0 + (N - df + 0.5) / (df + 0.5))
             norm = self.k1 * (1.0 - self.b + self.b * self.dl[slots] / avgdl)
             scores[slots] += np.where(live, idf * tf * (self.k1 + 1.0) / (tf + norm), 0.0)
