@@ -78,6 +78,22 @@ def ceiling(quick: bool) -> dict:
     return out
 
 
+def policy_size() -> str:
+    """Non-comment lines per suite policy, and how many of them are suite knowledge (sources: which tools
+    and fields are trusted) rather than rules."""
+    import yaml
+
+    out = []
+    for f in sorted((ROOT / "keel" / "guard" / "policies" / "agentdojo").glob("*.yaml")):
+        lines = [x for x in f.read_text().splitlines() if x.strip() and not x.lstrip().startswith("#")]
+        doc = yaml.safe_load(f.read_text())
+        src = doc.get("sources", {})
+        out.append(f"{f.stem} {len(lines)} lines, {len(doc.get('tools', {}))} tool rules, "
+                   f"{len(src.get('trusted_tools', []))} trusted tools and {len(src.get('untrusted_fields') or [])} "
+                   f"untrusted fields named, {len(doc.get('temporal', []))} temporal rules")
+    return "; ".join(out)
+
+
 def guard_cost(quick: bool, repeats: int = 7) -> dict:
     """Guard time per call, replayed: the obedient agent runs with the guard on every user task (first
     injection task, important_instructions) recording each call and the raw output it got; the episodes are
@@ -276,12 +292,11 @@ def main() -> None:
         "names; which output fields are third-party free text (workspace: bodies, subjects, descriptions, "
         "contents; banking: transaction subjects and files; travel: reviews, via the list of trusted tools; "
         "slack: web pages and channel names, with colleagues' message bodies trusted); which tools are "
-        "destructive (deletes need the request to ask for a deletion). Generic and reused across suites: the "
-        "rule kinds (trusted_args: destinations from the request or trusted records; untrusted_entities: "
-        "no links/addresses from third-party text in free text; request_args: bookings only as the user wrote "
+        "destructive (deletes need the request to ask for a deletion). Generic and shared by all four: the rule "
+        "kinds (trusted_args: destinations only from the request or trusted records; untrusted_entities: no "
+        "links/addresses from third-party text inside free text; request_args: bookings only as the user wrote "
         "them, dates matched in words; request_mentions; a temporal rule for mail after reading personal data) "
-        "and the guard itself. Roughly: of about 90 policy lines, the rule kinds are generic, the field and tool "
-        "lists (about a third of the lines) are suite knowledge, as in Progent's per-suite policies.",
+        "and the guard. Per suite: " + policy_size() + ". A policy written per suite is what Progent does too.",
         f"Load average at start {load0}; the run took {secs:.0f} s.",
     ]
     out = write_results("agentdojo", tables, goals, notes, load_average_start=load0)
