@@ -370,7 +370,8 @@ def cases() -> list[Case]:
     g = "discover"
     for args in (["--cpu-seconds", "0"], ["--cpu-seconds", "-5"], ["--memory-mb", "-100"], ["--population", "0"],
                  ["--iters", "-1"], ["--mutator", "bogus"], ["--train", "nosuch_game"], ["--train", "goofspiel"]):
-        add(Case(f"discover cfr {' '.join(args)}", g, ["discover", "cfr", "--generations", "1", "--db", "d.sqlite", *args]))
+        add(Case(f"discover cfr {' '.join(args)}", g, ["discover", "cfr", "--train", "kuhn_poker", "--generations", "1",
+                                                       "--db", "d.sqlite", *args], check=absent("d.sqlite")))
     # ---- red team and guard policies -----------------------------------------------------------
     g = "redteam"
     add(Case("campaign name ../x", g, ["redteam", "run", "c.yaml"], setup=w("c.yaml", CAMPAIGN.format(name="../x", agent="follower")),

@@ -25,6 +25,8 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except (FileExistsError, NotADirectoryError):  # a file where a folder of the path should be
+        raise UnwritableError(f"cannot write {path}: a part of that path is a file, not a folder") from None
     except OSError as e:
         raise UnwritableError(f"cannot write {path}: {e.strerror or e} ({e.filename or path.parent})") from None
     try:

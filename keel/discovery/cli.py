@@ -75,7 +75,7 @@ def _discover(
 ) -> None:
     """Build the SearchConfig for `kind`, check the games, run the search and report it."""
     from keel.discovery.search import SearchConfig, run_search
-    from keel.games.load import load_game
+    from keel.games.load import check_size, load_game
     from keel.progress import progress_bar
 
     if mutator not in ("program", "llm", "smollm2"):
@@ -92,7 +92,7 @@ def _discover(
         **settings,
     )
     for g in cfg.train + cfg.test + (cfg.validate or []):
-        load_game(g)  # fail fast on a bad game name before any work
+        check_size(load_game(g), g)  # fail fast on a bad or far-too-big game before any work (or db file)
     with progress_bar(as_json) as bar:
         task = bar.add_task(f"discover {kind}", total=max(1, generations * population), info="")
         out = run_search(cfg, db, progress=lambda d, t: bar.update(task, completed=d, total=max(t, 1)))

@@ -169,6 +169,8 @@ def export_(
         _known_namespace(mem)
         try:
             n = mem.export(path)
+        except KeelError:  # keel.io's UnwritableError already says what went wrong
+            raise
         except OSError as e:
             raise KeelError(f"cannot write {path}: {e.strerror or e}; choose another output path") from None
         emit({"exported": n, "path": path, "namespace": namespace}, as_json)
