@@ -164,11 +164,12 @@ def _succ(d: dict, split: str):
     return d.get(split, {}).get("success")
 
 
-def learning(a) -> tuple[dict, list]:
+def learning(a, save) -> tuple[dict, list]:
     runs = ROOT / "runs" / "bench-agentic"
     runs.mkdir(parents=True, exist_ok=True)
     tag = time.strftime("%H%M%S")
-    ev = [f"eval.episodes={a.eval_episodes}"]
+    ev = [f"eval.episodes={a.eval_episodes}", f"eval.batch={min(16, a.eval_episodes)}",
+          f"policy.threads={a.threads}"]
     model = [f"policy.model={a.model}"] if a.model != "smollm2" else []
     table: dict = {"toolworld": {"base": None, "sft": [], "sft_grpo": []}}
     for seed in a.seeds:
@@ -178,9 +179,11 @@ def learning(a) -> tuple[dict, list]:
         if seed == a.seeds[0]:
             table["toolworld"]["base"] = sft["base"]
         table["toolworld"]["sft"].append({"seed": seed, **sft["final"], "wall_s": sft["wall_s"]})
+        save(table)
         rl = keel_train("agent-toolworld", f"grpo-{tag}-s{seed}", [f"seed={seed}", f"steps={a.rl_steps}",
                         f"policy.model={runs / sft['run'].split('/')[-1]}", "eval_base=false", *ev], runs)
         table["toolworld"]["sft_grpo"].append({"seed": seed, **rl["final"], "wall_s": rl["wall_s"]})
+        save(table)
     goals = []
     t = table["toolworld"]
     for split, target in (("test", 0.70), ("test-templates", 0.30)):
@@ -201,6 +204,7 @@ def learning(a) -> tuple[dict, list]:
     for world in a.worlds:
         r = keel_train(f"agent-{world}", f"{world}-{tag}", [f"steps={a.rl_steps}", *ev, *model], runs)
         table[world] = {"before": r["base"], "after": r["final"], "wall_s": r["wall_s"]}
+        save(table, goals)
     return table, goals
 
 
@@ -209,10 +213,11 @@ def main() -> None:
     p.add_argument("--part", choices=["speed", "learning", "all"], default="all")
     p.add_argument("--quick", action="store_true", help="tiny model, few steps: a smoke run of the script")
     p.add_argument("--model", default="smollm2")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1, help="torch threads (1: on a busy 2-core machine, 2 wait "
+                   "on each other)")
     p.add_argument("--group", type=int, default=4)
     p.add_argument("--tasks", type=int, default=2)
-    p.add_argument("--turn-tokens", type=int, default=48)
+    p.add_argument("--turn-tokens", type=int, default=32)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--sft-steps", type=int, default=120)
     p.add_argument("--demos", type=int, default=512)
@@ -227,16 +232,24 @@ def main() -> None:
     tables, goals, notes = {}, [], [
         "2-core CPU shared with other engineers' jobs; ratios are from one run, side by side.",
         f"model {a.model}; torch threads {a.threads}"]
+    name = "agentic" + ("-quick" if a.quick else "") + ("" if a.part == "all" else f"-{a.part}")
+
+    def save(learning_table=None, learning_goals=()):  # after every finished part: a cut run keeps what it has
+        if learning_table is not None:
+            tables["learning"] = learning_table
+        print(write_results(name, tables, goals + list(learning_goals), notes, load_average_start=load0),
+              flush=True)
+
     if a.part in ("speed", "all"):
         tables["speed"], g = speed(a)
         goals += g
+        save()
     if a.part in ("learning", "all"):
-        tables["learning"], g = learning(a)
-        goals += g
         notes.append(f"learning: seeds {a.seeds}, SFT {a.sft_steps} steps on {a.demos} expert demos, GRPO "
-                     f"{a.rl_steps} steps, {a.eval_episodes} greedy eval episodes per split")
-    name = "agentic" + ("-quick" if a.quick else "") + ("" if a.part == "all" else f"-{a.part}")
-    print(write_results(name, tables, goals, notes, load_average_start=load0))
+                     f"{a.rl_steps} steps, {a.eval_episodes} greedy eval episodes per split, worlds {a.worlds}")
+        tables["learning"], g = learning(a, save)
+        goals += g
+        save()
 
 
 if __name__ == "__main__":
