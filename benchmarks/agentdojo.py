@@ -250,7 +250,21 @@ def main() -> None:
     cost = obedient["guard_check_ns"]
     exe = obedient["executor_ns"]
     tool_call_asr_guard = max(p["asr_with_guard_tool_call_goals"] or 0 for p in per_suite)
+    def overall(defence: str) -> float | None:
+        xs = [c[4] for c in cases if c[0] == defence]
+        return sum(xs) / len(xs) if xs else None
+
+    comparison = [
+        {"defence": "none", "agent": "Keel obedient (scripted worst case)", "attack_success": overall("none"),
+         "utility": 1.0, "cases": sum(p["security_cases"] for p in per_suite) * len(ATTACKS),
+         "source": "this run (AgentDojo v1.2, 3 attacks)"},
+        {"defence": "Keel guard, deny-all approver", "agent": "Keel obedient (scripted worst case)",
+         "attack_success": overall("keel-guard/deny"), "utility": util_ratio,
+         "cases": sum(p["security_cases"] for p in per_suite) * len(ATTACKS),
+         "source": "this run (utility = solved with guard / solved by AgentDojo's GroundTruthPipeline)"},
+        *[{**x, "source": "published, not re-run: " + x["source"]} for x in PUBLISHED]]
     tables = {
+        "comparison_with_published": comparison,
         "per_suite": per_suite, "per_attack": per_attack, "approver": approver_table,
         "tasks_blocked_by_guard": gt["tasks_lost_to_guard"],
         "obedient_attacks_through_guard": obedient["attacks_through_guard"][:100],
