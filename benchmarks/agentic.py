@@ -174,7 +174,7 @@ def learning(a, save) -> tuple[dict, list]:
     table: dict = {"toolworld": {"base": None, "sft": [], "sft_grpo": []}}
     for seed in a.seeds:
         sft = keel_train("agent-sft", f"sft-{tag}-s{seed}", [f"seed={seed}", f"steps={a.sft_steps}",
-                         f"demos={a.demos}", f"eval_base={'true' if seed == a.seeds[0] else 'false'}", *ev, *model],
+                         f"demos={a.demos}", f"sft.batch_size={a.sft_batch}", f"eval_base={'true' if seed == a.seeds[0] else 'false'}", *ev, *model],
                          runs)
         if seed == a.seeds[0]:
             table["toolworld"]["base"] = sft["base"]
@@ -221,6 +221,7 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--sft-steps", type=int, default=120)
     p.add_argument("--demos", type=int, default=512)
+    p.add_argument("--sft-batch", type=int, default=8)
     p.add_argument("--rl-steps", type=int, default=16)
     p.add_argument("--eval-episodes", type=int, default=32)
     p.add_argument("--worlds", nargs="*", default=["webworld", "shopping"])
@@ -245,7 +246,7 @@ def main() -> None:
         goals += g
         save()
     if a.part in ("learning", "all"):
-        notes.append(f"learning: seeds {a.seeds}, SFT {a.sft_steps} steps on {a.demos} expert demos, GRPO "
+        notes.append(f"learning: seeds {a.seeds}, SFT {a.sft_steps} steps (batch {a.sft_batch}) on {a.demos} expert demos, GRPO "
                      f"{a.rl_steps} steps, {a.eval_episodes} greedy eval episodes per split, worlds {a.worlds}")
         tables["learning"], g = learning(a, save)
         goals += g
