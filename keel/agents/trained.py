@@ -94,25 +94,11 @@ def _env_options(path: Path) -> dict[str, Any]:
 
 
 def load_trained(run: TrainedRun):
-    """(model, tokenizer) of the run's policy, in eval mode: a full model folder, or base model + adapter."""
-    from keel.llm import load_model
+    """(model, tokenizer) of the run's policy, in eval mode, loaded by the trainer's own loader (full
+    weights, or the base model with the LoRA adapter)."""
+    from keel.rl.agent_job import load_policy
 
-    pdir = run.policy_dir
-    if (pdir / "adapter_config.json").is_file():
-        from peft import PeftModel
-
-        base, tok = load_model(run.base_model)
-        model = PeftModel.from_pretrained(base, str(pdir)).merge_and_unload()
-        model.eval()
-        return model, tok
-    if (pdir / "tokenizer_config.json").is_file():
-        return load_model(str(pdir))
-    from transformers import AutoModelForCausalLM
-
-    _, tok = load_model(run.base_model)
-    model = AutoModelForCausalLM.from_pretrained(str(pdir))
-    model.eval()
-    return model, tok
+    return load_policy(run.path)
 
 
 class TrainedAgent:

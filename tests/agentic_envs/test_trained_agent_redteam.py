@@ -26,8 +26,7 @@ def save_run(root, name="agent-tiny", lora=False):
 
         model = add_lora(model, r=4)
     model.save_pretrained(run / "policy")
-    if not lora:
-        tok.save_pretrained(run / "policy")
+    tok.save_pretrained(run / "policy")
     # as keel.rl.agent_job writes it: the weights' base, the chain's root model, the run it started from
     (run / "summary.json").write_text(json.dumps({"base_model": "tiny", "root_model": "tiny", "kind": "agent_rl",
                                                   "init": "runs/agent-sft"}))
