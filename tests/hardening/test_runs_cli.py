@@ -191,3 +191,11 @@ def test_output_paths_that_are_folders(keel, tmp_path):
     refused(keel("spec", "dot", "F a", "--out", "outdir"), "outdir")
     (tmp_path / "afile").write_text("x")
     refused(keel("spec", "dot", "F a", "--out", "afile/sub.dot"), "afile")
+
+
+def test_start_up_error_inside_a_job_leaves_no_run_directory(keel, tmp_path):
+    """A job kind without a check hook (llm_rl) finds a bad model only once training starts: Run.abandon
+    removes the directory it had just made."""
+    out = keel("train", "llm-tiny", "--name", "m", "--set", "model=/no/such/model/dir")
+    refused(out, "/no/such/model/dir")
+    assert not (tmp_path / "runs" / "m").exists()
