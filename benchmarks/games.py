@@ -11,6 +11,14 @@ Parts (each can run alone, e.g. in parallel; results are merged into benchmarks/
 - discovery: a CPU-sized evolutionary search (program mutator, offline), best program vs CFR+ and
   DCFR on held-out games at 1000 iterations, its code included.
 - sandbox: the hostile candidates, each must come back as a contained failure.
+- rejudge: the discovered program recorded in games.json (its code, its held-out games and iteration
+  count) run again next to CFR+ and DCFR, judged per game (wins and losses) as well as on the mean;
+  the re-run that does not need the whole search.
+
+The file is written only through `benchmarks/resultsfile.py`: the top level records the command,
+commit and load average of the run that wrote it last, and each part keeps its own `provenance`
+(a part carried over from an earlier run says so; one written before provenance was recorded has
+`provenance: null`).
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
+sys.path.insert(0, str(ROOT))  # resultsfile
 
 RESULTS = ROOT / "results" / "games.json"
 LOCK_DIR = Path(tempfile.gettempdir())
@@ -58,18 +67,24 @@ MATCHED = ["cfr", "cfr_plus", "lcfr", "dcfr"]
 
 
 def merge(part: str, data: dict, goals: list[dict]) -> None:
-    """Read-modify-write games.json under a lock, so parts running in parallel do not clobber it."""
-    from keel.io import atomic_write_json
+    """Read-modify-write games.json under a lock, so parts running in parallel do not clobber it; the
+    new part carries this run's provenance, the others keep theirs."""
+    from resultsfile import provenance, write_results
 
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     with open(LOCK_DIR / "keel-bench-games.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         doc = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-        doc.setdefault("parts", {})[part] = data
+        parts = doc.get("tables", doc.get("parts", {}))
+        for other in parts.values():
+            other.setdefault("provenance", None)  # written before provenance was recorded
+        parts[part] = {**data, "provenance": provenance()}
         names = {g["name"] for g in goals}
-        doc["goals"] = [g for g in doc.get("goals", []) if g["name"] not in names] + goals
-        doc["notes"] = NOTES
-        atomic_write_json(RESULTS, doc)
+        kept = [g for g in doc.get("goals", []) if g["name"] not in names]
+        carried = sorted(k for k in parts if k != part)
+        notes = [NOTES, f"part {part!r} written by this run; parts {carried} carried over from earlier runs "
+                        "(see each part's provenance)"]
+        write_results("games", parts, kept + goals, notes)
 
 
 def openspiel_solver(algo: str, game, impl: str):
@@ -336,6 +351,56 @@ def part_discovery(quick: bool, generations: int, db: str) -> None:
     )
 
 
+def part_rejudge(quick: bool) -> None:
+    """Run the recorded discovered program again next to CFR+ and DCFR on its held-out games; per game
+    a win is a lower exploitability at the same iteration count."""
+    from keel.discovery.sandbox import Limits, evaluate
+    from keel.discovery.search import seed_source
+    from keel.games.tree import GameTree
+
+    doc = json.loads(RESULTS.read_text())
+    disc = doc.get("tables", doc.get("parts", {}))["discovery"]
+    cfg = disc["config"]
+    games = cfg["test"][:1] if quick else cfg["test"]
+    iters = 100 if quick else cfg["test_iters"]
+    trees = [GameTree.build(g) for g in games]
+    limits = Limits(cpu_seconds=cfg.get("cpu_seconds", 120) * 4, memory_mb=cfg.get("memory_mb", 1024),
+                    wall_seconds=1800.0)
+    t0 = time.time()
+    sources = {"discovered": disc["code"], **{b: seed_source(b, "cfr") for b in cfg["baselines"]}}
+    expl = {}
+    for name, code in sources.items():
+        res = evaluate(code, trees, iters, [iters], limits, kind="cfr")
+        if not res.ok:
+            raise SystemExit(f"{name} failed: {res.error}")
+        expl[name] = {g: c[iters] for g, c in res.scores.items()}
+        print(name, expl[name], flush=True)
+    per_game, wins, losses = {}, {}, {}
+    for b in cfg["baselines"]:
+        wins[b] = [g for g in games if expl["discovered"][g] < expl[b][g]]
+        losses[b] = [g for g in games if expl["discovered"][g] > expl[b][g]]
+    for g in games:
+        per_game[g] = {"exploitability": {n: expl[n][g] for n in expl},
+                       "ratio_vs": {b: expl["discovered"][g] / expl[b][g] for b in cfg["baselines"]},
+                       "wins_vs": [b for b in cfg["baselines"] if g in wins[b]],
+                       "loses_to": [b for b in cfg["baselines"] if g in losses[b]]}
+    means = {n: float(np.mean(list(v.values()))) for n, v in expl.items()}
+    ratio = means["discovered"] / min(means[b] for b in cfg["baselines"])
+    data = {"program_id": disc.get("best_id"), "games": games, "iterations": iters, "per_game": per_game,
+            "mean_exploitability": means, "wins": wins, "losses": losses, "seconds": round(time.time() - t0, 1)}
+    goals = [
+        {"name": f"rejudged discovered CFR variant: held-out mean exploitability @{iters} vs best of "
+                 f"{', '.join(cfg['baselines'])}", "value": ratio, "target": 1.0, "unit": "ratio (< 1 beats both)",
+         "met": bool(ratio < 1)},
+    ]
+    for b in cfg["baselines"]:
+        goals.append({"name": f"rejudged discovered CFR variant beats {b} on every held-out game @{iters}",
+                      "value": f"{len(wins[b])} wins / {len(losses[b])} losses (loses on: {', '.join(losses[b]) or '-'})",
+                      "target": f"{len(games)} wins", "unit": "games", "met": not losses[b]})
+    print(json.dumps(data, indent=1))
+    merge("rejudge", data, goals)
+
+
 HOSTILE = {
     "infinite loop": "def accumulate_regret(R, r, t, mem, seg):\n    while True:\n        pass\n",
     "memory bomb": "def accumulate_regret(R, r, t, mem, seg):\n    x = [0] * (10 ** 11)\n    return R\n",
@@ -401,7 +466,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument(
-        "--part", default="all", choices=["all", "exploitability", "speed", "discovery", "sandbox"]
+        "--part", default="all", choices=["all", "exploitability", "speed", "discovery", "sandbox", "rejudge"]
     )
     ap.add_argument("--generations", type=int, default=8, help="discovery: generations of 12 children each")
     ap.add_argument("--db", default="runs/bench-discover-cfr.sqlite")
@@ -421,9 +486,11 @@ def main() -> None:
     if args.openspiel:
         openspiel_runs(args.openspiel[0], args.openspiel[1], [100] if args.quick else [100, 1000])
         return
-    parts = ["sandbox", "speed", "exploitability", "discovery"] if args.part == "all" else [args.part]
+    parts = ["sandbox", "speed", "exploitability", "discovery", "rejudge"] if args.part == "all" else [args.part]
     for p in parts:
-        if p == "discovery":
+        if p == "rejudge":
+            part_rejudge(args.quick)
+        elif p == "discovery":
             part_discovery(args.quick, args.generations, args.db)
         elif p == "exploitability":
             part_exploitability(args.quick, args.cached_only)

@@ -20,11 +20,14 @@ Both sides run with one torch thread (the machine is shared; tiny MLPs gain noth
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # resultsfile
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # keel, when run from a checkout
 RESULTS = Path(__file__).resolve().parent / "results" / "throughput.json"
 LOAD_NOTE = ("measured on a shared 2-core machine under load from other engineers' jobs; absolute "
              "rates are noisy, the side-by-side ratios are what to read")
@@ -216,12 +219,11 @@ def main() -> None:
     print()
     for g in goals:
         print(f"  {'MET ' if g['met'] else 'NOT MET'}  {g['name']}: {g['value']} {g['unit']} (target {g['target']})")
-    from keel.io import atomic_write_json
+    from resultsfile import write_results
 
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(RESULTS, {"quick": args.quick, "env_throughput": env_table, "ppo_vs_sb3": ppo_table,
-                                "goals": goals, "notes": LOAD_NOTE, "time": time.strftime("%Y-%m-%d %H:%M UTC",
-                                                                                          time.gmtime())})
+    out = write_results("throughput", {"quick": args.quick, "env_throughput": env_table, "ppo_vs_sb3": ppo_table},
+                        goals, LOAD_NOTE)
+    assert out == RESULTS
     print(f"\nwrote {RESULTS}")
 
 
