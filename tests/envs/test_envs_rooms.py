@@ -174,9 +174,10 @@ def test_batched_equals_single_without_slip(obs_mode):
     assert dones > n
 
 
-def test_batched_equals_single_with_slip():
-    batched = BatchedRooms(num_envs=1, n_rooms=9, slip=0.3, max_episode_steps=25)
-    single = RoomsGrid(n_rooms=9, slip=0.3, max_episode_steps=25)
+@pytest.mark.parametrize("slip_mode", ["uniform", "sideways"])
+def test_batched_equals_single_with_slip(slip_mode):
+    batched = BatchedRooms(num_envs=1, n_rooms=9, slip=0.3, max_episode_steps=25, slip_mode=slip_mode)
+    single = RoomsGrid(n_rooms=9, slip=0.3, max_episode_steps=25, slip_mode=slip_mode)
     batched.reset(seed=7)
     single.reset(seed=7)
     rng = np.random.default_rng(1)
@@ -259,3 +260,35 @@ def test_grid_render_shows_walls_doors_and_agent():
     assert pic[2][2] == "@" and pic[2][4] == " "  # the agent, and the door to room (0, 1) on its right
     assert pic[2][8] == "#"  # no door between rooms (0, 1) and (0, 2)
     check_env(gym.make("keel/Rooms9-v0", room_size=3, render_mode="ansi").unwrapped)
+
+
+def test_sideways_slip_goes_only_perpendicular_and_the_model_lists_it():
+    env = RoomsGrid(n_rooms=9, room_size=5, slip=0.9, slip_mode="sideways", max_episode_steps=10_000)
+    env.reset(seed=0)
+    m = env.model
+    centre = m.centre_cell((1, 1))
+    seen = set()
+    for _ in range(400):
+        env.set_state([centre, 0])
+        env.step(0)  # up: a slip goes left or right, never down or stay
+        seen.add(env.cell)
+    up, left, right = (int(m.next_cell[centre, a]) for a in (0, 2, 3))
+    assert seen == {up, left, right}
+    labels, outcomes = env.shield_model()
+    assert set(outcomes[centre, 0].tolist()) == {up, left, right} and len(labels) == m.n_cells
+    assert set(outcomes[centre, 4].tolist()) == set(m.next_cell[centre].tolist())  # stay may slip anywhere
+    with pytest.raises(KeelError, match="slip_mode"):
+        RoomsGrid(slip=0.1, slip_mode="diagonal")
+
+
+def test_batched_place_starts_chosen_copies_in_chosen_cells():
+    envs = BatchedRooms(num_envs=4, n_rooms=9, room_size=3, max_episode_steps=50)
+    envs.reset(seed=0)
+    for _ in range(3):
+        envs.step(np.array([1, 3, 1, 3]))
+    rows = np.array([True, False, True, False])
+    before = envs.get_state().copy()
+    envs.place(np.array([5, 7]), rows)
+    state = envs.get_state()
+    assert state[rows, 0].tolist() == [5, 7] and (state[rows, 1] == 0).all()
+    assert (state[~rows] == before[~rows]).all()
