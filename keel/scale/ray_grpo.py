@@ -36,7 +36,7 @@ from keel.scale.window import Job, WindowedFIFO
 class Hooks(Protocol):
     """Called by the driver after each learner step (tests and benchmarks kill workers here)."""
 
-    def after_step(self, step: int, workers: list) -> None: ...
+    def after_step(self, step: int, workers: Workers) -> None: ...
 
 
 class Workers:
@@ -52,6 +52,9 @@ class Workers:
         self.pending: dict[Any, tuple[int, Job, int]] = {}  # ref -> (worker, job, version sent)
         self.lost = self.restarts = 0
         self.busy_s = 0.0
+
+    def busy(self) -> list[int]:
+        return sorted({i for i, _, _ in self.pending.values()})
 
     def idle(self) -> list[int]:
         busy = {i for i, _, _ in self.pending.values()}
@@ -202,7 +205,7 @@ class _Loop:
         self.last = metrics
         self.bar.update(self.task, advance=1, info=f"reward {metrics['reward']:.2f}")
         if self.hooks is not None:
-            self.hooks.after_step(step, self.workers.handles)
+            self.hooks.after_step(step, self.workers)
 
     def train_seconds(self) -> float:
         """Wall time of the training loop without the evaluations (they are not training work)."""

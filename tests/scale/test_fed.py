@@ -1,0 +1,62 @@
+"""Federated PPO on Flower's Simulation Engine: a dropped client, DP accounting, SecAgg+ = plain FedAvg."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from keel.errors import KeelError
+from keel.scale import fed_rooms as rooms
+from keel.scale.fed_config import FedConfig
+from keel.scale.fed_dp import epsilon_per_round
+from keel.scale.fed_run import check, simulate
+
+SMALL = {"clients": 3, "rounds": 2, "local_steps": 512, "num_envs": 4, "min_fit_clients": 2,
+         "ppo": {"n_steps": 32, "batch_size": 64, "lr": 3e-3}}
+
+
+@pytest.mark.slow
+def test_dropout_round_completes_with_the_rest(tmp_path):
+    cfg = FedConfig.model_validate({**SMALL, "dropout": {"client": 1, "round": 1}})
+    res = simulate(cfg, tmp_path)
+    r1, r2 = res["rounds"]
+    assert (r1["results"], r1["failures"]) == (2, 1)  # reported, and the round still aggregated
+    assert (r2["results"], r2["failures"]) == (3, 0)
+
+
+@pytest.mark.slow
+def test_dp_reports_epsilon_per_round(tmp_path):
+    cfg = FedConfig.model_validate({**SMALL, "dp": {"side": "server", "noise_multiplier": 0.5, "clip": 5.0}})
+    r1, r2 = simulate(cfg, tmp_path)["rounds"]
+    assert (r1["results"], r2["results"]) == (3, 3)
+    assert 0 < r1["epsilon"] < r2["epsilon"]  # the budget is spent round by round
+
+
+def test_epsilon_accounting_monotone():
+    eps = epsilon_per_round(1.0, 1.0, 5, 1e-3)
+    assert all(a < b for a, b in zip(eps, eps[1:], strict=False))
+    assert epsilon_per_round(4.0, 1.0, 5, 1e-3)[-1] < eps[-1]  # more noise, less epsilon
+
+
+def test_prox_pulls_towards_global():
+    cfg = FedConfig.model_validate(SMALL)
+    g = rooms.get_weights(rooms.new_policy(cfg))
+    dist = []
+    for mu in (0.0, 10.0):
+        p = rooms.new_policy(cfg)
+        rooms.local_train(cfg, 0, p, 1, mu=mu)
+        dist.append(sum(float(np.sum((a - b) ** 2)) for a, b in zip(rooms.get_weights(p), g, strict=True)))
+    assert dist[1] < dist[0]
+
+
+def test_bad_config():
+    with pytest.raises(KeelError, match="min_fit_clients"):
+        check(FedConfig.model_validate({**SMALL, "min_fit_clients": 5}))
+
+
+@pytest.mark.slow
+def test_secagg_same_result(tmp_path):
+    plain = simulate(FedConfig.model_validate(SMALL), tmp_path / "plain")
+    sec = simulate(FedConfig.model_validate({**SMALL, "secagg": {"enabled": True}}), tmp_path / "secagg")
+    assert [r["results"] for r in sec["rounds"]] == [3, 3]
+    assert abs(plain["final_success"] - sec["final_success"]) <= 0.25  # quantisation only
