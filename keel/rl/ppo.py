@@ -38,6 +38,7 @@ from torch import nn
 
 from keel.config import KeelModel
 from keel.errors import KeelError
+from keel.rl.learner import Counters
 
 
 class PPOConfig(KeelModel):
@@ -416,9 +417,7 @@ class PPO:
     def train_step(self) -> dict[str, float]:
         return self.learn(self.collect())
 
-    def counters(self):
-        from keel.rl.learner import Counters
-
+    def counters(self) -> Counters:
         return Counters(env_steps=self.global_step, episodes=len(self.returns_log), updates=self.iteration)
 
     def metrics(self) -> dict[str, float]:
