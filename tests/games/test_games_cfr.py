@@ -116,7 +116,7 @@ def test_bad_inputs_are_clear_errors():
         algorithms.get("cfr++x")
     with pytest.raises(KeelError, match="unknown parameter 'zeta'; valid: alpha, beta, gamma"):
         make_solver(GameTree.build("kuhn_poker"), "dcfr", {"zeta": 1.0})
-    with pytest.raises(KeelError, match="too large"):
+    with pytest.raises(KeelError, match="over the limit of 100"):
         GameTree.build("leduc_poker", max_nodes=100)
 
 
