@@ -16,7 +16,7 @@ class ScaleConfig(KeelModel):
     rollout_workers: int = 1
     mode: Literal["sync", "async"] = "sync"
     max_staleness: int = 1  # async: a sample may be at most this many policy versions old
-    window: int = 0  # async: windowed FIFO width in groups; 0 = 2 x prompts_per_step
+    window: int = 0  # async: windowed FIFO width in jobs; 0 = two learner steps of jobs
     learner_cpus: float = 1.0
     worker_cpus: float = 1.0
     max_restarts: int = 1  # a killed rollout worker is restarted this many times, then the run goes on without it

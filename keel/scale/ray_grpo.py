@@ -239,12 +239,19 @@ class _Loop:
             self._after_update(self.ray.get(m_ref), w_ref, [0] * len(refs))
 
     # --- asynchronous: AReaL-style admission, windowed FIFO, staleness cap ----------------------------
-    def _key(self, index: int) -> JobKey:
-        problem = random.Random(f"{self.cfg.seed}|job{index}").choice(self.pool)
-        return JobKey(index, (problem,), self.cfg.seed * 1_000_003 + 500_009 * (index + 1))
+    def _job_groups(self) -> int:
+        """Groups per async job: a step's share per worker, as in sync mode (the sampler is far faster on
+        one batch of several groups than on the same groups one by one); 1 when it does not divide."""
+        n = self.workers.n_alive() if self.step == self.start else len(self.workers.handles)
+        return self.P // n if self.P % n == 0 else 1
+
+    def _key(self, index: int, groups: int) -> JobKey:
+        problems = random.Random(f"{self.cfg.seed}|job{index}").sample(self.pool, groups)
+        return JobKey(index, tuple(problems), self.cfg.seed * 1_000_003 + 500_009 * (index + 1))
 
     def run_async(self) -> None:
-        P, cap = self.P, self.scale.max_staleness
+        G = self._job_groups()
+        P, cap = self.P // G, self.scale.max_staleness  # from here on P counts jobs per learner step
         fifo = WindowedFIFO(self.scale.window or 2 * P, cap)
         retry: deque[JobKey] = deque()
         taken = 0  # jobs moved out of the queue for training since the start
@@ -255,7 +262,7 @@ class _Loop:
             for j in fifo.expired(version):  # too stale to train on: collect the same problems again
                 retry.append(j.key)
             for i in self.workers.idle():
-                # admission (AReaL): the k-th job trains in batch k // P; start it only if it will then be
+                # admission (AReaL): the k-th job trains in batch k // P (P jobs a step); start it only if it will then be
                 # at most `cap` versions old
                 k = taken + len(fifo.queue)
                 if version < self.start + k // P - cap:
@@ -263,7 +270,7 @@ class _Loop:
                 if retry:
                     key = retry.popleft()
                 else:
-                    key, self.next_index = self._key(self.next_index), self.next_index + 1
+                    key, self.next_index = self._key(self.next_index, G), self.next_index + 1
                 job = Job(id=self.next_index * 1000 + len(fifo.queue) + taken, key=key)
                 fifo.submit(job)
                 self.workers.submit(i, job, self.weights, version)
@@ -272,7 +279,7 @@ class _Loop:
                     batch.append(j)
                     taken += 1
                 if len(batch) == P:
-                    stale = [version - j.version for j in batch]
+                    stale = [version - j.version for j in batch for _ in j.key.problems]  # per group
                     self._stale_batch = stale
                     learner_ref, w_next = self.learner.update.options(num_returns=2).remote(
                         self._seed(self.step + 1), *[j.result for j in batch])
