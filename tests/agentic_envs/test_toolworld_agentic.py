@@ -226,3 +226,12 @@ def test_direct_and_multi_turn_attacks_reach_the_agent_through_the_user_channel(
         msg, _, term, trunc, info = env.step('{"answer": "no"}')
         term = term or trunc
     assert info["episode"]["success"] and info["episode"]["attack_success"] is False
+
+
+@pytest.mark.slow
+def test_expert_solves_every_generated_task_through_the_guard():
+    env = ToolworldAgentEnv(guard=True)
+    for split in SPLITS:
+        for tid in env.task_ids(split):
+            ep = run_expert(env, tid)
+            assert ep["success"] and ep["denied"] == 0 and ep["malformed"] == 0, (tid, ep)
