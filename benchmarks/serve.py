@@ -3,10 +3,12 @@
     python benchmarks/serve.py [--quick] [--runs N]
 
 Writes N run directories (default 1,000; --quick 200) into a temporary runs folder through keel.runs
-(config.yaml, run.json, 20 metric lines, summary.json, TensorBoard events, as real runs have; a few of
-them still running), starts `keel serve` on a free loopback port as a subprocess, and measures:
-- the runs table in headless Debian Chromium: from navigation start until every row is in the table
-  (first load against a freshly started server, whose cache is cold; then reloads with a warm cache);
+(config.yaml, run.json, 20 metric lines, summary.json, TensorBoard events, as real runs have; every
+50th left unfinished, shown as interrupted since its process is gone), starts `keel serve` on a free
+loopback port as a subprocess, and measures:
+- the runs table in headless Debian Chromium: from navigation start until all runs are loaded and the
+  first page of 100 rows is laid out (first load as soon as a freshly started server answers, whose
+  index warms in the background as it starts; then reloads);
 - the JSON behind it (`GET /api/runs`): first request to a fresh server and the median of later ones;
 - the server's reading of the runs folder alone, in this process: cold (first) and warm.
 Goal (issue 15): the runs table loads in under 1 s with 1,000 runs.
