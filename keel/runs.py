@@ -22,15 +22,16 @@ from keel.errors import KeelError
 from keel.io import atomic_write_bytes, atomic_write_json, atomic_write_yaml, to_json
 
 KEEP_CHECKPOINTS = 3
-_RUN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+=-]{0,127}")
+_RUN_NAME = re.compile(r"[^./\\\x00-\x1f\x7f][^/\\\x00-\x1f\x7f]{0,127}")
 
 
 def check_run_name(name: str) -> str:
     """The one rule for run names: a single plain folder name, so `runs_dir/NAME` can never point outside
-    runs_dir (no `..`, no `/`, not absolute, no control characters, no hidden names)."""
+    runs_dir: no `/` or `\\` (so not absolute), not starting with `.` (no `.`, `..` or hidden names), no
+    control characters, at most 128 characters."""
     if not isinstance(name, str) or not _RUN_NAME.fullmatch(name):
-        raise KeelError(f"run name {name!r} is not allowed: use 1-128 letters, digits and . _ - + = "
-                        "(starting with a letter, digit or _), with no slashes; e.g. --name my-run-2")
+        raise KeelError(f"run name {name!r} is not allowed: a run name is one folder name of 1-128 characters, "
+                        "with no slashes or control characters, not starting with '.'; e.g. --name my-run-2")
     return name
 
 
