@@ -188,6 +188,7 @@ class _Loop:
         for k in ("tokens_trained", "tokens_computed_unmerged", "tokens_computed_prompt_merged",
                   "tokens_computed_trie"):
             self.prefix[k] += metrics[k]
+        self.staleness.update(staleness)  # per group trained
         if staleness:
             metrics["staleness_mean"] = sum(staleness) / len(staleness)
         step = self.step
@@ -236,7 +237,7 @@ class _Loop:
                     self.generated_samples += res["samples"]
             refs = [done[k] for k in order]
             m_ref, w_ref = self.learner.update.options(num_returns=2).remote(self._seed(step), *refs)
-            self._after_update(self.ray.get(m_ref), w_ref, [0] * len(refs))
+            self._after_update(self.ray.get(m_ref), w_ref, [0] * self.P)
 
     # --- asynchronous: AReaL-style admission, windowed FIFO, staleness cap ----------------------------
     def _job_groups(self) -> int:
@@ -290,7 +291,6 @@ class _Loop:
             if learner_ref is not None and ref == learner_ref:
                 learner_ref = None
                 self._after_update(self.ray.get(ref), w_next, self._stale_batch)
-                self.staleness.update(self._stale_batch)
                 continue
             job, res = self.workers.collect(ref)
             if res is None:

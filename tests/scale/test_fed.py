@@ -60,3 +60,17 @@ def test_secagg_same_result(tmp_path):
     sec = simulate(FedConfig.model_validate({**SMALL, "secagg": {"enabled": True}}), tmp_path / "secagg")
     assert [r["results"] for r in sec["rounds"]] == [3, 3]
     assert abs(plain["final_success"] - sec["final_success"]) <= 0.25  # quantisation only
+
+
+@pytest.mark.slow
+def test_keel_fed_run_cli(tmp_path):
+    from typer.testing import CliRunner
+
+    from keel.cli import app
+
+    cfg = tmp_path / "fed.yaml"
+    cfg.write_text(f"kind: fed\nrounds: 1\nlocal_steps: 256\nnum_envs: 4\nruns_dir: {tmp_path}\n"
+                   "ppo: {n_steps: 32, batch_size: 64}\n")
+    res = CliRunner().invoke(app, ["fed", "run", str(cfg), "--name", "f", "--json"])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "f" / "summary.json").is_file() and (tmp_path / "f" / "rounds.jsonl").is_file()

@@ -125,3 +125,14 @@ def test_job_lost_mid_sampling_is_counted_and_worker_restarts(ray_cluster, tmp_p
     assert res is None and workers.lost == 1 and workers.restarts == 1 and workers.alive == [True]
     assert workers.version == [-1]  # the restarted actor will be sent the weights again
     ray.kill(handle, no_restart=True)
+
+
+def test_cli_refuses_a_job_kind_not_on_ray(tmp_path):
+    from typer.testing import CliRunner
+
+    from keel.cli import app
+    from keel.errors import KeelError
+
+    res = CliRunner().invoke(app, ["train", "quickstart", "--backend", "ray", "--set", f"runs_dir={tmp_path}"])
+    assert isinstance(res.exception, KeelError) and "do not run on Ray yet" in str(res.exception)
+    assert not any(tmp_path.iterdir())  # refused before a run directory was made
