@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
+
+# the test modules import `refused` from here as tests.hardening.conftest: make the repository importable
+# under plain `pytest` too (python -m pytest adds the working directory itself)
+if str(Path(__file__).resolve().parents[2]) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from typer.testing import CliRunner
 
 from keel.errors import KeelError
