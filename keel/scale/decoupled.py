@@ -39,7 +39,8 @@ class DecoupledGRPO(GRPO):
     def update(self, roll: Rollout, seed: int = 0) -> dict:
         logprobs = shared_prefix_logprobs if self.cfg.share_prefix else completion_logprobs
         with torch.no_grad():
-            prox = logprobs(self.model, roll.prompt_ids, roll.completion_ids, self.pad_id, with_entropy=False)[0]
+            prox = logprobs(self.model, roll.prompt_ids, roll.completion_ids, self.pad_id, with_entropy=False,
+                            temperature=self.cfg.temperature)[0]
         T = prox.shape[1]
         behav = roll.old_logp[:, :T]
         self._behav_w = (torch.exp(prox - behav).clamp(max=self.weight_cap) * roll.mask[:, :T])
@@ -53,8 +54,9 @@ class DecoupledGRPO(GRPO):
         P = [roll.prompt_ids[i] for i in rows]
         C = [roll.completion_ids[i] for i in rows]
         logprobs = shared_prefix_logprobs if c.share_prefix else completion_logprobs
-        logp, ent, mask = logprobs(self.model, P, C, self.pad_id, with_entropy=True)
-        T = mask.shape[1]
+        logp, ent, _ = logprobs(self.model, P, C, self.pad_id, with_entropy=True, temperature=c.temperature)
+        T = logp.shape[1]
+        mask = roll.mask[rows, :T]  # the tokens the model sampled
         tok_loss, clipped = dapo.token_loss(logp, roll.old_logp[rows, :T], roll.advantages[rows][:, None],
                                             c.eps_low, c.eps_high)
         loss = aggregate(tok_loss * self._behav_w[rows, :T], mask, None, denom)

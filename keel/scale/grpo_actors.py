@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from keel.config import validate
-from keel.rl.grpo import GRPO, Rollout
+from keel.rl.grpo import GRPO, cat_rollouts
 from keel.rl.llm_job import Config
 from keel.scale.prefix import token_counts
 
@@ -48,29 +48,6 @@ def build(cfg: Config):
 
 def _trainable(trainer: GRPO) -> dict[str, torch.Tensor]:
     return trainer.state_dict()["model"]
-
-
-def concat(rolls: list[Rollout]) -> Rollout:
-    """One batch from several jobs' rollouts (groups stay whole, so per-group advantages are unchanged)."""
-    if len(rolls) == 1:
-        return rolls[0]
-    T = max(r.mask.shape[1] for r in rolls)
-
-    def pad(t: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.pad(t, (0, T - t.shape[1]))
-
-    refs = [r.ref_logp for r in rolls]
-    return Rollout(
-        prompt_ids=[p for r in rolls for p in r.prompt_ids],
-        completion_ids=[c for r in rolls for c in r.completion_ids],
-        old_logp=torch.cat([pad(r.old_logp) for r in rolls]),
-        mask=torch.cat([pad(r.mask) for r in rolls]),
-        rewards=torch.cat([r.rewards for r in rolls]),
-        correct=torch.cat([r.correct for r in rolls]),
-        advantages=torch.cat([r.advantages for r in rolls]),
-        ref_logp=None if any(x is None for x in refs) else torch.cat([pad(x) for x in refs]),
-        texts=None if any(r.texts is None for r in rolls) else [t for r in rolls for t in r.texts],
-    )
 
 
 class Sampler:
@@ -110,7 +87,7 @@ class Learner:
     def update(self, seed: int, *results: dict) -> tuple[dict, dict]:
         """GRPO's update on the concatenated groups -> (metrics as GRPO.step logs them, new weights)."""
         t0 = time.perf_counter()
-        roll = concat([r["roll"] for r in results])
+        roll = cat_rollouts([r["roll"] for r in results])
         info = self.trainer.update(roll, seed=seed)
         tokens = int(roll.mask.sum())
         metrics = {

@@ -41,6 +41,8 @@ def settings(cfg, backend: str, address: str | None, rollout_workers: int, mode:
     if cfg.kind not in ON_RAY:
         raise KeelError(f"`{cfg.kind}` jobs do not run on Ray yet (kinds on Ray: {', '.join(ON_RAY)}); "
                         "drop --backend ray to train in-process")
+    if cfg.grpo.dynamic_sampling:
+        raise KeelError("grpo.dynamic_sampling does not run on Ray yet; set it to false or train in-process")
     if rollout_workers < 1 or max_staleness < 0:
         raise KeelError("--rollout-workers must be >= 1 and --max-staleness >= 0")
     return validate(ScaleConfig, {"address": address, "rollout_workers": rollout_workers, "mode": mode,
