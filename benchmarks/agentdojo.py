@@ -17,6 +17,7 @@ checks, side by side in one run:
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -220,7 +221,7 @@ def main() -> None:
         gc_s, _ = asr("keel-guard/deny", "calls")
         gt_rows = {r["defence"]: r for r in gt["table"] if r["suite"] == f"agentdojo/{s}"}
         per_suite.append({
-            "suite": s, "security_cases": n, "attacks": len(ATTACKS),
+            "suite": s, "security_cases": n // len(ATTACKS), "attacked_episodes": n, "attacks": len(ATTACKS),
             "injection_tasks_by_kind": {k: list(kinds[s].values()).count(k) for k in ("calls", "text", "none")},
             "asr_without_guard": n_s / n if n else None, "asr_with_guard": g_s / n if n else None,
             "asr_without_guard_tool_call_goals": nc_s / nc if nc else None,
@@ -247,8 +248,11 @@ def main() -> None:
     gt_guard = [r for r in gt["table"] if r["defence"] == "keel-guard/deny"]
     guard_solved = round(sum(r["utility"] * r["benign_episodes"] for r in gt_guard))
     util_ratio = guard_solved / ceil_solved if ceil_solved else None
-    cost = obedient["guard_check_ns"]
-    exe = obedient["executor_ns"]
+    cost, exe = obedient["guard_check_ns"], obedient["executor_ns"]
+    if cost is None:  # a resumed run ran no new episode: the in-run timing of the run that did, from its store
+        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        last = max((k for k in meta if k.startswith("guard_check_ns:")), default=None)
+        cost = json.loads(meta[last]) if last else None
     tool_call_asr_guard = max(p["asr_with_guard_tool_call_goals"] or 0 for p in per_suite)
     def overall(defence: str) -> float | None:
         xs = [c[4] for c in cases if c[0] == defence]
@@ -256,11 +260,11 @@ def main() -> None:
 
     comparison = [
         {"defence": "none", "agent": "Keel obedient (scripted worst case)", "attack_success": overall("none"),
-         "utility": 1.0, "cases": sum(p["security_cases"] for p in per_suite) * len(ATTACKS),
+         "utility": 1.0, "attacked_episodes": sum(p["attacked_episodes"] for p in per_suite),
          "source": "this run (AgentDojo v1.2, 3 attacks)"},
         {"defence": "Keel guard, deny-all approver", "agent": "Keel obedient (scripted worst case)",
          "attack_success": overall("keel-guard/deny"), "utility": util_ratio,
-         "cases": sum(p["security_cases"] for p in per_suite) * len(ATTACKS),
+         "attacked_episodes": sum(p["attacked_episodes"] for p in per_suite),
          "source": "this run (utility = solved with guard / solved by AgentDojo's GroundTruthPipeline)"},
         *[{**x, "source": "published, not re-run: " + x["source"]} for x in PUBLISHED]]
     tables = {
@@ -316,7 +320,7 @@ def main() -> None:
     out = write_results("agentdojo", tables, goals, notes, load_average_start=load0)
     print(out)
     for p in per_suite:
-        print(f"{p['suite']:9s} cases {p['security_cases']:4d}  ASR none {p['asr_without_guard']:.3f} "
+        print(f"{p['suite']:9s} cases {p['security_cases']:4d} x {len(ATTACKS)}  ASR none {p['asr_without_guard']:.3f} "
               f"guard {p['asr_with_guard']:.3f} (tool-call goals {p['asr_with_guard_tool_call_goals']:.3f})  "
               f"utility gt+guard {p['utility_gt_agent_with_guard']:.3f}")
     print("utility ratio", util_ratio, "cost", replay, "in run", cost, "blocked", gt["tasks_lost_to_guard"])
