@@ -22,6 +22,7 @@ from agentdojo.agent_pipeline.base_pipeline_element import BasePipelineElement
 from agentdojo.agent_pipeline.basic_elements import InitQuery
 from agentdojo.agent_pipeline.tool_execution import ToolsExecutionLoop, ToolsExecutor, tool_result_to_str
 from agentdojo.functions_runtime import EmptyEnv, Env, FunctionCall, FunctionsRuntime
+from agentdojo.logging import Logger
 from agentdojo.types import ChatMessage, ChatToolResultMessage, text_content_block_from_string
 
 from keel.guard import ASK, Guard
@@ -126,9 +127,13 @@ class GuardedPipeline(BasePipelineElement):
             self.guard.reset(query)
         self.agent.start(query, env)
         extra = dict(extra_args)
+        logger = Logger.get()  # AgentDojo's trace logger: the transcript goes into RUN/traces/
         for el in self.elements:
             query, runtime, env, messages, extra = el.query(query, runtime, env, messages, extra)
-        return query, runtime, env, _without_stopped(messages, self.logs[-1]), extra
+            logger.log(messages)
+        messages = _without_stopped(messages, self.logs[-1])
+        logger.log(messages)
+        return query, runtime, env, messages, extra
 
 
 def _without_stopped(messages: Sequence[ChatMessage], log: EpisodeLog) -> list[ChatMessage]:
