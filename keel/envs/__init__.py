@@ -2,7 +2,8 @@
 
     keel/Rooms9-v0, keel/Rooms16-v0                       grid worlds (`keel.envs.rooms_grid.RoomsGrid`)
     keel/Rooms9Continuous-v0, keel/Rooms16Continuous-v0   continuous (`keel.envs.rooms_continuous`)
-    keel/ToolWorldAgent-v0, keel/WebWorldAgent-v0, keel/ShoppingAgent-v0
+    keel/ToolWorldAgent-v0, keel/WebWorldAgent-v0, keel/ShoppingAgent-v0,
+    keel/ResearchAgent-v0
                                                           agentic text envs (`keel.envs.agentic`)
 
 Registration uses entry-point strings, so importing this package loads no environment code.
@@ -27,6 +28,7 @@ _AGENTIC = {
     "keel/ToolWorldAgent-v0": "keel.envs.toolworld.agentic_env:ToolworldAgentEnv",
     "keel/WebWorldAgent-v0": "keel.envs.webworld.agentic_env:WebworldAgentEnv",
     "keel/ShoppingAgent-v0": "keel.envs.shopping_agentic:ShoppingAgentEnv",
+    "keel/ResearchAgent-v0": "keel.envs.research.agentic_env:ResearchAgentEnv",
 }
 for _id, _entry in _AGENTIC.items():
     if _id not in gymnasium.registry:
