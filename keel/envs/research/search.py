@@ -2,13 +2,15 @@
 or hybrid retrieval (its public `add` / `search`), top-k passages formatted as Search-R1's
 `<information>` block.
 
-The memory lives in an in-memory SQLite store (nothing written to disk) and is built once per process for a
+The memory lives in a temporary folder removed with the index, and is built once per process for a
 given world and embedder (`keel.envs.research.data.corpus_index`): every env of a run searches one corpus.
 """
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from keel.envs.research.documents import Document
@@ -35,7 +37,12 @@ class CorpusIndex:
 
     def __init__(self, docs: list[Document], embedder: Embedder):
         self.docs = docs
-        self.memory = Memory(":memory:", namespace="research", embedder=embedder, organise=False)
+        # a private temporary folder, not ":memory:": the SQLite store keeps its BM25 / vector index caches
+        # in files beside the database path, and ":memory:" would put them in the working directory,
+        # where a later world of the same size would load them as its own
+        self._dir = tempfile.TemporaryDirectory(prefix="keel-research-")
+        self.memory = Memory(Path(self._dir.name) / "corpus.db", namespace="research", embedder=embedder,
+                             organise=False)
         ids = self.memory.add([d.text for d in docs], source="corpus", timestamp=0.0)
         self._doc_of = dict(zip(ids, range(len(docs)), strict=True))
 

@@ -102,7 +102,7 @@ def _twin_name(rng: random.Random, name: str, type_: str) -> str:
         return f"{head} Creek"
     word = tail
     i = rng.randrange(1, len(word))
-    changed = word[:i] + rng.choice("aeiou") + word[i:] if rng.random() < 0.5 else word + rng.choice(["er", "a", "in"])
+    changed = word[:i] + rng.choice("aeiou") + word[i:] if rng.random() < 0.5 else word + rng.choice(["ov", "ek", "ix"])
     return f"{head} {changed}" if head else changed
 
 
