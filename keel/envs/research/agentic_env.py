@@ -47,7 +47,7 @@ FAST = ("Answer the question by searching a knowledge base. Do not write out you
 TEMPLATES = {"slow": SLOW, "fast": FAST}
 
 _THINK = re.compile(r"^\s*<think>(.*?)</think>", re.S)
-_ACTION = re.compile(r"<(search|answer)>(.*?)</\1>", re.S)
+_ACTION = re.compile(r"<(search|answer)>(.*?)(?:</\1>|$)", re.S)  # an unclosed last tag (a stop string) counts
 FORMAT_HINT = "Reply with <search> query </search> or <answer> answer </answer>."
 
 
@@ -70,7 +70,8 @@ class ResearchEnvConfig(KeelModel):
 
 
 def read_reply(reply: str) -> tuple[str | None, str, str]:
-    """(action, argument, thought) of a turn; action None when it holds neither <search> nor <answer>."""
+    """(action, argument, thought) of a turn; action None when it holds neither <search> nor <answer>. A
+    tag left open at the end of the turn reads to the end (samplers that stop at "</search>" cut it off)."""
     m = _THINK.match(reply)
     thought = m.group(1).strip() if m else ""
     act = _ACTION.search(reply, m.end() if m else 0)
