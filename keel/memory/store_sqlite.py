@@ -26,6 +26,7 @@ import random
 import re
 import sqlite3
 import struct
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -167,7 +168,10 @@ class SQLiteStore:
         if self.path.exists() and self.path.is_dir():
             raise KeelError(f"{self.path} is a folder; give the path of a memory file (e.g. memory.db)")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.vec_dir = self.path.with_name(self.path.name + ".vec")
+        # An in-memory database keeps its index caches in a private temporary folder: beside ":memory:" they
+        # would land in the working directory, where the next in-memory store would load them as its own.
+        self._tmp = tempfile.TemporaryDirectory(prefix="keel-memory-") if str(path) == ":memory:" else None
+        self.vec_dir = Path(self._tmp.name) if self._tmp else self.path.with_name(self.path.name + ".vec")
         self._depth = 0
         self._stems: dict[str, str] = {}
         self._lex: dict[tuple[str, str], tuple[LexicalIndex, list[int]]] = {}
@@ -286,6 +290,8 @@ class SQLiteStore:
         self._indexes.clear()
         self._lex.clear()
         self.db.close()
+        if self._tmp is not None:
+            self._tmp.cleanup()
 
     # -- writes -----------------------------------------------------------------------------------
     def insert(self, items: list[dict[str, Any]]) -> list[str]:
