@@ -38,6 +38,12 @@ from resultsfile import goal, write_results  # noqa: E402
 from keel.scale.fed_config import FedConfig  # noqa: E402
 from keel.scale.fed_run import centralized, local_only, simulate  # noqa: E402
 
+NOTES = ["2 shared cores: each simulation starts its own Ray (about 11 s) and runs 3 clients on 2 CPUs; "
+         "wall times are noisy and only the SecAgg+ on/off ratio is quoted from them.",
+         "Flower's DP wrappers skip a round that had a failure (they assume the sampled clients all report), "
+         "so DP and dropout are measured separately.",
+         "epsilon: client-level, RDP accountant, q = 1 (every client every round), delta = 1e-3."]
+
 
 def cfg(**kw) -> FedConfig:
     return FedConfig.model_validate(kw)
@@ -51,6 +57,11 @@ def main() -> None:
     seeds = [0] if args.quick else [0, 1, 2]
     base = {"rounds": 3} if args.quick else {}
     tables, goals = {}, []
+    name = "federated" if not args.quick else "federated-quick"
+
+    def save() -> None:  # after every part: a run cut short by the clock still leaves its numbers
+        write_results(name, tables, goals, NOTES + [f"parts done: {', '.join(tables)}"], load_average_start=load0)
+
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         # --- coverage: federated ~ centralized > local-only ---------------------------------------
@@ -68,6 +79,7 @@ def main() -> None:
                           "success", m["federated"] > m["local_only"]))
         goals.append(goal("federated success within 0.15 of centralized (or above)", m["federated"] - m["centralized"],
                           -0.15, "success", m["federated"] >= m["centralized"] - 0.15))
+        save()
         # --- environment-variant collapse -----------------------------------------------------------
         c = cfg(seed=0, heterogeneity={"layouts": "per_client"}, **base)
         fed = simulate(c, tmp / "collapse")
@@ -78,6 +90,7 @@ def main() -> None:
         print("collapse", tables["collapse"], flush=True)
         goals.append(goal("collapse: FedAvg under per-client layouts below local-only", fed["final_success"] - loc["success"],
                           0.0, "success", fed["final_success"] < loc["success"]))
+        save()
         # --- DP: success vs epsilon -----------------------------------------------------------------
         dp_rows = [{"noise_multiplier": 0.0, "epsilon": float("inf"), "success": rows[0]["federated"]}]
         for z in ([1.0] if args.quick else [0.5, 2.0]):
@@ -89,6 +102,7 @@ def main() -> None:
         goals.append(goal("DP: epsilon reported per round, decreasing in the noise multiplier",
                           [x["epsilon"] for x in dp_rows[1:]], "decreasing", "epsilon",
                           all(a["epsilon"] > b["epsilon"] for a, b in zip(dp_rows[1:], dp_rows[2:], strict=False))))
+        save()
         # --- SecAgg+ on vs off ---------------------------------------------------------------------
         sec = simulate(cfg(seed=0, secagg={"enabled": True}, **base), tmp / "secagg")
         plain = rows[0]
@@ -102,6 +116,7 @@ def main() -> None:
                           sec["final_success"] - plain["federated"], 0.0, "success", same))
         goals.append(goal("SecAgg+ wall-time overhead", tables["secagg"]["overhead"], None, "fraction", None,
                           reason="reported, no target set by the issue"))
+        save()
         # --- dropout ----------------------------------------------------------------------------------
         r = simulate(cfg(seed=0, dropout={"client": 1, "round": 2}, **base), tmp / "dropout")
         tables["dropout"] = {"rounds": [{k: x[k] for k in ("round", "results", "failures", "success")} for x in r["rounds"]]}
@@ -109,12 +124,7 @@ def main() -> None:
         ok = all(x["results"] + x["failures"] == 3 for x in r["rounds"]) and r["rounds"][1]["failures"] == 1 \
             and len(r["rounds"]) == (3 if args.quick else 6)
         goals.append(goal("client dropped in round 2: every round completed, failure counted", ok, True, "bool", ok))
-    notes = ["2 shared cores: each simulation starts its own Ray (about 11 s) and runs 3 clients on 2 CPUs; "
-             "wall times are noisy and only the SecAgg+ on/off ratio is quoted from them.",
-             "Flower's DP wrappers skip a round that had a failure (they assume the sampled clients all report), "
-             "so DP and dropout are measured separately.",
-             "epsilon: client-level, RDP accountant, q = 1 (every client every round), delta = 1e-3."]
-    write_results("federated" if not args.quick else "federated-quick", tables, goals, notes, load_average_start=load0)
+    save()
 
 
 if __name__ == "__main__":

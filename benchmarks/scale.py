@@ -46,6 +46,15 @@ from keel.scale.ray_job import train as train_on_ray  # noqa: E402
 
 TARGET = 0.09  # held-out greedy accuracy the tiny model reaches within the budget (from 0.0)
 
+NOTES = [
+    "2 shared cores: the learner and the one rollout worker each get one; async can at best overlap "
+    "sampling with training (speed-up <= (gen + train) / max(gen, train)), and other engineers' jobs "
+    "compete for the same cores, so absolute seconds are noisy; ratios come from back-to-back runs.",
+    "tiny random model (systems behaviour, not model quality): held-out accuracy moves from 0 to ~0.1 "
+    f"on `instruct` with 4-token replies; target accuracy {TARGET}.",
+    "time-to-target and samples/s exclude evaluation time (the evaluations pause the learner).",
+]
+
 
 def job(tmp: Path, seed: int, steps: int, eval_every: int, **grpo) -> llm_job.Config:
     data = {"kind": "llm_rl", "model": "tiny", "task": "instruct", "reward": "partial", "seed": seed,
@@ -193,7 +202,10 @@ def main() -> None:
     tables, goals = {}, []
 
     def part(name, fn, *a):
-        """One part; a crash is recorded (and fails its goal) instead of losing the other parts."""
+        """One part; a crash is recorded (and fails its goal) instead of losing the other parts. What is
+        done so far is written before each part, so a run cut short by the clock still leaves its numbers."""
+        write_results("scale" if not quick else "scale-quick", tables, goals,
+                      NOTES + [f"parts done: {', '.join(tables) or 'none'}"], load_average_start=load0)
         try:
             return fn(*a)
         except Exception as e:  # noqa: BLE001 - the benchmark reports it
@@ -221,15 +233,7 @@ def main() -> None:
                 goals += g
     finally:
         ray.shutdown()
-    notes = [
-        "2 shared cores: the learner and the one rollout worker each get one; async can at best overlap "
-        "sampling with training (speed-up <= (gen + train) / max(gen, train)), and other engineers' jobs "
-        "compete for the same cores, so absolute seconds are noisy; ratios come from back-to-back runs.",
-        "tiny random model (systems behaviour, not model quality): held-out accuracy moves from 0 to ~0.1 "
-        f"on `instruct` with 4-token replies; target accuracy {TARGET}.",
-        "time-to-target and samples/s exclude evaluation time (the evaluations pause the learner).",
-    ]
-    path = write_results("scale" if not args.quick else "scale-quick", tables, goals, notes, load_average_start=load0)
+    path = write_results("scale" if not args.quick else "scale-quick", tables, goals, NOTES, load_average_start=load0)
     print("wrote", path)
 
 
