@@ -10,7 +10,7 @@
 Retrievers: BM25, dense and hybrid (keel.memory's score fusion); dense with the hashing embedder and, unless
 --quick, with MiniLM. Everything is on the test split (held-out entities).
 
-    python benchmarks/research_world.py [--quick]          (full: flock /tmp/keel-long.lock nice -n 5 ...)
+    python benchmarks/research_world.py [--quick | --hash-only]   (full: flock /tmp/keel-long.lock nice -n 5 ...)
 """
 
 from __future__ import annotations
@@ -62,10 +62,12 @@ def baseline(env: ResearchAgentEnv, ids: list[str]) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="hashing embedder only, 40 questions per hop")
+    ap.add_argument("--hash-only", action="store_true", help="every test question, hashing embedder only "
+                    "(no MiniLM indexing: well under a minute)")
     args = ap.parse_args()
     load0 = list(os.getloadavg())
     settings = [("bm25", "hash"), ("dense", "hash"), ("hybrid", "hash")]
-    if not args.quick:
+    if not (args.quick or args.hash_only):
         settings += [("dense", "minilm"), ("hybrid", "minilm")]
     tables: dict = {"expert": {}, "retrieve_then_answer": {}, "world": {}, "seconds": {}}
     for mode, emb in settings:
