@@ -47,7 +47,8 @@ def connect(address: str | None, num_cpus: float) -> Session:
         if address:
             ray.init(address=address, runtime_env=env, log_to_driver=False, include_dashboard=False)
         else:
-            ray.init(num_cpus=max(1, int(-(-num_cpus // 1))), runtime_env=env, log_to_driver=False,
+            # "local": a new Ray of our own, never another job's cluster found through /tmp/ray
+            ray.init(address="local", num_cpus=max(1, int(-(-num_cpus // 1))), runtime_env=env, log_to_driver=False,
                      include_dashboard=False, object_store_memory=min(2 << 30, _mem_quarter()))
     except ConnectionError as e:
         raise KeelError(f"cannot reach a Ray cluster at {address!r} ({e}); start one with `ray start --head` "

@@ -36,6 +36,7 @@ def simulate(cfg: FedConfig, out: Path, num_cpus: int = 2) -> dict:
     """Run the federation; returns per-round rows (success, results, failures, epsilon)."""
     check(cfg)
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # the engine's Ray on loopback only
+    # address "local": always a Ray of our own, never another job's cluster found in /tmp/ray
     from flwr.simulation import run_simulation
 
     from keel.scale.fed_app import client_app, server_app
@@ -46,7 +47,7 @@ def simulate(cfg: FedConfig, out: Path, num_cpus: int = 2) -> dict:
     t0 = time.perf_counter()
     run_simulation(server_app(cfg, str(out)), client_app(cfg), num_supernodes=cfg.clients,
                    backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0},
-                                   "init_args": {"num_cpus": num_cpus, "include_dashboard": False,
+                                   "init_args": {"address": "local", "num_cpus": num_cpus, "include_dashboard": False,
                                                  "log_to_driver": False}})
     wall = time.perf_counter() - t0
     f = out / "rounds.jsonl"
