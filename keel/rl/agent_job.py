@@ -155,6 +155,29 @@ def run_split(model, tok, env_cfg: EnvConfig, turns: TurnConfig, split: str, epi
     return metrics(trajs)
 
 
+
+def evaluate_splits(model, tok, cfg) -> dict:
+    """The job's evaluation: every split in `cfg.eval.splits`, greedy, `cfg.eval.episodes` each."""
+    return {s: run_split(model, tok, cfg.env, cfg.turns, s, cfg.eval.episodes, cfg.eval.batch)
+            for s in cfg.eval.splits}
+
+
+def resume_or_start(run, trainer, model, tok, cfg, resume: bool) -> tuple[int, dict]:
+    """(first step, base-model evaluation): from the last checkpoint when resuming, else step 0 with the base
+    model evaluated once (if `cfg.eval_base`) and logged at step 0, so a resumed run never re-evaluates it."""
+    if resume and (ckpt := run.load_checkpoint()) is not None:
+        state, start = ckpt
+        trainer.load_state_dict(state["trainer"])
+        run.truncate_metrics(start)
+        if state.get("base") is not None:
+            return start, state["base"]
+    else:
+        start = 0
+    base = evaluate_splits(model, tok, cfg) if cfg.eval_base else {}
+    for s, m in base.items():
+        run.log(0, **{f"{s}/{k}": v for k, v in m.items()})
+    return start, base
+
 def evaluate_run(run, module_config, episodes: int | None, split: str, seed: int) -> dict:
     """`keel eval RUN --split ...` for an agent run: its saved policy, else its last checkpoint."""
     from keel.config import validate

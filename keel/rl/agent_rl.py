@@ -71,28 +71,14 @@ class AgentGroups:
 
 def train(cfg: Config, run, resume: bool = False, quiet: bool = False) -> dict:
     from keel.progress import progress_bar
-    from keel.rl.agent_job import build_policy, run_split, save_policy
+    from keel.rl.agent_job import build_policy, evaluate_splits, resume_or_start, save_policy
     from keel.rl.grpo import GRPO
 
     check(cfg)
     model, tok, prov = build_policy(cfg.policy)
     trainer = GRPO(model, tok, cfg.grpo)
     groups = AgentGroups(cfg, model, tok)
-    start, base = 0, None
-    if resume and (ckpt := run.load_checkpoint()) is not None:
-        state, start = ckpt
-        trainer.load_state_dict(state["trainer"])
-        base = state.get("base")
-        run.truncate_metrics(start)
-
-    def evaluate_all() -> dict:
-        return {s: run_split(model, tok, cfg.env, cfg.turns, s, cfg.eval.episodes, cfg.eval.batch)
-                for s in cfg.eval.splits}
-
-    if base is None:
-        base = evaluate_all() if cfg.eval_base else {}
-        for s, m in base.items():
-            run.log(0, **{f"{s}/{k}": v for k, v in m.items()})
+    start, base = resume_or_start(run, trainer, model, tok, cfg, resume)
     t0, last, final = time.time(), {}, {}
     with progress_bar(quiet) as bar:
         job = bar.add_task("agent GRPO", total=cfg.steps, completed=start, info="")
@@ -105,7 +91,7 @@ def train(cfg: Config, run, resume: bool = False, quiet: bool = False) -> dict:
                         denials=sum(t.denied for t in trajs) / n, turns=sum(t.turns for t in trajs) / n)
             row = dict(last)
             if step == cfg.steps:
-                final = evaluate_all()
+                final = evaluate_splits(model, tok, cfg)
                 for s, m in final.items():
                     row.update({f"{s}/{k}": v for k, v in m.items()})
             run.log(step, **row)

@@ -119,27 +119,13 @@ def check(cfg: Config) -> None:
 
 def train(cfg: Config, run, resume: bool = False, quiet: bool = False) -> dict:
     from keel.progress import progress_bar
-    from keel.rl.agent_job import build_policy, run_split, save_policy
+    from keel.rl.agent_job import build_policy, evaluate_splits, resume_or_start, save_policy
 
     check(cfg)
     model, tok, prov = build_policy(cfg.policy)
     demos = demonstrations(cfg, tok)
     bc = BehaviourCloning(model, tok, cfg.sft)
-    start, base = 0, None
-    if resume and (ckpt := run.load_checkpoint()) is not None:
-        state, start = ckpt
-        bc.load_state_dict(state["trainer"])
-        base = state.get("base")
-        run.truncate_metrics(start)
-
-    def evaluate_all() -> dict:
-        return {s: run_split(model, tok, cfg.env, cfg.turns, s, cfg.eval.episodes, cfg.eval.batch)
-                for s in cfg.eval.splits}
-
-    if base is None:
-        base = evaluate_all() if cfg.eval_base else {}
-        for s, m in base.items():
-            run.log(0, **{f"{s}/{k}": v for k, v in m.items()})
+    start, base = resume_or_start(run, bc, model, tok, cfg, resume)
     t0, last = time.time(), {}
     with progress_bar(quiet) as bar:
         job = bar.add_task("SFT", total=cfg.steps, completed=start, info="")
@@ -148,7 +134,7 @@ def train(cfg: Config, run, resume: bool = False, quiet: bool = False) -> dict:
             last = bc.step([demos[i] for i in rng.sample(range(len(demos)), min(cfg.sft.batch_size, len(demos)))])
             row = dict(last)
             if step == cfg.steps:
-                final = evaluate_all()
+                final = evaluate_splits(model, tok, cfg)
                 for s, m in final.items():
                     row.update({f"{s}/{k}": v for k, v in m.items()})
             run.log(step, **row)
