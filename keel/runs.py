@@ -66,6 +66,21 @@ class Run:
         return run
 
     @classmethod
+    def create_or_resume(cls, runs_dir: str | Path, name: str, config: dict[str, Any], source: str,
+                         resume: bool) -> Run:
+        """A new run, or with `resume` the existing one, which must have been made with the same config
+        (a campaign resumed under other settings would mix two experiments in one store)."""
+        path = Path(runs_dir) / check_run_name(name)
+        if not resume:
+            return cls.create(runs_dir, name, config, source)
+        if not path.exists():
+            raise KeelError(f"nothing to resume at {path}; drop --resume")
+        run = cls.open(path)
+        if run.config() != config:
+            raise KeelError(f"{path}/config.yaml differs from these settings; resume with the same ones")
+        return run
+
+    @classmethod
     def open(cls, path: str | Path) -> Run:
         path = Path(path)
         if not (path / "config.yaml").is_file():

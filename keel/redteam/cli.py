@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -33,18 +32,7 @@ def run(
     cfg = load_config(config)
     run_name = check_run_name(name or cfg.name)
     check_campaign(cfg)  # suites, attacks, defences, agents, policy: all before the run directory exists
-    path = Path(cfg.runs_dir) / run_name
-    data = cfg.model_dump(mode="json")
-    if path.exists():
-        if not resume:
-            raise KeelError(f"run directory {path} already exists; pass --resume to continue it or --name NEW")
-        r = Run.open(path)
-        if r.config() != data:
-            raise KeelError(f"{path}/config.yaml differs from this config; resume with the same config")
-    else:
-        if resume:
-            raise KeelError(f"nothing to resume at {path}; drop --resume")
-        r = Run.create(cfg.runs_dir, run_name, data, config)
+    r = Run.create_or_resume(cfg.runs_dir, run_name, cfg.model_dump(mode="json"), config, resume)
     try:
         result = run_campaign(cfg, r.path, quiet=as_json, limit=limit)
     except KeyboardInterrupt:

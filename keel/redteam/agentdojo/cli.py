@@ -3,7 +3,6 @@ RUN/campaign.sqlite (resumable), AgentDojo's transcripts in RUN/traces/."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -52,18 +51,8 @@ def agentdojo(
     if cfg.attacks == ["all"]:
         cfg = cfg.model_copy(update={"attacks": "all"})
     validate_config(cfg)  # every name checked before a run directory exists
-    path = Path(runs_dir) / name
-    data = cfg.model_dump(mode="json")
-    if path.exists():
-        if not resume:
-            raise KeelError(f"run directory {path} already exists; pass --resume to continue it or --name NEW")
-        r = Run.open(path)
-        if r.config() != data:
-            raise KeelError(f"{path}/config.yaml differs from this command's settings; resume with the same ones")
-    else:
-        if resume:
-            raise KeelError(f"nothing to resume at {path}; drop --resume")
-        r = Run.create(runs_dir, name, data, "keel redteam agentdojo")
+    r = Run.create_or_resume(runs_dir, name, cfg.model_dump(mode="json"), "keel redteam agentdojo", resume)
+    path = r.path
     try:
         out = run_agentdojo(cfg, r.path, quiet=as_json, limit=limit)
     except KeyboardInterrupt:
