@@ -282,7 +282,8 @@ class PPO:
 
     @property
     def finished(self) -> bool:
-        return self.global_step >= self.total_steps
+        # whole rollouts only, and never past the budget (CleanRL: total // batch iterations); at least one
+        return self.global_step > 0 and self.global_step + self.cfg.n_steps * self.n > self.total_steps
 
     def collect(self) -> dict[str, np.ndarray]:
         """`n_steps` of every copy: features `x`, actions `act`, their log-probs `logp`, values, rewards
