@@ -67,8 +67,9 @@ def run_campaign_subprocess(cfg: dict, minutes: float) -> dict:
         status = "complete" if proc.returncode == 0 else f"failed rc={proc.returncode}: {proc.stderr[-500:]}"
     except subprocess.TimeoutExpired:
         status = f"stopped after {minutes} min (partial; resume with the same command)"
+    finally:  # the temporary config never stays among the results, whatever stopped the campaign
+        cfg_path.unlink(missing_ok=True)
     wall = time.time() - t0
-    cfg_path.unlink(missing_ok=True)
     db_path = run_dir / "campaign.sqlite"
     if not db_path.is_file():
         return {"status": status, "wall_s": wall, "metrics": None, "run": str(run_dir)}
