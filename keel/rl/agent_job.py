@@ -178,6 +178,18 @@ def resume_or_start(run, trainer, model, tok, cfg, resume: bool) -> tuple[int, d
         run.log(0, **{f"{s}/{k}": v for k, v in m.items()})
     return start, base
 
+
+def end_step(run, step: int, row: dict, cfg, model, tok, trainer, base: dict) -> dict:
+    """Log one training step (with every split's evaluation on the last one) and checkpoint when due;
+    returns that final evaluation ({} before the last step)."""
+    final = evaluate_splits(model, tok, cfg) if step == cfg.steps else {}
+    for s, m in final.items():
+        row.update({f"{s}/{k}": v for k, v in m.items()})
+    run.log(step, **row)
+    if step == cfg.steps or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
+        run.save_checkpoint({"trainer": trainer.state_dict(), "base": base}, step)
+    return final
+
 def evaluate_run(run, module_config, episodes: int | None, split: str, seed: int) -> dict:
     """`keel eval RUN --split ...` for an agent run: its saved policy, else its last checkpoint."""
     from keel.config import validate

@@ -71,7 +71,7 @@ class AgentGroups:
 
 def train(cfg: Config, run, resume: bool = False, quiet: bool = False) -> dict:
     from keel.progress import progress_bar
-    from keel.rl.agent_job import build_policy, evaluate_splits, resume_or_start, save_policy
+    from keel.rl.agent_job import build_policy, end_step, resume_or_start, save_policy
     from keel.rl.grpo import GRPO
 
     check(cfg)
@@ -89,14 +89,7 @@ def train(cfg: Config, run, resume: bool = False, quiet: bool = False) -> dict:
             n = max(len(trajs), 1)
             last.update(malformed_rate=sum(t.malformed for t in trajs) / max(sum(t.turns for t in trajs), 1),
                         denials=sum(t.denied for t in trajs) / n, turns=sum(t.turns for t in trajs) / n)
-            row = dict(last)
-            if step == cfg.steps:
-                final = evaluate_splits(model, tok, cfg)
-                for s, m in final.items():
-                    row.update({f"{s}/{k}": v for k, v in m.items()})
-            run.log(step, **row)
-            if step == cfg.steps or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
-                run.save_checkpoint({"trainer": trainer.state_dict(), "base": base}, step)
+            final = end_step(run, step, dict(last), cfg, model, tok, trainer, base)
             bar.update(job, advance=1, info=f"reward {last['reward']:.2f} success {last['accuracy']:.2f}")
     save_policy(model, tok, run.path)
     if not final:  # resumed after the last step: the final numbers are in the log

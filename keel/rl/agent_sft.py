@@ -119,7 +119,7 @@ def check(cfg: Config) -> None:
 
 def train(cfg: Config, run, resume: bool = False, quiet: bool = False) -> dict:
     from keel.progress import progress_bar
-    from keel.rl.agent_job import build_policy, evaluate_splits, resume_or_start, save_policy
+    from keel.rl.agent_job import build_policy, end_step, resume_or_start, save_policy
 
     check(cfg)
     model, tok, prov = build_policy(cfg.policy)
@@ -132,14 +132,7 @@ def train(cfg: Config, run, resume: bool = False, quiet: bool = False) -> dict:
         for step in range(start + 1, cfg.steps + 1):
             rng = random.Random(f"{cfg.seed}|{step}")  # the batch depends only on (seed, step): exact resume
             last = bc.step([demos[i] for i in rng.sample(range(len(demos)), min(cfg.sft.batch_size, len(demos)))])
-            row = dict(last)
-            if step == cfg.steps:
-                final = evaluate_splits(model, tok, cfg)
-                for s, m in final.items():
-                    row.update({f"{s}/{k}": v for k, v in m.items()})
-            run.log(step, **row)
-            if step == cfg.steps or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
-                run.save_checkpoint({"trainer": bc.state_dict(), "base": base}, step)
+            end_step(run, step, dict(last), cfg, model, tok, bc, base)
             bar.update(job, advance=1, info=f"loss {last['loss']:.3f}")
     save_policy(model, tok, run.path)
     final = {s: {k: v for k, v in r.items() if "/" not in k} for s, r in _split_rows(run).items()}

@@ -208,6 +208,8 @@ class GRPO:
         if c.beta > 0:  # k3 estimator of KL(pi || ref), unbiased and non-negative (Schulman 2020)
             d = roll.ref_logp[rows, :T] - logp
             tok_loss = tok_loss + c.beta * (torch.exp(d) - d - 1.0)
+        if (w := self.token_weights(rows, T)) is not None:
+            tok_loss = tok_loss * w
         silenced, tau_h = None, float("nan")
         if c.stapo:
             pool = roll.advantages[rows] > 0 if c.stapo_pool == "positive" else roll.correct[rows]
@@ -222,6 +224,11 @@ class GRPO:
             "tau_h": tau_h,
         }
         return loss, info
+
+    def token_weights(self, rows: torch.Tensor, T: int) -> torch.Tensor | None:
+        """Constant per-token weights on the loss of `rows` (none here; an off-policy correction, e.g.
+        keel.scale.decoupled, overrides this instead of re-writing the loss)."""
+        return None
 
     def update(self, roll: Rollout, seed: int = 0) -> dict:
         c = self.cfg

@@ -20,9 +20,7 @@ import torch
 
 from keel.errors import KeelError
 from keel.llm.logprobs import completion_logprobs, shared_prefix_logprobs
-from keel.rl import dapo
 from keel.rl.grpo import GRPO, GRPOConfig, Rollout
-from keel.rl.stapo import aggregate
 
 
 class DecoupledGRPO(GRPO):
@@ -49,17 +47,6 @@ class DecoupledGRPO(GRPO):
         self._behav_w = None
         return out
 
-    def loss(self, roll: Rollout, rows: torch.Tensor, denom=None) -> tuple[torch.Tensor, dict]:
-        c = self.cfg
-        P = [roll.prompt_ids[i] for i in rows]
-        C = [roll.completion_ids[i] for i in rows]
-        logprobs = shared_prefix_logprobs if c.share_prefix else completion_logprobs
-        logp, ent, _ = logprobs(self.model, P, C, self.pad_id, with_entropy=True, temperature=c.temperature)
-        T = logp.shape[1]
-        mask = roll.mask[rows, :T]  # the tokens the model sampled
-        tok_loss, clipped = dapo.token_loss(logp, roll.old_logp[rows, :T], roll.advantages[rows][:, None],
-                                            c.eps_low, c.eps_high)
-        loss = aggregate(tok_loss * self._behav_w[rows, :T], mask, None, denom)
-        n = mask.sum().clamp(min=1.0)
-        return loss, {"entropy": float((ent * mask).sum() / n), "clip_frac": float((clipped * mask).sum() / n),
-                      "masked_frac": 0.0, "tau_h": float("nan")}
+    def token_weights(self, rows: torch.Tensor, T: int) -> torch.Tensor:
+        """pi_prox / pi_behav, capped: GRPO's DAPO loss weighted per token is the decoupled objective."""
+        return self._behav_w[rows, :T]
