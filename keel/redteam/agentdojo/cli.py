@@ -36,12 +36,11 @@ def agentdojo(
     """Run AgentDojo's suites with Keel's guard before AgentDojo's tool executor."""
     from keel.config import validate
     from keel.redteam.agentdojo.run import AgentDojoConfig, run_agentdojo, validate_config
-    from keel.runs import Run
+    from keel.runs import Run, check_run_name
 
     if limit is not None and limit < 1:
         raise KeelError(f"--limit must be at least 1, got {limit}")
-    if "/" in name or name in ("", ".", ".."):
-        raise KeelError(f"--name {name!r} must be a plain name (it becomes a folder under {runs_dir}/)")
+    check_run_name(name)  # the one run-name rule, before anything is loaded
     cfg = validate(AgentDojoConfig, {
         "name": name, "runs_dir": runs_dir, "version": version, "suites": suite,
         "attacks": ["all"] if attack == ["all"] else attack or ["important_instructions"], "agent": agent,
