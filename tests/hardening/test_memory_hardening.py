@@ -152,10 +152,15 @@ def test_a_writer_that_waits_too_long_gets_a_clear_busy_error(tmp_path, monkeypa
 
 
 _WRITER = """
-import sys, time
+import os, sys, time
 from keel.memory.embedder import HashEmbedder
 from keel.memory.memory import Memory
 m = Memory(sys.argv[1], namespace=sys.argv[2], embedder=HashEmbedder(32))
+# start together: on a quiet machine one writer could finish before the other has even imported Keel
+open(f"{sys.argv[1]}.ready.{sys.argv[2]}", "w").close()
+deadline = time.time() + 60
+while not all(os.path.exists(f"{sys.argv[1]}.ready.{ns}") for ns in ("a", "b")) and time.time() < deadline:
+    time.sleep(0.005)
 for i in range(int(sys.argv[3])):
     m.add(f"{sys.argv[2]} note {i}")
     print(time.time(), flush=True)
