@@ -1,0 +1,1 @@
+"""Many minds into one: debate distillation (AgentArk), phase-aware LoRA experts (PA-MoE), ensembles."""
