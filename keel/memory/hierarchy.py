@@ -291,18 +291,42 @@ class Organiser:
         return linked, public, [t for t, _ in themes]
 
     # -- forgetting -------------------------------------------------------------------------------------
+    def _drop_facts(self, msg_id: str, op: str) -> None:
+        """Delete the facts only this message supports (restoring what each had superseded, unless a newer
+        active fact holds that slot), and unlink it from the facts others support too."""
+        for f in self.store.select(Where(self.ns, kinds=("fact",), statuses=("active", "superseded"))):
+            msgs = f["provenance"].get("messages", [])
+            if msg_id not in msgs:
+                continue
+            rest = [x for x in msgs if x != msg_id]
+            if rest:
+                self.store.update(self.ns, f["id"], {"provenance": dict(f["provenance"], messages=rest)}, "unlink")
+                continue
+            self.store.update(self.ns, f["id"], {"status": "deleted"}, op)
+            if f["status"] != "active" or not f.get("slot"):
+                continue
+            slot = self.store.slot_items(self.ns, f["slot"])
+            for old in slot:
+                if old["kind"] == "fact" and old["status"] == "superseded" and \
+                        old["metadata"].get("superseded_by") == f["id"] and not any(
+                            x["kind"] == "fact" and x["status"] == "active" and x["ts"] >= old["ts"]
+                            and x["id"] != f["id"] for x in slot):
+                    md = {k: v for k, v in old["metadata"].items() if k != "superseded_by"}
+                    self.store.update(self.ns, old["id"], {"status": "active", "metadata": md}, "restore")
+
+    def revise(self, msg: dict[str, Any]) -> None:
+        """A message's text changed (`Memory.update`): the facts derived from its old text go (as on delete),
+        and facts are derived from the new text (`msg` carries its new `_facts`, vec and text)."""
+        self._drop_facts(msg["id"], "revise")
+        got = self.store.get(self.ns, [msg["parent"]]) if msg.get("parent") else []
+        episode = got[0] if got else {"id": None}
+        for f in self._facts_from(msg, episode):
+            self._theme_for(f)
+
     def forget(self, msg: dict[str, Any]) -> None:
         """A message was deleted: delete the facts only it supports, unlink it from the others, and
         rebuild its episode from the remaining messages (so its text does not live on in a summary)."""
-        for f in self.store.select(Where(self.ns, kinds=("fact",), statuses=("active", "superseded"))):
-            msgs = f["provenance"].get("messages", [])
-            if msg["id"] not in msgs:
-                continue
-            rest = [x for x in msgs if x != msg["id"]]
-            if rest:
-                self.store.update(self.ns, f["id"], {"provenance": dict(f["provenance"], messages=rest)}, "unlink")
-            else:
-                self.store.update(self.ns, f["id"], {"status": "deleted"}, "delete")
+        self._drop_facts(msg["id"], "delete")
         if msg.get("parent"):
             got = self.store.get(self.ns, [msg["parent"]])
             if got and got[0]["status"] == "active":

@@ -221,6 +221,7 @@ class Memory:
         if cur["status"] == "deleted":
             raise KeelError(f"memory {item_id!r} was deleted; add it again instead")
         fields: dict[str, Any] = {}
+        tmp: dict[str, Any] = {}
         if text is not None:
             fields["text"] = self._check_text(text)
             fields["vec"] = self.embedder.encode([fields["text"]])[0]
@@ -235,10 +236,13 @@ class Memory:
             fields["credibility"] = self.rcfg.source_credibility(source)
         if not fields:
             raise KeelError("update() needs text, metadata or source")
-        item = self.store.update(self.namespace, item_id, fields, "update")
-        if self.organise and "vec" in fields:
-            item["vec"] = fields["vec"]
-            self.organiser.refresh_consensus([item])
+        with self.store.batch():  # the new text and what is derived from it commit together
+            item = self.store.update(self.namespace, item_id, fields, "update")
+            if self.organise and "vec" in fields:
+                item["vec"] = fields["vec"]
+                if item["kind"] == "message":  # its old facts go, the new text's facts come in
+                    self.organiser.revise(dict(item, _facts=tmp.get("_facts", [])))
+                self.organiser.refresh_consensus([item])
         return self._public(item)
 
     def delete(self, item_id: str) -> None:

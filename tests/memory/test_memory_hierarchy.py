@@ -68,3 +68,21 @@ def test_delete_forgets_what_was_derived(tmp_path):
     assert m.history(fact["id"])[0]["text"] == "My favourite colour is teal."  # history keeps it
     assert m.get(b)["status"] == "active"
     m.close()
+
+
+def test_update_replaces_the_facts_derived_from_the_old_text(tmp_path):
+    m = Memory(tmp_path / "m.db", embedder=HashEmbedder())
+    m.add("I live in Lisbon.", timestamp=T0)
+    moved = m.add("I moved to Porto last month.", timestamp=T0 + 60)[0]
+    facts = {f["value"]: f for f in m.store.slot_items(m.namespace, "user|lives in") if f["kind"] == "fact"}
+    assert facts["porto"]["status"] == "active" and facts["lisbon"]["status"] == "superseded"
+    m.update(moved, "I moved to Madrid last month.")
+    now = {f["value"]: f for f in m.store.slot_items(m.namespace, "user|lives in") if f["kind"] == "fact"}
+    active = [v for v, f in now.items() if f["status"] == "active"]
+    assert active == ["madrid"]  # the Porto fact no longer stands; Madrid supersedes Lisbon
+    assert m.get(facts["porto"]["id"])["status"] == "deleted" and now["lisbon"]["status"] == "superseded"
+    m.update(moved, "The weather was nice last month.")  # now it states no fact at all
+    assert m.get(now["madrid"]["id"])["status"] == "deleted"
+    assert m.get(facts["lisbon"]["id"])["status"] == "active"  # nothing newer holds the slot: Lisbon stands again
+    assert [h["op"] for h in m.history(facts["porto"]["id"])][-1] == "revise"
+    m.close()
