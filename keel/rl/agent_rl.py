@@ -20,6 +20,7 @@ from keel.errors import KeelError
 from keel.llm.multiturn import TurnConfig
 from keel.rl.agent_envs import EnvConfig
 from keel.rl.agent_job import EvalConfig, PolicyConfig
+from keel.rl.agent_ppo import PPOConfig
 from keel.rl.grpo import GRPOConfig
 
 
@@ -33,6 +34,7 @@ class Config(JobConfig):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     eval_base: bool = True
     grpo: GRPOConfig = Field(default_factory=lambda: GRPOConfig(group_size=4, prompts_per_step=2, lr=1e-5))
+    ppo: PPOConfig | None = None  # set: PPO with a value head (keel.rl.agent_ppo) instead of the GRPO family
 
 
 def check(cfg: Config) -> None:
@@ -72,11 +74,11 @@ class AgentGroups:
 def train(cfg: Config, run, resume: bool = False, quiet: bool = False) -> dict:
     from keel.progress import progress_bar
     from keel.rl.agent_job import build_policy, end_step, resume_or_start, save_policy
-    from keel.rl.grpo import GRPO
+    from keel.rl.agent_ppo import make_trainer
 
     check(cfg)
     model, tok, prov = build_policy(cfg.policy)
-    trainer = GRPO(model, tok, cfg.grpo)
+    trainer = make_trainer(model, tok, cfg.grpo, cfg.ppo)
     groups = AgentGroups(cfg, model, tok)
     start, base = resume_or_start(run, trainer, model, tok, cfg, resume)
     t0, last, final = time.time(), {}, {}
