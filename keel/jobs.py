@@ -19,6 +19,8 @@ JOBS: dict[str, str] = {
     "llm_rl": "keel.rl.llm_job",
     "agent_sft": "keel.rl.agent_sft",
     "agent_rl": "keel.rl.agent_rl",
+    "inftythink": "keel.rl.inftythink",
+    "agent_empo2": "keel.rl.empo2_job",
 }
 
 
