@@ -200,3 +200,19 @@ def test_bad_config_is_a_clear_error(tmp_path):
     cfg = validate(empo2_job.Config, {"kind": "agent_empo2", "grpo": {"top_p": 0.9}}, "t")
     with pytest.raises(KeelError, match="top_p"):
         empo2_job.check(cfg)
+
+
+def test_adaptation_with_memory_alone_reads_tips_from_trial_two(tmp_path):
+    from keel.llm.multiturn import TurnConfig
+    from keel.rl.agent_envs import EnvConfig
+    from keel.rl.empo2_adapt import adapt
+
+    model, tok = load_model("tiny", seed=0)
+    out = adapt(model, tok, EnvConfig(name=TOY), TurnConfig(max_turns=2, max_turn_tokens=4, context_budget=600),
+                "test", tasks=3, trials=2, tips=TipsConfig(embedder="hash", tip_tokens=3, similarity=0.3),
+                memory_dir=tmp_path, temperature=1.0, batch=2)
+    assert out["tasks"] == 3 and len(out["memory"]["success"]) == len(out["none"]["success"]) == 2
+    assert out["memory"]["tipped_frac"][0] == 0.0 and out["memory"]["tipped_frac"][1] > 0
+    assert out["none"]["tipped_frac"] == [0.0, 0.0]
+    assert out["memory"]["success"][0] == out["none"]["success"][0]  # same seeds, empty memory: same trial 1
+    assert all(a <= b for a, b in zip(out["memory"]["solved"], out["memory"]["solved"][1:], strict=False))
