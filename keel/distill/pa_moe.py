@@ -257,56 +257,69 @@ class PhaseMoEPolicy(torch.nn.Module):
             self._plan = None
             self.routing.set(torch.zeros(0, dtype=torch.long), None)
 
-    def _route_planned(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> None:
-        plan = self._plan
-        if len(plan) != input_ids.shape[0]:
-            raise KeelError(f"PA-MoE training pass: {input_ids.shape[0]} rows for a plan of {len(plan)}; the "
-                            "update must run whole sequences in one pass (set grpo.share_prefix: false)")
-        openers, where = [], []
-        experts = torch.full(input_ids.shape, -1, dtype=torch.long)
-        seg_index = torch.zeros(input_ids.shape, dtype=torch.long)
-        for i, row in enumerate(plan):
-            full = list(row.prompt_ids) + list(row.completion_ids)
-            pos = attention_mask[i].nonzero().squeeze(1).cpu()
-            if len(pos) != len(full):
-                raise KeelError("PA-MoE training pass: the batch does not hold the planned sequences whole; "
-                                "set grpo.share_prefix: false")
-            seg = segments(len(row.prompt_ids), list(row.mask[: len(row.completion_ids)]),
-                           self.cfg.feature_tokens)
-            first = len(openers)
-            openers += [[full[p] for p in o] for o in seg.openers]
-            seg_index[i, pos] = torch.tensor(seg.of_token) + first
-            where.append((i, pos))
+    def _gates(self, probs: torch.Tensor, choice: torch.Tensor) -> torch.Tensor | None:
+        """Per segment p_e / stop_grad(p_e) for the chosen e: value 1, gradient d log p_e (None: no router)."""
+        if self.router is None:
+            return None
+        g = probs.gather(1, choice[:, None]).squeeze(1)
+        return g / g.detach()
+
+    def _route_rows(self, input_ids: torch.Tensor, am: torch.Tensor, skip: int) -> torch.Tensor:
+        """Each row opens a segment: route it by its own real tokens (after the first `skip`); its expert."""
+        openers = [input_ids[i][am[i].bool()].tolist()[skip:][-self.cfg.feature_tokens:]
+                   for i in range(input_ids.shape[0])]
         probs = self.route(openers)
         choice = probs.argmax(-1)
-        g = probs.gather(1, choice[:, None]).squeeze(1)
-        gate_seg = g / g.detach()  # value 1; gradient d log p_e into the router
+        gates = self._gates(probs, choice)
+        W = input_ids.shape[1]
+        self.routing.set(choice.to(input_ids.device)[:, None].expand(-1, W),
+                         None if gates is None or not torch.is_grad_enabled() else gates[:, None].expand(-1, W))
+        return choice
+
+    def _route_planned(self, input_ids: torch.Tensor, am: torch.Tensor, tail: bool) -> None:
+        """Route a training pass by the plan: whole sequences (`tail=False`, any padding), or only the tokens
+        after each prompt (`tail=True`, the second pass of `keel.llm.logprobs.shared_prefix_logprobs`)."""
+        plan = self._plan
+        if len(plan) != input_ids.shape[0]:
+            raise KeelError(f"PA-MoE training pass: {input_ids.shape[0]} rows for a plan of {len(plan)}")
+        openers, where = [], []
+        for i, row in enumerate(plan):
+            full = list(row.prompt_ids) + list(row.completion_ids)
+            pos = am[i].nonzero().squeeze(1).cpu()
+            first_tok = len(row.prompt_ids) if tail else 0
+            if len(pos) > len(full) - first_tok or (not tail and len(pos) != len(full)):
+                raise KeelError("PA-MoE training pass: the batch does not hold the planned sequences")
+            seg = segments(len(row.prompt_ids), list(row.mask[: len(row.completion_ids)]),
+                           self.cfg.feature_tokens)
+            base = len(openers)
+            openers += [[full[p] for p in o] for o in seg.openers]
+            idx = torch.tensor(seg.of_token[first_tok : first_tok + len(pos)], dtype=torch.long) + base
+            where.append((i, pos, idx))
+        probs = self.route(openers)
+        choice = probs.argmax(-1)
+        gates = self._gates(probs, choice)
+        experts = torch.full(input_ids.shape, -1, dtype=torch.long)
         gate = torch.ones(input_ids.shape, device=probs.device)
-        for i, pos in where:
-            experts[i, pos] = choice.cpu()[seg_index[i, pos]]
-            gate = gate.index_put((torch.full_like(pos, i), pos), gate_seg[seg_index[i, pos].to(probs.device)])
-        self.routing.set(experts.to(input_ids.device), gate if self.router is not None else None)
+        for i, pos, idx in where:
+            experts[i, pos] = choice.cpu()[idx]
+            if gates is not None:
+                gate = gate.index_put((torch.full_like(pos, i), pos), gates[idx.to(probs.device)])
+        self.routing.set(experts.to(input_ids.device), gate if gates is not None else None)
         self.last_routing = (probs, choice)
 
-    def _route_sampling(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, cache) -> RoutedCache:
-        B, W = input_ids.shape
-        am = attention_mask[:, -W:]
-        if cache is None or W > 1:  # a prompt or an env message: each row opens a new segment
-            skip = 0 if cache is None else 1  # with a cache the first token is the turn's last one
-            openers = []
-            for i in range(B):
-                toks = input_ids[i][am[i].bool()].tolist()[skip:]
-                openers.append(toks[-self.cfg.feature_tokens:])
+    def _route_sampling(self, input_ids: torch.Tensor, am: torch.Tensor, cache) -> RoutedCache:
+        if cache is None or input_ids.shape[1] > 1:  # a prompt or an env message: each row opens a segment
             with torch.no_grad():
-                rows = self.route(openers).argmax(-1).to(input_ids.device)
+                rows = self._route_rows(input_ids, am, skip=0 if cache is None else 1)  # 1: the turn's last token
             if cache is None:
                 cache = RoutedCache()
             elif not isinstance(cache, RoutedCache):
                 raise KeelError("PA-MoE sampling needs the cache it returned (RoutedCache)")
-            cache.experts = rows
-        elif not isinstance(cache, RoutedCache) or cache.experts is None:
+            cache.experts = rows.to(input_ids.device)
+            return cache
+        if not isinstance(cache, RoutedCache) or cache.experts is None:
             raise KeelError("PA-MoE sampling needs the cache it returned (RoutedCache)")
-        self.routing.set(cache.experts[:, None].expand(B, W), None)
+        self.routing.set(cache.experts[:, None], None)
         return cache
 
     def forward(self, input_ids=None, attention_mask=None, position_ids=None, cache=None, past_key_values=None,
@@ -315,16 +328,21 @@ class PhaseMoEPolicy(torch.nn.Module):
             raise KeelError("PA-MoE routes by token ids: call it with input_ids")
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
+        am = attention_mask[:, -input_ids.shape[1]:]  # the mask of the tokens fed now
         past = cache if cache is not None else past_key_values
-        if self._plan is not None:
-            self._route_planned(input_ids, attention_mask)
-            if kw.get("use_cache"):
-                kw["use_cache"] = False
-        elif kw.get("use_cache", True) or past is not None:
-            past = self._route_sampling(input_ids, attention_mask, past)
-            kw[self._cache_kw] = past
+        use_cache = kw.get("use_cache", True)
+        if self._plan is not None:  # a training pass: keel.llm.logprobs, full or shared-prefix layout
+            if past is None and use_cache:  # the shared-prefix prompt pass: distinct prompts, segment 0
+                self._route_rows(input_ids, am, skip=0)
+            else:
+                self._route_planned(input_ids, am, tail=past is not None)
+        elif use_cache or past is not None:
+            past = self._route_sampling(input_ids, am, past)
+            kw["use_cache"] = True
         else:
             raise KeelError("PA-MoE outside training needs a KV cache to carry each row's expert (use_cache)")
+        if past is not None:
+            kw[self._cache_kw] = past
         return self.lm(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, **kw)
 
     # --- saving ---

@@ -37,8 +37,6 @@ def check(cfg: Config) -> None:
         raise KeelError("pa_moe: policy.lora_r must be 0 (the experts are the adapters; set moe.rank)")
     if cfg.ppo is not None:
         raise KeelError("pa_moe trains with the GRPO family; remove the ppo section")
-    if cfg.grpo.share_prefix:
-        raise KeelError("pa_moe: set grpo.share_prefix: false (routing needs each sequence whole in one pass)")
     if cfg.grpo.beta > 0:
         raise KeelError("pa_moe: grpo.beta must be 0 (no frozen reference copy is kept)")
 
