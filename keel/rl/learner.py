@@ -17,6 +17,11 @@ made a batch interprets it, so the protocol does not fix them.
 
 A learner whose own schedule ends before the step budget (DiRL, when Dijkstra's search is done)
 says so with `finished`; the loop then stops.
+
+A `SplitLearner` can run its two halves in different processes (`keel.scale.ray_spec`): rollout
+workers hold copies that only `collect`, the learner process only `learn`s, and between them travel
+the batches (`merge` joins several workers' batches into one, env copies side by side) and the
+learned parameters (`weights` / `set_weights`: what `collect` acts with).
 """
 
 from __future__ import annotations
@@ -78,3 +83,14 @@ class Learner(Protocol):
     def state_dict(self) -> dict[str, Any]: ...
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+@runtime_checkable
+class SplitLearner(Learner, Protocol):
+    """A `Learner` whose `collect` and `learn` may run in different processes."""
+
+    def weights(self) -> Any: ...
+
+    def set_weights(self, weights: Any) -> None: ...
+
+    def merge(self, batches: list[Batch]) -> Batch: ...

@@ -418,6 +418,19 @@ class PPO:
     def train_step(self) -> dict[str, float]:
         return self.learn(self.collect())
 
+    # --- SplitLearner: collect and learn in different processes (keel.scale) ------------------------
+    def weights(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in self.policy.state_dict().items()}
+
+    def set_weights(self, weights: dict[str, torch.Tensor]) -> None:
+        self.policy.load_state_dict(weights)  # in place: the numpy views of the rollout path stay valid
+
+    @staticmethod
+    def merge(batches: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        """Several workers' rollouts as one: env copies side by side (axis 1 of (T, n, ...); `next_value`
+        is per copy). GAE runs per copy, so the merged batch learns as one rollout of all copies."""
+        return {k: np.concatenate([b[k] for b in batches], axis=0 if k == "next_value" else 1) for k in batches[0]}
+
     def counters(self) -> Counters:
         return Counters(env_steps=self.global_step, episodes=len(self.returns_log), updates=self.iteration)
 

@@ -159,6 +159,17 @@ class QRMLearner:
     def train_step(self) -> dict[str, float]:
         return self.learn(self.collect())
 
+    # --- SplitLearner: collect and learn in different processes (keel.scale) ------------------------
+    def weights(self) -> np.ndarray:
+        return self.agent.Q.copy()
+
+    def set_weights(self, weights: np.ndarray) -> None:
+        self.agent.Q[...] = weights
+
+    def merge(self, batches: list[Batch]) -> Batch:
+        """Several workers' batches as one step of all their copies (every array is per copy)."""
+        return {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
+
     def policy(self):
         return _GreedyQ(self.agent.Q)
 

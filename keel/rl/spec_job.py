@@ -106,12 +106,14 @@ def make_learner(cfg: Config, world):
 # ---------------------------------------------------------------------------------------------- train
 
 
-def train(cfg: Config, run, resume: bool = False, quiet: bool = False) -> dict:
+def train(cfg: Config, run, resume: bool = False, quiet: bool = False, learner_on=None) -> dict:
+    """`learner_on(world)`, when given, builds the learner instead (keel.scale: one whose rollouts run
+    on a Ray cluster); the loop, the evaluation and the summary stay these."""
     from keel.rl.product_env import evaluate_policy
     from keel.rl.spec_loop import train_loop
 
     world = make_world(cfg)
-    learner = make_learner(cfg, world)
+    learner = make_learner(cfg, world) if learner_on is None else learner_on(world)
     stop_after = int(os.environ.get("KEEL_STOP_AFTER_ITERATIONS", "0") or 0)
     wall = train_loop(learner, cfg.total_steps, run, cfg.log_every, cfg.checkpoint_every, resume=resume, quiet=quiet,
                       label=f"{cfg.learner} on {cfg.formula}", stop_after=stop_after)

@@ -42,6 +42,15 @@ class ProductPPO:
     def train_step(self) -> dict[str, float]:
         return self.ppo.train_step()
 
+    def weights(self) -> dict[str, Any]:
+        return self.ppo.weights()
+
+    def set_weights(self, weights: dict[str, Any]) -> None:
+        self.ppo.set_weights(weights)
+
+    def merge(self, batches: list[Batch]) -> Batch:
+        return self.ppo.merge(batches)
+
     def policy(self) -> PolicyScores:
         return PolicyScores(self.ppo.policy, self.world)
 

@@ -10,7 +10,7 @@ from keel.errors import KeelError
 from keel.io import atomic_write_json
 from keel.scale.config import ScaleConfig
 
-ON_RAY = ("llm_rl",)
+ON_RAY = ("llm_rl", "spec_rl")
 
 
 def train(cfg, run, resume: bool, quiet: bool, scale: ScaleConfig, hooks=None) -> dict:
@@ -26,6 +26,10 @@ def train(cfg, run, resume: bool, quiet: bool, scale: ScaleConfig, hooks=None) -
             raise KeelError(f"{saved} differs from these backend settings; resume with the same "
                             "--rollout-workers / --mode / --max-staleness")
     atomic_write_json(saved, record)
+    if cfg.kind == "spec_rl":
+        from keel.scale import ray_spec
+
+        return ray_spec.train(cfg, run, resume, quiet, scale)
     from keel.scale import ray_grpo
 
     return ray_grpo.train(cfg, run, resume, quiet, scale, hooks)
@@ -41,9 +45,14 @@ def settings(cfg, backend: str, address: str | None, rollout_workers: int, mode:
     if cfg.kind not in ON_RAY:
         raise KeelError(f"`{cfg.kind}` jobs do not run on Ray yet (kinds on Ray: {', '.join(ON_RAY)}); "
                         "drop --backend ray to train in-process")
-    if cfg.grpo.dynamic_sampling:
+    if cfg.kind == "llm_rl" and cfg.grpo.dynamic_sampling:
         raise KeelError("grpo.dynamic_sampling does not run on Ray yet; set it to false or train in-process")
     if rollout_workers < 1 or max_staleness < 0:
         raise KeelError("--rollout-workers must be >= 1 and --max-staleness >= 0")
-    return validate(ScaleConfig, {"address": address, "rollout_workers": rollout_workers, "mode": mode,
-                                  "max_staleness": max_staleness}, "backend settings")
+    scale = validate(ScaleConfig, {"address": address, "rollout_workers": rollout_workers, "mode": mode,
+                                   "max_staleness": max_staleness}, "backend settings")
+    if cfg.kind == "spec_rl":
+        from keel.scale.ray_spec import check
+
+        check(cfg, scale)
+    return scale
