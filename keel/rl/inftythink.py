@@ -39,6 +39,7 @@ SPLITS = ("train", "test", "heldout")  # heldout: the test split at the longer l
 class Config(JobConfig):
     kind: Literal["inftythink"] = "inftythink"
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    train_layers: int = 0  # > 0: train only the top K decoder layers (and the final norm); 0: every weight
     task: Literal["arith_chain", "countdown_chain"] = "arith_chain"
     train_options: dict[str, Any] = Field(default_factory=lambda: {"min_steps": 6, "max_steps": 12})
     heldout_options: dict[str, Any] = Field(default_factory=lambda: {"min_steps": 16, "max_steps": 24})
@@ -63,6 +64,24 @@ def effective_rounds(cfg: Config) -> RoundsConfig:
     if cfg.mode == "chain":
         return RoundsConfig(round_tokens=cfg.rounds.budget, max_rounds=1, history=cfg.rounds.history)
     return cfg.rounds
+
+
+def freeze_below(model, top_layers: int) -> None:
+    """Train only the top `top_layers` decoder layers and the final norm: the backward pass stops there, a
+    few times cheaper than full fine-tuning on a CPU (the embeddings, tied to the output head, stay fixed)."""
+    from keel.llm.lora import is_lora
+
+    if top_layers <= 0:
+        return
+    if is_lora(model):
+        raise KeelError("train_layers and policy.lora_r are exclusive: choose one way to cut the trained weights")
+    layers = model.model.layers
+    if top_layers > len(layers):
+        raise KeelError(f"train_layers={top_layers} but the model has {len(layers)} decoder layers")
+    model.requires_grad_(False)
+    for layer in layers[len(layers) - top_layers :]:
+        layer.requires_grad_(True)
+    model.model.norm.requires_grad_(True)
 
 
 def tasks(cfg: Config) -> tuple[ChainTask, ChainTask]:
@@ -227,6 +246,7 @@ def train(cfg: Config, run, resume: bool = False, quiet: bool = False) -> dict:
 
     check(cfg)
     model, tok, prov = build_policy(cfg.policy)
+    freeze_below(model, cfg.train_layers)
     rounds = effective_rounds(cfg)
     task, _ = tasks(cfg)
     pool = task.problems("train", cfg.train_pool, cfg.seed)
