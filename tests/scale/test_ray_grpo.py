@@ -133,8 +133,8 @@ def test_cli_refuses_a_job_kind_not_on_ray(tmp_path):
     from keel.cli import app
     from keel.errors import KeelError
 
-    res = CliRunner().invoke(app, ["train", "quickstart", "--backend", "ray", "--set", f"runs_dir={tmp_path}"])
-    assert isinstance(res.exception, KeelError) and "do not run on Ray yet" in str(res.exception)
+    res = CliRunner().invoke(app, ["train", "spec_dirl", "--backend", "ray", "--set", f"runs_dir={tmp_path}"])
+    assert isinstance(res.exception, KeelError) and "does not run on Ray" in str(res.exception)
     assert not any(tmp_path.iterdir())  # refused before a run directory was made
 
 
