@@ -397,13 +397,11 @@ class Memory:
         within `neighbour_gap_s`) join the ranking with a share of that hit's score."""
         cfg = self.scfg
         score = dict(ranked)
-        gap = cfg.neighbour_gap_s
-        for d, s in ranked[: cfg.expand_top]:
-            ts = items[d]["ts"]
-            for lo, hi, order in ((ts - gap, ts, "ts DESC"), (ts, ts + gap, "ts ASC")):
-                w = Where(**{**where.__dict__, "kinds": ("message",),
-                             "statuses": ("active",) if only_active else where.statuses, "time_range": (lo, hi)})
-                nb = next((x for x in self.store.select(w, with_vec=True, limit=3, order=order) if x["id"] != d), None)
+        top = ranked[: cfg.expand_top]
+        w = Where(**{**where.__dict__, "kinds": ("message",), "statuses": ("active",) if only_active else where.statuses})
+        found = self.store.neighbours(w, [(d, items[d]["ts"]) for d, _ in top], cfg.neighbour_gap_s)
+        for (_, s), pair in zip(top, zip(found[::2], found[1::2], strict=True), strict=True):
+            for nb in pair:
                 if nb is None:
                     continue
                 if nb["id"] not in items:

@@ -424,6 +424,16 @@ class SQLiteStore:
         ).fetchall()
         return [_row_to_item(r) for r in rows]
 
+    def neighbours(self, where: Where, anchors: list[tuple[str, float]], gap: float) -> list[dict[str, Any] | None]:
+        """For each (id, ts): the item matching `where` just before it (within `gap` seconds), then the one
+        just after it; None where there is none. Vectors included."""
+        out: list[dict[str, Any] | None] = []
+        for d, ts in anchors:
+            for lo, hi, order in ((ts - gap, ts, "ts DESC"), (ts, ts + gap, "ts ASC")):
+                w = Where(**{**where.__dict__, "time_range": (lo, hi)})
+                out.append(next((x for x in self.select(w, with_vec=True, limit=3, order=order) if x["id"] != d), None))
+        return out
+
     def fts(self, where: Where, query: str, n: int) -> list[tuple[str, float]]:
         """BM25 over items matching `where`: the in-memory index (`keel.memory.lexical`) by default, or
         FTS5's own bm25() when the store was opened with lexical="fts5"."""
