@@ -95,7 +95,8 @@ def run_job(kind: str, cfg_dict: dict, name: str) -> dict:
     return out
 
 
-def part_train(a) -> dict:
+def part_train(a, save) -> dict:
+    """`save(table)` after every finished job: a run cut by the clock keeps what it has."""
     init = warm_start(a)
     tag = time.strftime("%H%M%S")
     table: dict = {"init": init, "seeds": {}, "settings": {k: getattr(a, k) for k in (
@@ -103,12 +104,16 @@ def part_train(a) -> dict:
     for seed in a.seeds:
         grpo, empo2 = configs(a, seed, init)
         g = run_job("agent_rl", grpo, f"grpo-{tag}-s{seed}")
+        table["partial"] = {"seed": seed, "grpo": {"test": g["final"]["test"], "wall_s": g["wall_s"],
+                                                   "curve": g["curve"], "run": g["run"]}}
+        save(table)
         e = run_job("agent_empo2", empo2, f"empo2-{tag}-s{seed}")
         table["seeds"][str(seed)] = {
-            "grpo": {"test": g["final"]["test"], "wall_s": g["wall_s"], "curve": g["curve"], "run": g["run"]},
+            **{k: v for k, v in table.pop("partial").items() if k != "seed"},
             "empo2": {"test": e["final"]["test"], "wall_s": e["wall_s"], "curve": e["curve"], "run": e["run"],
                       "modes": e["modes"]},
         }
+        save(table)
     return table
 
 
@@ -199,9 +204,12 @@ def main() -> None:
              "the last part's.",
              f"EMPO² step shares here p_off={a.p_off}, p_on_tips={a.p_on_tips} (the paper's recipe 0.17 / 0.08 "
              "would give nearly no memory steps in a run this short)."]
-    if a.part in ("train", "all"):
-        tables["train"] = {**part_train(a), "command": cmd, "commit": _commit()}
+    def save_train(table: dict) -> None:
+        tables["train"] = {**table, "command": cmd, "commit": _commit()}
         print(write_results(name, tables, goals_of(tables), notes, load_average_start=load0), flush=True)
+
+    if a.part in ("train", "all"):
+        save_train(part_train(a, save_train))
     if a.part in ("adapt", "all"):
         tables["adapt"] = {**part_adapt(a, tables), "command": cmd, "commit": _commit()}
         print(write_results(name, tables, goals_of(tables), notes, load_average_start=load0), flush=True)
