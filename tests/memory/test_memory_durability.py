@@ -131,3 +131,25 @@ def test_ivf_index_takes_over_when_large(tmp_path, monkeypatch):
     assert m.search("record 78 colour 1 shape 0 size 1", k=1, mode="dense")[0]["id"] == ids[78]
     assert m.store._indexes[("default", "message")].is_ivf
     m.close()
+
+
+def test_indexes_are_built_on_add_not_at_the_first_search(tmp_path, monkeypatch):
+    from keel.memory import store_sqlite
+
+    monkeypatch.setattr(store_sqlite, "IVF_MIN", 500)
+    m = Memory(tmp_path / "m.db", embedder=HashEmbedder(), organise=False)
+    for s in range(0, 1200, 300):
+        m.add([f"record {i} colour {i % 11}" for i in range(s, s + 300)])
+    vi = m.store._indexes[("default", "message")]
+    lex, _ = m.store._lex[("default", "message")]
+    assert vi.is_ivf and vi.index.ntotal == 1200 and lex.n_alive == 1200  # before any search
+    seq = m.store._max_seq()
+    assert vi.seq == seq  # caught up: the first search replays nothing
+    try:
+        with m.store.batch():
+            m.add("a line that is rolled back")
+            raise RuntimeError("abort")
+    except RuntimeError:
+        pass
+    assert all(h["text"] != "a line that is rolled back" for h in m.search("rolled back", k=3, mode="bm25"))
+    m.close()
