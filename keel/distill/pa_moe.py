@@ -53,6 +53,7 @@ class PhaseMoEConfig(KeelModel):
     alpha_per_rank: float = 2.0  # LoRA scale alpha / r (keel.llm.lora uses alpha = 2r)
     targets: list[str] = Field(default_factory=lambda: list(LLAMA_TARGETS))
     balance_coef: float = Field(0.01, ge=0)  # weight of the load-balancing loss
+    router_lr: float | None = Field(None, gt=0)  # the router's own learning rate (None: the trainer's)
     feature_tokens: int = Field(64, ge=1)  # the opener's last N tokens feed the router
     router_init_std: float = Field(0.02, gt=0)
 

@@ -42,7 +42,19 @@ def check(cfg: Config) -> None:
 
 
 class PhaseGRPO(GRPO):
-    """GRPO whose loss routes each sequence by its segments and adds the router's load-balancing term."""
+    """GRPO whose loss routes each sequence by its segments and adds the router's load-balancing term;
+    the router may have its own learning rate (`moe.router_lr`)."""
+
+    def __init__(self, model, tokenizer, cfg):
+        import torch
+
+        super().__init__(model, tokenizer, cfg)
+        if model.router is not None and model.cfg.router_lr is not None:
+            router = set(map(id, model.router.parameters()))
+            rest = [p for p in model.parameters() if p.requires_grad and id(p) not in router]
+            self.opt = torch.optim.AdamW([{"params": rest}, {"params": list(model.router.parameters()),
+                                                              "lr": model.cfg.router_lr}],
+                                         lr=cfg.lr, weight_decay=cfg.weight_decay)
 
     def loss(self, roll, rows, denom=None):
         from keel.distill.pa_moe import PlanRow, balance_loss

@@ -222,3 +222,15 @@ def test_job_trains_and_evaluates(tmp_path):
     again = pa_moe_job.evaluate(run, episodes=2)
     assert again["success"] == s["final"]["test"]["success"]
     assert again["usage"] == s["final"]["test"]["usage"]
+
+
+def test_router_has_its_own_learning_rate(tiny):
+    from keel.distill.pa_moe_job import PhaseGRPO
+    from keel.rl.grpo import GRPOConfig
+
+    pol = _policy(tiny, active=False)
+    pol.cfg.router_lr = 0.05
+    opt = PhaseGRPO(pol, tiny[1], GRPOConfig(lr=1e-4)).opt
+    lrs = sorted(g["lr"] for g in opt.param_groups)
+    assert lrs == [1e-4, 0.05]
+    assert sum(len(g["params"]) for g in opt.param_groups) == sum(1 for p in pol.parameters() if p.requires_grad)
