@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 RUNS = ROOT / "runs" / "bench-pamoe"
 PRESETS = ROOT / "keel" / "presets"
+T0 = time.time()
 ARMS = {"pamoe": {"experts": 3, "rank": 4}, "single": {"experts": 1, "rank": 12}}
 
 
@@ -44,6 +45,8 @@ def add_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--pamoe-rl-steps", type=int, default=3)
     g.add_argument("--pamoe-eval-episodes", type=int, default=24)
     g.add_argument("--pamoe-threads", type=int, default=2)
+    g.add_argument("--pamoe-max-minutes", type=float, default=19.0,
+                   help="start no RL run that would end past this many minutes (one hold of the long-run lock)")
     g.add_argument("--pamoe-fresh", action="store_true", help="discard earlier stages in runs/bench-pamoe")
     g.add_argument("--pamoe-quick", action="store_true", help="tiny random model, minimal sizes (plumbing)")
 
@@ -217,9 +220,19 @@ def run(args) -> tuple[dict, list, list]:
     root.mkdir(parents=True, exist_ok=True)
     w = warm(args) if args.pamoe_stage in ("warm", "all") else _read(root / "warm.json")
     if args.pamoe_stage in ("rl", "all"):
+        walls = [240.0]  # seconds a run is expected to take until one has been timed
         for seed in args.pamoe_seeds:
             for arm in ARMS:
-                rl(args, seed, arm)
+                if (root / f"{arm}-s{seed}.json").is_file():
+                    continue
+                left = args.pamoe_max_minutes * 60 - (time.time() - T0)
+                if left < max(walls):
+                    print(f"  stopping: {left:.0f} s left in this hold, a run takes ~{max(walls):.0f} s", flush=True)
+                    break
+                walls.append(rl(args, seed, arm)["wall_s"])
+            else:
+                continue
+            break
     res = {}
     for arm in ARMS:
         for f in sorted(root.glob(f"{arm}-s*.json")):
