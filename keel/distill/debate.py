@@ -12,7 +12,7 @@ tokens it cost (prompt + generated), so the debate's inference cost is measured,
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from keel.config import KeelModel
 from keel.distill.answers import answer_key
@@ -133,3 +133,14 @@ def summary(transcripts: list[Transcript]) -> dict:
         "generated_per_problem": sum(t.generated for t in transcripts) / n,
         "n": len(transcripts),
     }
+
+
+def to_dicts(transcripts: list[Transcript]) -> list[dict]:
+    """Plain JSON-able transcripts (for debate.json in a run directory)."""
+    return [{"problem": {"prompt": t.problem.prompt, "answer": t.problem.answer, "meta": t.problem.meta},
+             "steps": [asdict(s) for s in t.steps], "answer": t.answer, "correct": t.correct} for t in transcripts]
+
+
+def from_dicts(rows: list[dict]) -> list[Transcript]:
+    return [Transcript(Problem(**r["problem"]), [Step(**s) for s in r["steps"]], r["answer"], r["correct"])
+            for r in rows]
