@@ -21,6 +21,7 @@ JOBS: dict[str, str] = {
     "agent_rl": "keel.rl.agent_rl",
     "inftythink": "keel.rl.inftythink",
     "agent_empo2": "keel.rl.empo2_job",
+    "distill_agentark": "keel.distill.agentark_job",
     "pa_moe": "keel.distill.pa_moe_job",
 }
 
