@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from resultsfile import goal, write_results  # noqa: E402
 
 from keel.config import validate  # noqa: E402
-from keel.rl import llm_job  # noqa: E402
+from keel.rl import llm_job, spec_job  # noqa: E402
 from keel.runs import Run  # noqa: E402
 from keel.scale.config import ScaleConfig  # noqa: E402
 from keel.scale.ray_job import train as train_on_ray  # noqa: E402
@@ -85,18 +85,34 @@ def part_async(tmp: Path, seeds: list[int], steps: int) -> tuple[dict, list]:
                 "time_to_target_s": time_to_target(s["accuracy_curve"]), "base_accuracy": s["base_test_accuracy"],
                 "final_accuracy": s["test_accuracy"], "staleness_histogram": s["staleness_histogram"],
                 "learner_idle_ratio": s["learner_idle_ratio"], "rollout_idle_ratio": s["rollout_idle_ratio"],
+                "learner_busy_s": s["learner_busy_s"], "rollout_busy_s": s["rollout_busy_s"],
+                "gen_s_per_sample": s["rollout_busy_s"] / max(s["generated_samples"], 1),
                 "dropped_stale": s["dropped_stale"], "curve": s["accuracy_curve"]})
             print(mode, seed, {k: rows[mode][-1][k] for k in ("samples_per_s", "time_to_target_s",
                                                               "final_accuracy", "learner_idle_ratio")}, flush=True)
     ratio = [a["samples_per_s"] / s["samples_per_s"] for a, s in zip(rows["async"], rows["sync"], strict=True)]
     acc = {m: statistics.mean(r["final_accuracy"] for r in rows[m]) for m in rows}
+    bound = overlap_bound(rows["sync"], rows["async"], ratio)
     goals = [
         goal("async / sync samples per second (mean over seeds, same CPUs)", statistics.mean(ratio), 1.5, "x",
              statistics.mean(ratio) >= 1.5),
         goal("async final held-out accuracy - sync (mean over seeds; not lower)", acc["async"] - acc["sync"],
              0.0, "accuracy", acc["async"] >= acc["sync"] - 1e-9),
     ]
-    return {"runs": rows, "speedup_per_seed": ratio, "mean_final_accuracy": acc, "target_accuracy": TARGET}, goals
+    return {"runs": rows, "speedup_per_seed": ratio, "mean_final_accuracy": acc, "target_accuracy": TARGET,
+            "bound": bound}, goals
+
+
+def overlap_bound(sync: list[dict], asyn: list[dict], ratio: list[float], workers: int = 1) -> dict:
+    """What overlap can give at most, from the sync runs: the sync loop's wall time over its longest role's
+    busy time (learner, or one rollout worker); and how much of that the async runs got. `gen_slowdown`
+    is async's rollout seconds per sample over sync's: > 1 means the two roles, run at once, slowed each
+    other down (2 shared cores)."""
+    b = [s["train_seconds"] / max(s["learner_busy_s"], s["rollout_busy_s"] / workers) for s in sync]
+    got = [(r - 1) / max(x - 1, 1e-9) for r, x in zip(ratio, b, strict=True)]
+    slow = [a["gen_s_per_sample"] / s["gen_s_per_sample"] for a, s in zip(asyn, sync, strict=True)]
+    return {"max_speedup_from_overlap": b, "share_of_bound_achieved": got, "gen_slowdown_async_over_sync": slow,
+            "mean_max_speedup": statistics.mean(b), "mean_gen_slowdown": statistics.mean(slow)}
 
 
 def part_overhead(tmp: Path, steps: int) -> tuple[dict, list]:
@@ -155,6 +171,71 @@ def part_prefix(reps: int) -> dict:
                step_time_merged_over_unmerged=out["step_s_merged"] / out["step_s_unmerged"])
     print("prefix", out, flush=True)
     return out
+
+
+def spec_job_cfg(tmp: Path, seed: int, iterations: int) -> spec_job.Config:
+    """PPO in the quickstart world (16 rooms, "reach A then B, never a hazard", pre-emptive shield), one
+    epoch per update so that collecting a batch and learning from it cost about the same here."""
+    return validate(spec_job.Config, {
+        "kind": "spec_rl", "seed": seed, "learner": "ppo", "num_envs": 32, "total_steps": iterations * 128 * 32,
+        "log_every": 10**9, "checkpoint_every": 10**9, "eval_episodes": 200, "runs_dir": str(tmp),
+        "ppo": {"n_steps": 128, "batch_size": 1024, "n_epochs": 1, "lr": 2.5e-3, "ent_coef": 0.01}}, "benchmark")
+
+
+def part_spec(tmp: Path, seeds: list[int], iterations: int) -> tuple[dict, list]:
+    """Spec-RL PPO: in-process, sync Ray (1 and 2 rollout workers) and async Ray (2 workers), same seeds; the
+    2-worker runs declare the same CPUs (learner 1 + 2 x 0.5) on the 2 shared cores."""
+    modes = {"sync1": ScaleConfig(rollout_workers=1),
+             "sync2": ScaleConfig(rollout_workers=2, worker_cpus=0.5),
+             "async2": ScaleConfig(rollout_workers=2, worker_cpus=0.5, mode="async")}
+    rows: dict[str, list] = {"in_process": [], **{m: [] for m in modes}}
+    for seed in seeds:
+        cfg = spec_job_cfg(tmp, seed, iterations)
+        ref = new_run(tmp, cfg, "spec-inproc")
+        s = spec_job.train(cfg, ref, quiet=True)
+        rows["in_process"].append({"seed": seed, "satisfaction": s["satisfaction"], "samples_per_s":
+                                   s["env_steps"] / s["wall_seconds"], "violations_train": s["violations_train"]})
+        for m, sc in modes.items():
+            run = new_run(tmp, cfg, f"spec-{m}")
+            r = train_on_ray(cfg, run, False, True, sc)
+            row = {k: r[k] for k in ("satisfaction", "samples_per_s", "violations_train", "learner_idle_ratio",
+                                     "rollout_idle_ratio", "learner_busy_s", "rollout_busy_s", "staleness_histogram",
+                                     "ray_loop_seconds")}
+            # samples/s over the job loop's wall time (spec_loop.train_loop: logging and checkpoints included),
+            # the same clock as in-process; the actors are built before it starts
+            row.update(seed=seed, train_seconds=r["wall_seconds"], samples_per_s=r["env_steps"] / r["wall_seconds"],
+                       gen_s_per_sample=r["rollout_busy_s"] / max(r["env_steps"], 1))
+            if m == "sync1":
+                a = [{k: v for k, v in x.items() if k not in ("time", "steps_per_s")} for x in ref.metrics()]
+                b = [{k: v for k, v in x.items() if k not in ("time", "steps_per_s")} for x in run.metrics()]
+                row["same_numbers_as_in_process"] = a == b and r["satisfaction"] == s["satisfaction"]
+            rows[m].append(row)
+        print("spec", seed, {m: (round(v[-1]["samples_per_s"]), v[-1]["satisfaction"]) for m, v in rows.items()},
+              flush=True)
+    mean = {m: {k: statistics.mean(r[k] for r in v) for k in ("samples_per_s", "satisfaction")} for m, v in rows.items()}
+    ratio = [a["samples_per_s"] / s["samples_per_s"] for a, s in zip(rows["async2"], rows["sync2"], strict=True)]
+    overhead = [s["samples_per_s"] / r["samples_per_s"] - 1 for s, r in zip(rows["in_process"], rows["sync1"],
+                                                                           strict=True)]
+    same = all(r["same_numbers_as_in_process"] for r in rows["sync1"])
+    table = {"runs": rows, "mean": mean, "async2_over_sync2": ratio, "ray_sync1_slower_by": overhead,
+             "bound": overlap_bound(rows["sync2"], rows["async2"], ratio, workers=2)}
+    print("spec", {k: v for k, v in table.items() if k != "runs"}, flush=True)
+    goals = [
+        goal("spec-RL PPO: sync Ray (1 worker) numbers = in-process, every seed", same, True, "bool", same),
+        goal("spec-RL PPO: sync Ray slower than in-process (mean over seeds)", statistics.mean(overhead), 0.15,
+             "fraction", statistics.mean(overhead) <= 0.15),
+        goal("spec-RL PPO: async / sync samples per second, 2 workers + learner, same CPUs (mean over seeds)",
+             statistics.mean(ratio), 1.5, "x", statistics.mean(ratio) >= 1.5),
+    ]
+    d_sat = mean["async2"]["satisfaction"] - mean["sync2"]["satisfaction"]
+    if max(mean["async2"]["satisfaction"], mean["sync2"]["satisfaction"]) == 0:
+        goals.append(goal("spec-RL PPO: async final satisfaction - sync (mean over seeds; not lower)", d_sat, 0.0,
+                          "satisfaction", None, reason="PPO satisfies the spec in neither mode within this budget "
+                          "(40 updates), so only the throughput is compared"))
+    else:
+        goals.append(goal("spec-RL PPO: async final satisfaction - sync (mean over seeds; not lower)", d_sat, 0.0,
+                          "satisfaction", d_sat >= -1e-9))
+    return table, goals
 
 
 class _KillMidJob:
@@ -230,6 +311,9 @@ def main() -> None:
                                   "ratio", r["computed_per_trained_prompt_merged"] < r["computed_per_trained_unmerged"]))
             if (r := part("fault", part_fault, tmp, 3 if quick else 8)) is not None:
                 tables["fault"], g = r
+                goals += g
+            if (r := part("spec_rl", part_spec, tmp, seeds, 2 if quick else 40)) is not None:
+                tables["spec_rl"], g = r
                 goals += g
     finally:
         ray.shutdown()

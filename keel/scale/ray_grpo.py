@@ -327,6 +327,8 @@ class _Loop:
             "dropped_stale": self.dropped_stale,
             "lost_jobs": self.workers.lost,
             "worker_restarts": self.workers.restarts,
+            "learner_busy_s": self.learner_busy,
+            "rollout_busy_s": self.workers.busy_s,
             "learner_idle_ratio": max(0.0, 1.0 - self.learner_busy / max(wall, 1e-9)),
             "rollout_idle_ratio": max(0.0, 1.0 - self.workers.busy_s / max(wall * n, 1e-9)),
             "tokens_computed_per_trained_prompt_merged": p["tokens_computed_prompt_merged"] / max(p["tokens_trained"], 1),

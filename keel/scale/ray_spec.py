@@ -175,6 +175,7 @@ class RayLearner:
             "backend": "ray", "mode": self.scale.mode, "rollout_workers": n,
             "ray_loop_seconds": round(wall, 3),
             "samples_per_s": self.trained_steps / wall,
+            "learner_busy_s": self.learn_s, "rollout_busy_s": self.collect_s,
             "learner_idle_ratio": max(0.0, 1.0 - self.learn_s / wall),
             "rollout_idle_ratio": max(0.0, 1.0 - self.collect_s / (wall * n)),
             "staleness_histogram": {str(k): v for k, v in sorted(self.staleness.items())},
@@ -216,6 +217,8 @@ def train(cfg: Config, run, resume: bool, quiet: bool, scale: ScaleConfig) -> di
                                                   scheduling_strategy=on_bundle(pg, i + 1)).remote(cfg_dict, i, N)
                    for i in range(N)]
         session.actors = [learner, *workers]
+        # every actor built (imports, world, shield) before the loop starts: its clock and errors are the loop's
+        ray.get([learner.updates.remote(), *(w.pid.remote() for w in workers)])
         built: list[RayLearner] = []
 
         def on_ray(world) -> RayLearner:
