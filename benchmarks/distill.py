@@ -44,7 +44,7 @@ def spread(xs: list[float]) -> float:
 
 
 # ----------------------------------------------------------------------------------------- AgentArk
-def agentark(a) -> tuple[dict, list[dict], list[str]]:
+def agentark(a, save) -> tuple[dict, list[dict], list[str]]:
     import torch
 
     from keel.distill.augment import da_examples
@@ -118,6 +118,12 @@ def agentark(a) -> tuple[dict, list[dict], list[str]]:
                     "prm_reward_mean": statistics.mean(x["prm_reward"] for x in pad_log)},
             "seconds": round(time.time() - ts0, 1),
         })
+        save(*report(a, base_eval, runs))  # a cut-short run keeps every finished seed
+    return report(a, base_eval, runs)
+
+
+def report(a, base_eval: dict, runs: list[dict]) -> tuple[dict, list[dict], list[str]]:
+    """The AgentArk tables, goals and notes from the seeds finished so far."""
     if not runs:
         return {"setup": vars_of(a), "base": base_eval, "runs": []}, [], ["no seed finished"]
 
@@ -152,7 +158,7 @@ def agentark(a) -> tuple[dict, list[dict], list[str]]:
 
 
 # ----------------------------------------------------------------------------------------- ensembles
-def ensemble(a) -> tuple[dict, list[dict], list[str]]:
+def ensemble(a, save) -> tuple[dict, list[dict], list[str]]:
     import torch
 
     from keel.distill.answers import answer_key
@@ -276,7 +282,7 @@ def pamoe_module():
         return None
 
 
-def pamoe(a) -> tuple[dict, list[dict], list[str]]:
+def pamoe(a, save) -> tuple[dict, list[dict], list[str]]:
     mod = pamoe_module()
     if mod is None:
         return {}, [], ["PA-MoE: benchmarks/distill_pamoe.py is absent, so this part did not run."]
@@ -330,14 +336,17 @@ def main() -> None:
     for part in todo:
         load0 = list(os.getloadavg())
         log(f"part {part}")
-        tables, goals, notes = {"agentark": agentark, "ensemble": ensemble, "pamoe": pamoe}[part](a)
-        for g in goals:
-            g["part"] = part
-        parts[part] = {"provenance": {**provenance(), "load_average_start": load0}, "tables": tables,
-                       "goals": goals, "notes": notes}
-        # written after every part, so a cut-short run keeps what it finished
-        write_results(name, parts, [g for q in PARTS if q in parts for g in parts[q]["goals"]],
-                      [f"{q}: {n}" for q in PARTS if q in parts for n in parts[q]["notes"]])
+
+        def save(tables, goals, notes, part=part, load0=load0):
+            for g in goals:
+                g["part"] = part
+            parts[part] = {"provenance": {**provenance(), "load_average_start": load0}, "tables": tables,
+                           "goals": goals, "notes": notes}
+            write_results(name, parts, [g for q in PARTS if q in parts for g in parts[q]["goals"]],
+                          [f"{q}: {n}" for q in PARTS if q in parts for n in parts[q]["notes"]])
+
+        # written after every part (and every AgentArk seed), so a cut-short run keeps what it finished
+        save(*{"agentark": agentark, "ensemble": ensemble, "pamoe": pamoe}[part](a, save))
     log(f"wrote {path}")
 
 
