@@ -8,7 +8,8 @@ Why not just FTS5's bm25(): FTS5 ranks every document matching any query term on
 query with a common word costs hundreds of milliseconds at 100k items. Here each term's postings are
 two int32 arrays and scoring is a few vectorised numpy operations. The index is derived data: SQLite
 (with its FTS5 table) stays the source of truth, and this index is rebuilt from it / caught up from the
-store's change log, exactly like the FAISS index.
+store's change log, exactly like the FAISS index. It also keeps each document's timestamp, so that a
+time-range filter (a date the query names) is a vectorised comparison rather than an id list from SQL.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class LexicalIndex:
         self.slot_of: dict[int, int] = {}  # item rid -> slot
         self.rids = np.zeros(1024, dtype=np.int64)
         self.dl = np.zeros(1024, dtype=np.float32)
+        self.ts = np.zeros(1024, dtype=np.float64)
         self.alive = np.zeros(1024, dtype=bool)
         self.size = 0
         self.n_alive = 0
@@ -37,13 +39,13 @@ class LexicalIndex:
 
     def _grow(self) -> None:
         cap = len(self.rids) * 2
-        for name in ("rids", "dl", "alive"):
+        for name in ("rids", "dl", "ts", "alive"):
             old = getattr(self, name)
             new = np.zeros(cap, dtype=old.dtype)
             new[: len(old)] = old
             setattr(self, name, new)
 
-    def add(self, rid: int, text: str) -> None:
+    def add(self, rid: int, text: str, ts: float = 0.0) -> None:
         if rid in self.slot_of:
             self.remove(rid)
         if self.size == len(self.rids):
@@ -52,7 +54,7 @@ class LexicalIndex:
         self.size += 1
         tokens = self.tokenize(text)
         self.slot_of[rid] = slot
-        self.rids[slot], self.dl[slot], self.alive[slot] = rid, len(tokens), True
+        self.rids[slot], self.dl[slot], self.ts[slot], self.alive[slot] = rid, len(tokens), ts, True
         self.n_alive += 1
         self.total_len += len(tokens)
         for term, tf in Counter(tokens).items():
@@ -69,8 +71,24 @@ class LexicalIndex:
             self.n_alive -= 1
             self.total_len -= float(self.dl[slot])
 
-    def search(self, query: str, n: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
-        """(rid, score) of the n best documents; `allowed` restricts to those rids."""
+    def _in_time(self, time_range: tuple[float | None, float | None]) -> np.ndarray:
+        lo, hi = time_range
+        ts = self.ts[: self.size]
+        keep = self.alive[: self.size].copy()
+        if lo is not None:
+            keep &= ts >= lo
+        if hi is not None:
+            keep &= ts <= hi
+        return keep
+
+    def rids_in_time(self, time_range: tuple[float | None, float | None]) -> np.ndarray:
+        """The rids of live documents whose timestamp lies in [lo, hi] (None: open)."""
+        return self.rids[: self.size][self._in_time(time_range)]
+
+    def search(self, query: str, n: int, allowed: np.ndarray | None = None,
+               time_range: tuple[float | None, float | None] | None = None) -> list[tuple[int, float]]:
+        """(rid, score) of the n best documents; `allowed` restricts to those rids, `time_range` to those
+        timestamps."""
         if self.n_alive == 0:
             return []
         N = self.n_alive
@@ -92,6 +110,8 @@ class LexicalIndex:
             scores[slots] += np.where(live, idf * tf * (self.k1 + 1.0) / (tf + norm), 0.0)
         if allowed is not None:
             scores[~np.isin(self.rids[: self.size], allowed)] = 0.0
+        if time_range is not None:
+            scores[~self._in_time(time_range)] = 0.0
         nz = np.flatnonzero(scores > 0)
         if nz.size == 0:
             return []
@@ -110,7 +130,8 @@ class LexicalIndex:
             else np.zeros(0, dtype=np.int32)
         buf = io.BytesIO()
         np.savez(buf, seq=np.array([seq]), size=np.array([self.size]), rids=self.rids[: self.size],
-                 dl=self.dl[: self.size], alive=self.alive[: self.size], terms=np.array("\x00".join(terms)),
+                 dl=self.dl[: self.size], ts=self.ts[: self.size], alive=self.alive[: self.size],
+                 terms=np.array("\x00".join(terms)),
                  lens=lens, slots=slots, tfs=tfs)
         return buf.getvalue()
 
@@ -120,9 +141,10 @@ class LexicalIndex:
         lex = cls(tokenize)
         size = int(z["size"][0])
         cap = max(1024, size)
-        lex.rids, lex.dl, lex.alive = (np.zeros(cap, dtype=np.int64), np.zeros(cap, dtype=np.float32),
-                                       np.zeros(cap, dtype=bool))
-        lex.rids[:size], lex.dl[:size], lex.alive[:size] = z["rids"], z["dl"], z["alive"]
+        lex.rids, lex.dl, lex.ts, lex.alive = (np.zeros(cap, dtype=np.int64), np.zeros(cap, dtype=np.float32),
+                                               np.zeros(cap, dtype=np.float64), np.zeros(cap, dtype=bool))
+        # a file from before timestamps were kept has no "ts": KeyError, and the caller rebuilds it
+        lex.rids[:size], lex.dl[:size], lex.ts[:size], lex.alive[:size] = z["rids"], z["dl"], z["ts"], z["alive"]
         lex.size = size
         live = np.flatnonzero(lex.alive[:size])
         lex.slot_of = dict(zip(lex.rids[live].tolist(), live.tolist(), strict=True))

@@ -137,6 +137,13 @@ class Where:
             and set(self.statuses) == set(INDEXED)
         )
 
+    def is_time_only(self) -> bool:
+        """True when the only condition beyond the index's own is a time range."""
+        return (
+            not self.equals and not self.meta and self.time_range != (None, None)
+            and set(self.statuses) == set(INDEXED)
+        )
+
 
 def parse_filters(
     namespace: str,

@@ -357,7 +357,7 @@ class SQLiteStore:
                 db.execute("DELETE FROM items_fts WHERE rowid = ?", (rid,))
             if now_indexed and (not was_indexed or "text" in fields):
                 db.execute("INSERT INTO items_fts(rowid, text) VALUES (?, ?)", (rid, item["text"]))
-            if was_indexed != now_indexed or "vec" in fields:
+            if was_indexed != now_indexed or {"vec", "text", "ts"} & set(fields):  # what the indexes hold
                 self._touched.add((namespace, item["kind"]))
                 db.execute(
                     "INSERT INTO changes(namespace, kind, rid, op) VALUES (?, ?, ?, ?)",
@@ -447,6 +447,9 @@ class SQLiteStore:
         scored: dict[int, float] = {}
         for kind in where.kinds:
             lex = self._lexical(where.namespace, kind)
+            if where.is_time_only():  # a date window: the index's own timestamps, no id list from SQL
+                scored.update(lex.search(query, n, time_range=where.time_range))
+                continue
             allowed = None if where.is_plain() else self._allowed(where, kind)
             if allowed is not None and allowed.size == 0:
                 continue
@@ -531,7 +534,8 @@ class SQLiteStore:
             if where.is_plain():
                 dist, ids = vi.search(q, min(n, vi.index.ntotal))
             else:
-                allowed = self._allowed(where, kind)
+                allowed = self._lexical(where.namespace, kind).rids_in_time(where.time_range) \
+                    if where.is_time_only() and self.lexical == "memory" else self._allowed(where, kind)
                 if allowed.size == 0:
                     continue
                 dist, ids = vi.search(q, min(n, allowed.size), allowed)
@@ -613,10 +617,10 @@ class SQLiteStore:
             for rid in last:
                 lex.remove(rid)
             puts = [r for r, op in last.items() if op == "put"]
-            for rows_t in self._live_rows(puts, "text"):
-                self._learn_stems([w for _, text in rows_t for w in _WORD.findall(text.lower())])
-                for rid, text in rows_t:
-                    lex.add(rid, text)
+            for rows_t in self._live_rows(puts, "text, ts"):
+                self._learn_stems([w for _, text, _ in rows_t for w in _WORD.findall(text.lower())])
+                for rid, text, ts in rows_t:
+                    lex.add(rid, text, ts)
             seq[0] = rows[-1][0]
             seq[1] += len(rows)
             if seq[1] >= max(SAVE_EVERY, lex.n_alive // 2):

@@ -3,6 +3,7 @@ rebuilt from the database."""
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import sqlite3
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from keel.errors import KeelError
@@ -152,4 +154,24 @@ def test_indexes_are_built_on_add_not_at_the_first_search(tmp_path, monkeypatch)
     except RuntimeError:
         pass
     assert all(h["text"] != "a line that is rolled back" for h in m.search("rolled back", k=3, mode="bm25"))
+    m.close()
+
+
+def test_time_filter_sees_changed_timestamps_and_old_index_files_are_rebuilt(tmp_path):
+    path = tmp_path / "m.db"
+    m = Memory(path, embedder=HashEmbedder(), organise=False)
+    a, _ = m.add(["an early note about kites", "another note about kites"], timestamp=1000.0)
+    m.store.update("default", a, {"ts": 5000.0}, "move")  # a timestamp change reaches the index's copy
+    assert [h["id"] for h in m.search("kites", k=5, mode="bm25", time_range=(4000, 6000))] == [a]
+    m.close()
+    files = list((tmp_path / "m.db.vec").glob("*.bm25"))
+    assert files
+    for f in files:  # as written before timestamps were kept
+        z = dict(np.load(io.BytesIO(f.read_bytes())))
+        z.pop("ts")
+        buf = io.BytesIO()
+        np.savez(buf, **z)
+        f.write_bytes(buf.getvalue())
+    m = Memory(path, embedder=HashEmbedder(), organise=False)
+    assert [h["id"] for h in m.search("kites", k=5, mode="bm25", time_range=(4000, 6000))] == [a]
     m.close()

@@ -68,6 +68,7 @@ def test_filters_and_time_range(make_memory):
         assert texts(filters={"metadata.topic": "travel"}) == {"flight to Oslo booked", "flight delayed by rain"}
         assert texts(filters={"metadata.n": [2, 3]}) == {"flight delayed by rain", "flight simulator game"}
         assert texts(time_range=(T0 + DAY, None)) == {"flight delayed by rain", "flight simulator game"}
+        assert texts(time_range=(T0 + DAY, T0 + 15 * DAY)) == {"flight delayed by rain"}
         assert texts(time_range=(None, T0 + 15 * DAY), filters={"metadata.topic": "travel"}) == {
             "flight to Oslo booked", "flight delayed by rain"}
     with pytest.raises(KeelError, match="unknown filter 'topic'"):
