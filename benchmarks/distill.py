@@ -305,7 +305,7 @@ def main() -> None:
     p.add_argument("--tokens", type=int, default=8)
     p.add_argument("--agents", type=int, default=3)
     p.add_argument("--rounds", type=int, default=2)
-    p.add_argument("--sft-lr", type=float, default=1e-5)
+    p.add_argument("--sft-lr", type=float, default=2e-5)
     p.add_argument("--sft-epochs", type=int, default=2)
     p.add_argument("--pad-steps", type=int, default=10)
     p.add_argument("--pad-lr", type=float, default=1e-5)
