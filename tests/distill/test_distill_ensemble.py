@@ -65,3 +65,23 @@ def test_two_different_members_average_to_their_mean_logits():
     with torch.no_grad():
         mean = (m1(input_ids=ids).logits[0, -1] + m2(input_ids=ids).logits[0, -1]) / 2
     assert text[0] == tok.decode([int(mean.argmax())], skip_special_tokens=True)
+
+
+def test_lora_members_are_distinct_adapters_on_one_base():
+    from keel.distill.members import lora_members
+    from keel.distill.rsft import Example, SFTConfig
+
+    model, tok = load_model("tiny", seed=0)
+    p = [{"role": "user", "content": "What is 1 + 1?"}]
+    ex = [Example.of(p, "2"), Example.of([{"role": "user", "content": "What is 2 + 2?"}], "4")]
+    peft_model, members, logs = lora_members(model, tok, ex, 3, SFTConfig(lr=1e-2, epochs=2, batch_size=2), r=2)
+    assert [m.adapter for m in members] == ["m0", "m1", "m2"] and len(logs) == 3
+    ids = torch.tensor(encode_prompts(tok, [p]))
+    with torch.no_grad():
+        outs = [m.activate()(input_ids=ids).logits[0, -1] for m in members]
+        with peft_model.disable_adapter():
+            base = peft_model(input_ids=ids).logits[0, -1]
+    assert not torch.allclose(outs[0], outs[1]) and not torch.allclose(outs[1], outs[2])
+    assert not torch.allclose(outs[0], base)
+    with pytest.raises(KeelError):
+        Member(load_model("tiny")[0], "m0").activate()
