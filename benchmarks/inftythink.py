@@ -1,6 +1,7 @@
 """Bounded-round reasoning (InftyThink+, arXiv 2602.06960) vs one long chain, same traces, same budget.
 
     python benchmarks/inftythink.py            # SmolLM2-135M, sized for ~15 minutes on a shared 2-core CPU
+    python benchmarks/inftythink.py --pilot    # the bounded-round half only, printed (tuning; no results file)
     python benchmarks/inftythink.py --quick    # smoke run on the tiny random model
 
 Both policies start from the same weights and train the same way on the same solver traces of the
@@ -29,8 +30,8 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.resultsfile import goal, write_results  # noqa: E402
 
 FULL = dict(model="smollm2", train=(4, 8), heldout=(18, 24), max_operand=1, round_tokens=48, max_rounds=14, pool=64,
-            sft_steps=30, sft_batch=4, sft_lr=2e-4, train_layers=8, rl_steps=2, group=4, prompts=2, rl_lr=1e-5,
-            eval_n=16, eval_batch=16, threads=2, splits=("test", "heldout"))
+            sft_steps=16, sft_batch=4, sft_lr=3e-4, train_layers=6, rl_steps=1, group=4, prompts=1, rl_lr=1e-5,
+            eval_n=12, eval_batch=12, threads=2, splits=("test", "heldout"))
 QUICK = dict(model="tiny", train=(3, 4), heldout=(6, 7), max_operand=9, round_tokens=40, max_rounds=5, pool=8, sft_steps=2,
              sft_batch=2, sft_lr=1e-3, train_layers=1, rl_steps=1, group=2, prompts=1, rl_lr=1e-3, eval_n=4,
              eval_batch=4, threads=1, splits=("test", "heldout"))

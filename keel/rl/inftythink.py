@@ -295,19 +295,23 @@ def train(cfg: Config, run, resume: bool = False, quiet: bool = False) -> dict:
     return summary
 
 
-def evaluate(run, episodes: int | None = None, split: str = "heldout", seed: int = 12345,
+def evaluate(run, episodes: int | None = None, split: str = "test", seed: int = 12345,
              quiet: bool = False) -> dict:
-    """`keel eval RUN --split test|heldout|train`: the saved policy's greedy bounded-round metrics."""
+    """`keel eval RUN --split test|train`: the saved policy's greedy bounded-round metrics. The test split is
+    measured twice: at the training lengths ("test") and at the longer held-out lengths ("heldout")."""
     from keel.config import validate
     from keel.rl.agent_job import load_policy
 
-    if split not in SPLITS:
-        raise KeelError(f"split {split!r}: use {', '.join(SPLITS)}")
+    if split not in ("train", "test"):
+        raise KeelError(f"split {split!r}: inftythink runs evaluate on train or test (test includes the longer "
+                        "held-out problems)")
     cfg = validate(Config, run.config(), str(run.path / "config.yaml"))
     model, tok = load_policy(run.path, cfg.policy.device)
-    task, problems = split_problems(cfg, split, episodes or cfg.eval_n, seed)
-    return {"split": split, "mode": cfg.mode,
-            **evaluate_problems(model, tok, task, problems, effective_rounds(cfg), cfg.eval_batch)}
+    out: dict = {"split": split, "mode": cfg.mode}
+    for s in (["train"] if split == "train" else ["test", "heldout"]):
+        task, problems = split_problems(cfg, s, episodes or cfg.eval_n, seed)
+        out[s] = evaluate_problems(model, tok, task, problems, effective_rounds(cfg), cfg.eval_batch)
+    return out
 
 
 def report_sections(run) -> list[tuple[str, str]]:
