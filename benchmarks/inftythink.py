@@ -173,6 +173,8 @@ def main() -> None:
                       "seconds_per_problem", "steps_mean")},
         "ratios_rounds_over_chain": {
             "heldout_peak_context_mean": round(peak_ratio, 3),
+            "heldout_peak_context_solver_traces": round(ref["heldout"]["rounds_peak_mean"]
+                                                        / ref["heldout"]["chain_peak_mean"], 3),
             "heldout_seconds_per_problem": round(r["seconds_per_problem"] / max(c["seconds_per_problem"], 1e-9), 3),
             "heldout_generated_tokens": round(r["generated_tokens"] / max(c["generated_tokens"], 1e-9), 3),
             "sft_seconds": round(modes["rounds"]["sft_seconds"] / max(modes["chain"]["sft_seconds"], 1e-9), 3),
@@ -182,7 +184,9 @@ def main() -> None:
     notes = [
         f"held-out problems have {ref['heldout']['steps_min']}..{ref['heldout']['steps_max']} steps; training "
         f"problems {ref['train']['steps_min']}..{ref['train']['steps_max']} (test split by prompt hash).",
-        "peak context counts prompt + generated tokens of the longest forward pass (rounds: any one round).",
+        "peak context counts prompt + generated tokens of the longest forward pass (rounds: any one round); "
+        "the goal uses what the trained policies did (a chain that stops early has a small peak), "
+        "solver_traces gives the same measure for the reference solutions.",
         "budget fairness: same problems, same SFT steps (batch = problems, all their rounds), same GRPO steps; "
         "the chain gets the whole N x phi token budget in one round.",
     ]
