@@ -5,7 +5,8 @@ DP wrappers work with), optionally wrapped in client-side or server-side fixed-c
 Flower's DefaultWorkflow, with the SecAgg+ workflow for the fit stage when asked. Every round the
 server evaluates the global policy on each client's world (held-out start rooms) and appends a line to
 OUT/rounds.jsonl (a file, because in deployment the ServerApp runs in its own process).
-Client: PPO on its private world (`keel.scale.fed_rooms`), with Flower's `secaggplus_mod` or
+Client: local training on its private world (`keel.scale.fed_world`: PPO in a rooms world, or GRPO on a
+text task), with Flower's `secaggplus_mod` or
 `fixedclipping_mod` when SecAgg+ or client-side DP is on. A client told to drop out raises mid-round;
 `accept_failures` and `min_fit_clients` let the round complete with the rest, and the failure is counted.
 """
@@ -18,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from keel.scale import fed_rooms as rooms
 from keel.scale.fed_config import FedConfig
+from keel.scale.fed_world import world_of
 
 CONFIG_KEY = "keel-fed-config"  # run_config entries when the apps run under a SuperLink
 OUT_KEY = "keel-fed-out"
@@ -36,29 +37,29 @@ def client_app(cfg: FedConfig | None = None):
     from flwr.client import ClientApp, NumPyClient
     from flwr.client.mod import fixedclipping_mod, secaggplus_mod
 
-    class RoomsClient(NumPyClient):
+    class WorldClient(NumPyClient):
+        """One client: local training on its private world (`keel.scale.fed_world`)."""
+
         def __init__(self, cfg: FedConfig, cid: int):
-            self.cfg, self.cid = cfg, cid
-            self.policy = rooms.new_policy(cfg)
+            self.cfg, self.cid, self.world = cfg, cid, world_of(cfg)
 
         def get_parameters(self, config):
-            return rooms.get_weights(self.policy)
+            return self.world.init_params(self.cfg)
 
         def fit(self, parameters, config):
             rnd = int(config.get("round", 0))
             d = self.cfg.dropout
             if d.round and rnd == d.round and self.cid == d.client:
                 raise RuntimeError(f"client {self.cid} dropped out in round {rnd} (fault injection)")
-            rooms.set_weights(self.policy, parameters)
-            stats = rooms.local_train(self.cfg, self.cid, self.policy, rnd, float(config.get("proximal_mu", 0.0)))
+            params, samples, local = self.world.fit(self.cfg, self.cid, parameters, rnd,
+                                                    float(config.get("proximal_mu", 0.0)))
             pref = self.cfg.heterogeneity.preference
             weight = pref[self.cid % len(pref)]
-            return rooms.get_weights(self.policy), max(1, int(stats["steps"] * weight)), {
-                "client": self.cid, "local_return": stats["mean_return"]}
+            return params, max(1, int(samples * weight)), {"client": self.cid, "local_return": local}
 
     def client_fn(context):
         c, _ = _from_context(context, cfg, "")
-        return RoomsClient(c, int(context.node_config["partition-id"])).to_client()
+        return WorldClient(c, int(context.node_config["partition-id"])).to_client()
 
     mods = []
     if cfg is not None and cfg.secagg.enabled:
@@ -92,10 +93,10 @@ def _strategy(cfg: FedConfig, out: Path):
 
     t0 = time.perf_counter()
 
+    world = world_of(cfg)
+
     def evaluate(server_round, arrays, config):
-        pol = rooms.new_policy(cfg)
-        rooms.set_weights(pol, arrays)
-        per_client = [rooms.success(cfg, pol, c) for c in range(cfg.clients)]
+        per_client = [world.score(cfg, arrays, c) for c in range(cfg.clients)]
         row = {"round": server_round, "success": float(np.mean(per_client)), "per_client": per_client,
                "results": Recorded.results.get(server_round, 0), "failures": Recorded.failures.get(server_round, 0),
                "seconds": time.perf_counter() - t0}
@@ -106,7 +107,7 @@ def _strategy(cfg: FedConfig, out: Path):
     kw = dict(fraction_fit=1.0, fraction_evaluate=0.0, min_fit_clients=cfg.min_fit_clients,
               min_evaluate_clients=0, min_available_clients=cfg.clients, evaluate_fn=evaluate,
               on_fit_config_fn=lambda r: {"round": r}, accept_failures=True,
-              initial_parameters=ndarrays_to_parameters(rooms.get_weights(rooms.new_policy(cfg))))
+              initial_parameters=ndarrays_to_parameters(world.init_params(cfg)))
     strategy = Recorded(proximal_mu=cfg.mu, **kw) if cfg.strategy == "fedprox" else Recorded(**kw)
     if cfg.dp.side == "client":
         strategy = DifferentialPrivacyClientSideFixedClipping(strategy, cfg.dp.noise_multiplier, cfg.dp.clip,

@@ -99,3 +99,23 @@ def success(cfg: FedConfig, policy: Policy, client: int) -> float:
                 break
         wins.append(float(reached.mean()))
     return float(np.mean(wins))
+
+
+# --- the federation's world protocol (keel.scale.fed_world.FedWorld) ---------------------------------
+def init_params(cfg: FedConfig) -> list[np.ndarray]:
+    return get_weights(new_policy(cfg))
+
+
+def fit(cfg: FedConfig, client: int, params: list[np.ndarray], rnd: int, mu: float = 0.0
+        ) -> tuple[list[np.ndarray], int, float]:
+    """`local_steps` PPO steps from `params` -> (new params, env steps, mean local return)."""
+    pol = new_policy(cfg)
+    set_weights(pol, params)
+    stats = local_train(cfg, client, pol, rnd, mu)
+    return get_weights(pol), stats["steps"], stats["mean_return"]
+
+
+def score(cfg: FedConfig, params: list[np.ndarray], client: int) -> float:
+    pol = new_policy(cfg)
+    set_weights(pol, params)
+    return success(cfg, pol, client)

@@ -1,5 +1,7 @@
 """`keel fed run CONFIG`: a federated run on Flower's Simulation Engine, and the baselines it is judged by.
 
+Clients are PPO learners in rooms worlds or GRPO learners on text tasks (`world`, `keel.scale.fed_world`).
+
 - `simulate`: the ServerApp and ClientApp of `keel.scale.fed_app` with one virtual SuperNode per client
   (Flower's Simulation Engine, on a loopback-only local Ray sized for the machine).
 - `local_only`: each client trains alone for the same number of steps; scored on its own world's held-out
@@ -17,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from keel.errors import KeelError
-from keel.scale import fed_rooms as rooms
 from keel.scale.fed_config import FedConfig
+from keel.scale.fed_world import world_of
 
 
 def check(cfg: FedConfig) -> None:
@@ -30,6 +32,18 @@ def check(cfg: FedConfig) -> None:
         raise KeelError("secagg needs 2 <= reconstruction_threshold <= num_shares <= clients")
     if cfg.dropout.round and not 0 <= cfg.dropout.client < cfg.clients:
         raise KeelError(f"dropout.client must be a client id in 0..{cfg.clients - 1}")
+    if cfg.world == "text":
+        t = cfg.text
+        if not t.variants or t.local_steps < 1 or t.eval_n < 1:
+            raise KeelError("text: variants must list at least one task-options dict ({} for none); "
+                            "local_steps and eval_n must be >= 1")
+        if t.train_pool < cfg.clients * (1 if cfg.heterogeneity.coverage == "full" else t.grpo.prompts_per_step):
+            raise KeelError(f"text.train_pool ({t.train_pool}) leaves a client fewer than prompts_per_step "
+                            f"({t.grpo.prompts_per_step}) problems; raise it")
+        from keel.scale.fed_text import task_of
+
+        for c in range(min(cfg.clients, len(t.variants))):
+            task_of(cfg, c)  # an unknown task or a bad option: refused before any client starts
 
 
 def simulate(cfg: FedConfig, out: Path, num_cpus: int = 2) -> dict:
@@ -64,19 +78,20 @@ def simulate(cfg: FedConfig, out: Path, num_cpus: int = 2) -> dict:
 
 
 def local_only(cfg: FedConfig) -> dict:
-    per_client = []
+    world, per_client = world_of(cfg), []
     for c in range(cfg.clients):
-        pol = rooms.new_policy(cfg)
+        params = world.init_params(cfg)
         for rnd in range(1, cfg.rounds + 1):
-            rooms.local_train(cfg, c, pol, rnd)
-        per_client.append(rooms.success(cfg, pol, c))
+            params = world.fit(cfg, c, params, rnd)[0]
+        per_client.append(world.score(cfg, params, c))
     return {"success": float(np.mean(per_client)), "per_client": per_client}
 
 
 def centralized(cfg: FedConfig) -> dict:
-    pol = rooms.new_policy(cfg)
+    world = world_of(cfg)
+    params = world.init_params(cfg)
     for rnd in range(1, cfg.rounds + 1):
         for c in range(cfg.clients):
-            rooms.local_train(cfg, c, pol, rnd)
-    per_client = [rooms.success(cfg, pol, c) for c in range(cfg.clients)]
+            params = world.fit(cfg, c, params, rnd)[0]
+    per_client = [world.score(cfg, params, c) for c in range(cfg.clients)]
     return {"success": float(np.mean(per_client)), "per_client": per_client}
