@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import pickle
 import re
 import shutil
 import socket
@@ -210,8 +211,14 @@ class Run:
         if path is None:
             return None
         try:
-            blob = torch.load(path, map_location="cpu", weights_only=False)  # our own file, written atomically
+            blob = _load_weights_only(path)
             return blob["state"], int(blob["step"])
+        except pickle.UnpicklingError as e:
+            if "Unsupported global" not in str(e):
+                raise KeelError(f"checkpoint {path} is damaged or truncated; delete it to fall back to the "
+                                "previous checkpoint") from None
+            raise KeelError(f"checkpoint {path} holds pickled objects other than tensors and NumPy state, "
+                            "which could run code on load; refused. Use checkpoints written by Keel") from None
         except Exception as e:  # truncated, empty or foreign file: torch raises many types here
             raise KeelError(f"checkpoint {path} is damaged or truncated ({type(e).__name__}); delete it to "
                             "fall back to the previous checkpoint") from None
@@ -238,3 +245,17 @@ class Run:
         for t in self._trackers or []:
             t.close()
         self._trackers = None
+
+
+def _load_weights_only(path: Path) -> dict[str, Any]:
+    """Load a checkpoint without executing pickled code: a run directory can come from someone else
+    (`agent: runs/NAME`, a shared results folder), and a full unpickle of it would run whatever it holds.
+    NumPy RNG states and arrays are the only non-tensor objects Keel's trainers store, so they alone are
+    allowed."""
+    import numpy as np
+    from numpy._core import multiarray
+
+    allowed = [np.ndarray, np.dtype, multiarray._reconstruct, multiarray.scalar,
+               *(getattr(np.dtypes, name) for name in np.dtypes.__all__)]
+    with torch.serialization.safe_globals(allowed):
+        return torch.load(path, map_location="cpu", weights_only=True)

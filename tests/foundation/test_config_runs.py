@@ -72,3 +72,34 @@ def test_atomic_write_leaves_no_temp(tmp_path):
 def test_not_a_run_dir(tmp_path):
     with pytest.raises(KeelError, match="not a Keel run directory"):
         Run.open(tmp_path / "nope")
+
+
+class _Payload:
+    """A pickle that would create a file when unpickled: what a hostile checkpoint would do."""
+
+    def __init__(self, target):
+        self.target = str(target)
+
+    def __reduce__(self):
+        return (open, (self.target, "w"))
+
+
+def test_checkpoint_with_code_is_refused_not_run(tmp_path):
+    import io
+
+    import numpy as np
+    import torch
+
+    run = Run.create(tmp_path, "r", {"kind": "x"}, "x")
+    good = {"w": torch.ones(2), "rng": np.random.default_rng(0).bit_generator.state, "arr": np.arange(3)}
+    run.save_checkpoint(good, 1)
+    state, step = run.load_checkpoint()
+    assert step == 1 and np.array_equal(state["arr"], np.arange(3)) and torch.equal(state["w"], torch.ones(2))
+
+    marker = tmp_path / "pwned"
+    buf = io.BytesIO()
+    torch.save({"step": 2, "state": {"x": _Payload(marker)}}, buf)
+    (run.checkpoints / "step_0000000002.pt").write_bytes(buf.getvalue())
+    with pytest.raises(KeelError, match="refused"):
+        run.load_checkpoint()
+    assert not marker.exists()
