@@ -190,6 +190,17 @@ def end_step(run, step: int, row: dict, cfg, model, tok, trainer, base: dict) ->
         run.save_checkpoint({"trainer": trainer.state_dict(), "base": base}, step)
     return final
 
+def split_rows(run) -> dict:
+    """The last logged metrics of each eval split ({split: {metric: value}})."""
+    out: dict = {}
+    for r in run.metrics():
+        for k, v in r.items():
+            if "/" in k:
+                s, m = k.split("/", 1)
+                out.setdefault(s, {})[m] = v
+    return out
+
+
 def evaluate_run(run, module_config, episodes: int | None, split: str, seed: int) -> dict:
     """`keel eval RUN --split ...` for an agent run: its saved policy, else its last checkpoint."""
     from keel.config import validate

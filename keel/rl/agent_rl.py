@@ -95,9 +95,9 @@ def train(cfg: Config, run, resume: bool = False, quiet: bool = False) -> dict:
             bar.update(job, advance=1, info=f"reward {last['reward']:.2f} success {last['accuracy']:.2f}")
     save_policy(model, tok, run.path)
     if not final:  # resumed after the last step: the final numbers are in the log
-        from keel.rl.agent_sft import _split_rows
+        from keel.rl.agent_job import split_rows
 
-        final = _split_rows(run)
+        final = split_rows(run)
     summary = {"kind": "agent_rl", **prov, "steps": cfg.steps, "last_reward": last.get("reward"), "base": base,
                "final": final, "train_seconds": round(time.time() - t0, 1), "policy": str(run.path / "policy")}
     run.write_summary(summary)

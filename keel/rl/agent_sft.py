@@ -7,6 +7,7 @@ negative log-likelihood of the expert's tokens (mask 1), never of the env's. `ke
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from typing import Literal
@@ -18,6 +19,7 @@ from keel.errors import KeelError
 from keel.llm.multiturn import TurnConfig
 from keel.rl.agent_envs import EnvConfig
 from keel.rl.agent_job import EvalConfig, PolicyConfig
+from keel.rl.agent_job import split_rows as _split_rows  # noqa: F401  (old private name, still imported elsewhere)
 
 
 class SFTConfig(KeelModel):
@@ -25,6 +27,20 @@ class SFTConfig(KeelModel):
     weight_decay: float = 0.0
     batch_size: int = 8
     max_grad_norm: float = 1.0
+    schedule: Literal["constant", "cosine"] = "constant"  # cosine: linear warmup, then decay to lr/10
+    warmup: int = 0  # steps of linear warmup (cosine schedule)
+    bf16: bool = False  # matmuls in bfloat16 (torch.autocast); weights and optimiser stay fp32
+
+
+def lr_at(cfg: SFTConfig, step: int, total: int) -> float:
+    """The learning rate of optimiser step `step` (1-based) of `total`: a function of the step only, so a
+    resumed run continues on the same schedule."""
+    if cfg.schedule == "constant":
+        return cfg.lr
+    if step <= cfg.warmup:
+        return cfg.lr * step / max(cfg.warmup, 1)
+    frac = (step - cfg.warmup) / max(total - cfg.warmup, 1)
+    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
 
 
 class Config(JobConfig):
@@ -51,19 +67,26 @@ class BehaviourCloning:
         self.opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
     def loss(self, batch) -> tuple:
+        import torch
+
         from keel.llm import completion_logprobs
+        from keel.llm.sampler import model_device
         from keel.rl.agent_rollout import to_rollout
 
         roll = to_rollout(batch)
-        logp, _, _ = completion_logprobs(self.model, roll.prompt_ids, roll.completion_ids, self.tok.pad_token_id,
-                                         with_entropy=False)
+        with torch.autocast(model_device(self.model).type, dtype=torch.bfloat16, enabled=self.cfg.bf16):
+            logp, _, _ = completion_logprobs(self.model, roll.prompt_ids, roll.completion_ids,
+                                             self.tok.pad_token_id, with_entropy=False)
         mask = roll.mask[:, : logp.shape[1]]
         n = mask.sum().clamp(min=1.0)
         return -(logp * mask).sum() / n, int(n)
 
-    def step(self, batch) -> dict:
+    def step(self, batch, lr: float | None = None) -> dict:
+        """One optimiser step on `batch` (at learning rate `lr` when given, else the configured one)."""
         import torch
 
+        for g in self.opt.param_groups:
+            g["lr"] = self.cfg.lr if lr is None else lr
         self.model.train()
         self.opt.zero_grad(set_to_none=True)
         loss, n = self.loss(batch)
@@ -74,7 +97,7 @@ class BehaviourCloning:
             self.opt.step()
         self.opt.zero_grad(set_to_none=True)
         self.model.eval()
-        return {"loss": float(loss.detach()), "grad_norm": norm, "tokens": n}
+        return {"loss": float(loss.detach()), "grad_norm": norm, "tokens": n, "lr": self.opt.param_groups[0]["lr"]}
 
     def state_dict(self) -> dict:
         trainable = {k for k, p in self.model.named_parameters() if p.requires_grad}
@@ -119,7 +142,7 @@ def check(cfg: Config) -> None:
 
 def train(cfg: Config, run, resume: bool = False, quiet: bool = False) -> dict:
     from keel.progress import progress_bar
-    from keel.rl.agent_job import build_policy, end_step, resume_or_start, save_policy
+    from keel.rl.agent_job import build_policy, end_step, resume_or_start, save_policy, split_rows
 
     check(cfg)
     model, tok, prov = build_policy(cfg.policy)
@@ -131,27 +154,17 @@ def train(cfg: Config, run, resume: bool = False, quiet: bool = False) -> dict:
         job = bar.add_task("SFT", total=cfg.steps, completed=start, info="")
         for step in range(start + 1, cfg.steps + 1):
             rng = random.Random(f"{cfg.seed}|{step}")  # the batch depends only on (seed, step): exact resume
-            last = bc.step([demos[i] for i in rng.sample(range(len(demos)), min(cfg.sft.batch_size, len(demos)))])
+            batch = [demos[i] for i in rng.sample(range(len(demos)), min(cfg.sft.batch_size, len(demos)))]
+            last = bc.step(batch, lr_at(cfg.sft, step, cfg.steps))
             end_step(run, step, dict(last), cfg, model, tok, bc, base)
             bar.update(job, advance=1, info=f"loss {last['loss']:.3f}")
     save_policy(model, tok, run.path)
-    final = {s: {k: v for k, v in r.items() if "/" not in k} for s, r in _split_rows(run).items()}
+    final = {s: {k: v for k, v in r.items() if "/" not in k} for s, r in split_rows(run).items()}
     summary = {"kind": "agent_sft", **prov, "steps": cfg.steps, "demos": len(demos), "last_loss": last.get("loss"),
                "base": base, "final": final, "train_seconds": round(time.time() - t0, 1),
                "policy": str(run.path / "policy")}
     run.write_summary(summary)
     return summary
-
-
-def _split_rows(run) -> dict:
-    """The last logged metrics of each eval split ({split: {metric: value}})."""
-    out: dict = {}
-    for r in run.metrics():
-        for k, v in r.items():
-            if "/" in k:
-                s, m = k.split("/", 1)
-                out.setdefault(s, {})[m] = v
-    return out
 
 
 def evaluate(run, episodes: int | None = None, split: str = "test", seed: int = 12345, quiet: bool = False) -> dict:

@@ -115,3 +115,20 @@ def test_cuda_is_refused_clearly_when_absent():
 def test_rl_from_an_unfinished_run_is_a_clear_error(tmp_path):
     with pytest.raises(KeelError, match="agent-sft"):
         build_policy(PolicyConfig(model="runs/missing-sft"))
+
+
+def test_cosine_schedule_warms_up_then_decays_to_a_tenth():
+    cfg = agent_sft.SFTConfig(lr=1e-3, schedule="cosine", warmup=2)
+    lrs = [agent_sft.lr_at(cfg, s, 10) for s in range(1, 11)]
+    assert lrs[0] == pytest.approx(5e-4) and lrs[1] == pytest.approx(1e-3)
+    assert all(a >= b for a, b in zip(lrs[1:], lrs[2:], strict=False)) and lrs[-1] == pytest.approx(1e-4)
+    assert agent_sft.lr_at(agent_sft.SFTConfig(lr=1e-3), 7, 10) == 1e-3
+
+
+def test_bf16_cosine_sft_learns_and_logs_the_schedule(tmp_path):
+    run = Run.create(tmp_path, "sft-bf16", {}, "x")
+    agent_sft.train(_sft(tmp_path, sft={"lr": 1e-2, "batch_size": 4, "schedule": "cosine", "warmup": 2,
+                                        "bf16": True}), run, quiet=True)
+    rows = [r for r in run.metrics() if "loss" in r]
+    assert rows[-1]["loss"] < 0.8 * rows[0]["loss"]
+    assert rows[0]["lr"] == pytest.approx(5e-3) and rows[-1]["lr"] == pytest.approx(1e-3)
