@@ -26,16 +26,31 @@ CONFIG_KEY = "keel-fed-config"  # run_config entries when the apps run under a S
 OUT_KEY = "keel-fed-out"
 
 
-def _from_context(context, cfg: FedConfig | None, out: str | None) -> tuple[FedConfig, str]:
-    if cfg is not None:
-        return cfg, str(out)
+def read_context(context) -> tuple[FedConfig, str]:
+    """The config and output folder a deployed run carries in its run config (`keel.scale.fed_deploy`)."""
     return FedConfig.model_validate_json(str(context.run_config[CONFIG_KEY])), str(context.run_config[OUT_KEY])
 
 
-# --- client ---------------------------------------------------------------------------------------
-def client_app(cfg: FedConfig | None = None):
-    from flwr.client import ClientApp, NumPyClient
+def _from_context(context, cfg: FedConfig | None, out: str | None) -> tuple[FedConfig, str]:
+    return (cfg, str(out)) if cfg is not None else read_context(context)
+
+
+def client_mods(cfg: FedConfig) -> list:
+    """Flower's client mods this config asks for: SecAgg+ masking, client-side DP clipping."""
     from flwr.client.mod import fixedclipping_mod, secaggplus_mod
+
+    mods = []
+    if cfg.secagg.enabled:
+        mods.append(secaggplus_mod)
+    if cfg.dp.side == "client":
+        mods.append(fixedclipping_mod)
+    return mods
+
+
+# --- client ---------------------------------------------------------------------------------------
+def client_app(cfg: FedConfig | None = None, mods: list | None = None):
+    """The ClientApp; with `cfg` (simulation) its mods are that config's, else `mods` (deployment)."""
+    from flwr.client import ClientApp, NumPyClient
 
     class WorldClient(NumPyClient):
         """One client: local training on its private world (`keel.scale.fed_world`)."""
@@ -61,12 +76,7 @@ def client_app(cfg: FedConfig | None = None):
         c, _ = _from_context(context, cfg, "")
         return WorldClient(c, int(context.node_config["partition-id"])).to_client()
 
-    mods = []
-    if cfg is not None and cfg.secagg.enabled:
-        mods.append(secaggplus_mod)
-    if cfg is not None and cfg.dp.side == "client":
-        mods.append(fixedclipping_mod)
-    return ClientApp(client_fn=client_fn, mods=mods)
+    return ClientApp(client_fn=client_fn, mods=client_mods(cfg) if cfg is not None else list(mods or []))
 
 
 # --- server ---------------------------------------------------------------------------------------

@@ -49,3 +49,30 @@ def run(
     run_.set_status("finished")
     run_.close()
     emit({"run": str(run_.path), **summary}, as_json, title=f"federated run {run_.name}")
+
+
+@app.command("app")
+def app_dir(
+    source: Annotated[str, typer.Argument(help="A federated config .yaml (kind: fed)")],
+    directory: Annotated[str, typer.Argument(help="Where to write the Flower App (pyproject.toml)")],
+    out: Annotated[str, typer.Option(help="Where the ServerApp writes rounds.jsonl")] = "fed-out",
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a field: --set rounds=3")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write a Flower App for the Deployment Engine: `flwr run DIR SUPERLINK` on real SuperLink/SuperNodes."""
+    from pathlib import Path
+
+    from keel.config import apply_overrides, load_raw, validate
+    from keel.scale.fed_config import FedConfig
+    from keel.scale.fed_deploy import write_app
+    from keel.scale.fed_run import check
+
+    data, _ = load_raw(source)
+    data = apply_overrides(data, list(set_ or []))
+    if data.get("kind", "fed") != "fed":
+        raise KeelError(f"{source}: kind is {data.get('kind')!r}; `keel fed app` takes kind: fed configs")
+    cfg = validate(FedConfig, data, source)
+    check(cfg)
+    path = write_app(cfg, Path(directory), Path(out))
+    emit({"app": str(path.parent), "out": str(Path(out).resolve()), "clients": cfg.clients,
+          "run": f"flwr run {path.parent} SUPERLINK --stream"}, as_json, title="Flower App written")

@@ -112,3 +112,23 @@ def test_text_federation_on_the_simulation_engine(tmp_path):
     res = simulate(FedConfig.model_validate({**TEXT, "rounds": 2}), tmp_path)
     assert [r["results"] for r in res["rounds"]] == [2, 2]
     assert all(0.0 <= r["success"] <= 1.0 for r in res["rounds"])
+
+
+def test_keel_fed_app_writes_a_flower_app(tmp_path):
+    import tomllib
+
+    from typer.testing import CliRunner
+
+    from keel.cli import app
+
+    cfg = tmp_path / "fed.yaml"
+    cfg.write_text("kind: fed\nclients: 2\nrounds: 1\nmin_fit_clients: 1\n")
+    res = CliRunner().invoke(app, ["fed", "app", str(cfg), str(tmp_path / "app"), "--out", str(tmp_path / "o"),
+                                   "--set", "rounds=2", "--json"])
+    assert res.exit_code == 0, res.output
+    doc = tomllib.loads((tmp_path / "app" / "pyproject.toml").read_text())
+    conf = FedConfig.model_validate_json(doc["tool"]["flwr"]["app"]["config"]["keel-fed-config"])
+    assert conf.rounds == 2 and conf.clients == 2
+    assert doc["tool"]["flwr"]["app"]["components"]["clientapp"] == "keel.scale.fed_deploy:client"
+    res = CliRunner().invoke(app, ["fed", "app", str(cfg), str(tmp_path / "bad"), "--set", "min_fit_clients=5"])
+    assert "min_fit_clients" in str(res.exception)
