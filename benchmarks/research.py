@@ -3,6 +3,7 @@ world: the SFT warm start, the study's three findings side by side, and the trai
 
     python benchmarks/research.py --part sft [--sft-steps 40]          # SFT warm start + base / SFT / RTA eval
     python benchmarks/research.py --part rl --conditions all --seeds 0 --steps 8
+    python benchmarks/research.py --part all ...                        # both in one process (one lock hold)
     python benchmarks/research.py --quick                               # every part on the tiny model, seconds
 
 Parts (run each under `flock /tmp/keel-long.lock nice -n 5 ...`; every part merges into
@@ -39,13 +40,13 @@ from benchmarks.resultsfile import goal, provenance, write_results  # noqa: E402
 from keel.io import atomic_write_json  # noqa: E402
 
 ENV = "keel.envs.research.agentic_env:ResearchAgentEnv"
-CONDITIONS = {  # name -> (template, reward, algorithm)
+CONDITIONS = {  # name -> (template, reward, algorithm), in the order they run
     "fast-em-reinforce": ("fast", "em", "reinforce"),
-    "slow-em-reinforce": ("slow", "em", "reinforce"),
-    "fast-f1-reinforce": ("fast", "f1", "reinforce"),
-    "fast-f1pen-reinforce": ("fast", "f1_penalised", "reinforce"),
     "fast-em-ppo": ("fast", "em", "ppo"),
     "fast-em-grpo": ("fast", "em", "grpo"),
+    "fast-f1-reinforce": ("fast", "f1", "reinforce"),
+    "fast-f1pen-reinforce": ("fast", "f1_penalised", "reinforce"),
+    "slow-em-reinforce": ("slow", "em", "reinforce"),
 }
 
 
@@ -227,12 +228,21 @@ def train_condition(a, cond: str, seed: int) -> dict:
 
 
 def part_rl(a, state: dict) -> None:
+    """Every condition x seed, in order, while the time budget allows another of the same length."""
     runs = state.setdefault("runs", {})
-    for cond in a.conditions:
-        if not sft_run_dir(a, "fast").exists():
-            raise SystemExit(f"no SFT policy for {cond}: run --part sft first")
-        for seed in a.seeds:
+    if not sft_run_dir(a, "fast").exists():
+        raise SystemExit("no SFT policy: run --part sft first")
+    last = 0.0
+    for seed in a.seeds:
+        for cond in a.conditions:
+            left = a.deadline - time.time()
+            if left < 1.1 * last:
+                state.setdefault("skipped", []).append(f"{cond} seed {seed}: {left:.0f}s left of the time budget")
+                print("skipped", state["skipped"][-1], flush=True)
+                continue
+            t0 = time.time()
             runs.setdefault(cond, {})[str(seed)] = train_condition(a, cond, seed)
+            last = time.time() - t0
             save_state(a, state)  # a run cut short keeps the finished conditions
 
 
@@ -330,14 +340,16 @@ def load_state(a) -> dict:
 
 
 def save_state(a, state: dict) -> None:
+    """The state, and the results file rewritten from it (a part cut short still leaves its numbers)."""
     atomic_write_json(state_path(a), state)
+    write(a, state, a.load0)
 
 
 def write(a, state: dict, load0: list[float]) -> None:
     st, goals = findings(state)
     tables = {"settings": state.get("settings"), "parts": state.get("parts", []),
               "warm_start": state.get("warm_start", {}), "findings": st,
-              "runs": state.get("runs", {})}
+              "runs": state.get("runs", {}), "skipped": state.get("skipped", [])}
     notes = [
         "held out = test split: questions whose whole entity chain is on the held-out side of the entity split",
         "SmolLM2-135M-Instruct with LoRA r=16 on 2 shared CPU cores: a few RL steps per run, far below the "
@@ -356,10 +368,11 @@ def write(a, state: dict, load0: list[float]) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--part", choices=["sft", "rl", "report"], default="report")
+    ap.add_argument("--part", choices=["sft", "rl", "all", "report"], default="report")
     ap.add_argument("--quick", action="store_true", help="every part on the tiny model (a smoke run)")
     ap.add_argument("--fresh", action="store_true", help="forget the stored state of earlier parts")
     ap.add_argument("--skip-base", action="store_true", help="sft part: do not evaluate the prompted base model")
+    ap.add_argument("--budget-s", type=float, default=1140, help="rl: start no condition that would end past this")
     ap.add_argument("--model", default="smollm2")
     ap.add_argument("--templates", default="fast,slow")
     ap.add_argument("--conditions", default="all")
@@ -388,10 +401,12 @@ def main() -> None:
         a.model, a.steps, a.sft_steps, a.demos, a.per_hop, a.turn_tokens = "tiny", 2, 2, 8, 1, 6
         a.max_turns, a.entities, a.threads, a.group, a.prompts, a.demos = 5, 200, 1, 2, 1, 16
         a.runs = str(Path(a.runs) / "quick")
-    load0 = list(os.getloadavg())
+    load0 = a.load0 = list(os.getloadavg())
+    a.deadline = time.time() + a.budget_s
     state = load_state(a)
-    state["settings"] = {k: v for k, v in vars(a).items() if k not in ("part", "fresh", "runs", "conditions", "seeds")}
-    parts = ["sft", "rl"] if a.quick else [a.part]
+    state["settings"] = {k: v for k, v in vars(a).items()
+                         if k not in ("part", "fresh", "runs", "conditions", "seeds", "load0", "deadline")}
+    parts = ["sft", "rl"] if a.quick or a.part == "all" else [a.part]
     for part in parts:
         t0 = time.perf_counter()
         if part == "sft":
@@ -399,7 +414,8 @@ def main() -> None:
         elif part == "rl":
             part_rl(a, state)
         if part != "report":
-            state.setdefault("parts", []).append({"part": part, **provenance(), "wall_s": round(time.perf_counter() - t0, 1),
+            state.setdefault("parts", []).append({"part": part, **provenance(),
+                                                  "wall_s": round(time.perf_counter() - t0, 1),
                                                   "conditions": a.conditions if part == "rl" else None,
                                                   "seeds": a.seeds if part == "rl" else None,
                                                   "load_average_start": load0})
