@@ -36,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -685,6 +686,89 @@ def bench_encoders(built_eval: list, tmp: Path) -> dict:
     return out
 
 
+LABELLED = ("lives in", "occupation", "favourite food", "drinks")  # the attributes the generator labels
+
+
+def _judge(facts_by_turn: dict[int, list], labels: dict[int, tuple[str, str]]) -> dict:
+    """Precision and recall of the user's own facts against the benchmark's labels (turn -> attribute,
+    value). Only facts of a labelled attribute are judged; a value matches if either contains the other."""
+    tp = fp = 0
+    found: set[int] = set()
+    unjudged = 0
+    for i, facts in facts_by_turn.items():
+        for f in facts:
+            subject, attr = f.slot.split("|", 1)
+            if subject != "user" or attr not in LABELLED:
+                unjudged += 1
+                continue
+            gold = labels.get(i)
+            if gold and gold[0] == attr and f.value and (gold[1] in f.value or f.value in gold[1]):
+                tp += 1
+                found.add(i)
+            else:
+                fp += 1
+    return {"precision": tp / max(tp + fp, 1), "recall": len(found) / max(len(labels), 1), "true": tp,
+            "false": fp, "labelled_facts": len(labels), "unjudged_facts (attribute not labelled)": unjudged}
+
+
+def bench_llm_extraction(quick: bool, tmp: Path) -> dict:
+    """SmolLM2-135M-Instruct as a constrained extractor (keel.memory.llm_facts) on the user turns that the
+    pattern extractor finds nothing in, on the evaluation half: precision/recall of the user's own facts
+    against the generator's labels, seconds per message, and the default mode's recall@10 with and without
+    it on the same users (is it harmful?)."""
+    import torch
+
+    from keel.llm.model import load_model
+    from keel.memory import facts as factlib
+    from keel.memory.hierarchy import HierarchyConfig
+    from keel.memory.llm_facts import LLMFactExtractor
+
+    torch.set_num_threads(1)  # a shared 2-core machine
+    t = time.perf_counter()
+    model, tok = load_model("smollm2")
+    load_s = time.perf_counter() - t
+    ex = LLMFactExtractor(model, tok)
+    convs = [generate(seed, "eval") for seed in range(200, 201 if quick else 202)]
+    model_out: dict[str, object] = {}
+    secs = []
+    pattern_by, llm_by, both_by, labels = {}, {}, {}, {}
+    for u, conv in enumerate(convs):
+        for i, (text, role, _, _) in enumerate(conv.turns):
+            if role != "user":
+                continue
+            key = (u, i)
+            pat = factlib.extract(text)
+            if not pat and text not in model_out:
+                t = time.perf_counter()
+                model_out[text] = ex.model_fact(text)
+                secs.append(time.perf_counter() - t)
+            got = [] if pat else [f for f in [model_out[text]] if f is not None]
+            pattern_by[key], llm_by[key], both_by[key] = pat, got, pat + got
+        labels.update({(u, i): g for i, g in conv.facts.items()})
+    out = {"users": len(convs), "user_turns": len(pattern_by), "model_calls (distinct texts)": len(secs),
+           "model_load_s": load_s, "seconds_per_model_call": {"p50": float(np.percentile(secs, 50)),
+                                                              "p95": float(np.percentile(secs, 95)),
+                                                              "mean": float(np.mean(secs))},
+           "pattern extractor": _judge(pattern_by, labels),
+           "model on the turns patterns miss": _judge(llm_by, labels),
+           "patterns + model": _judge(both_by, labels),
+           "model facts by attribute": dict(Counter(f.slot for v in llm_by.values() for f in v).most_common())}
+    # harm: the default mode's recall with the model's facts in the hierarchy (looked up, not recomputed)
+    emb = default_embedder()
+    rows = {"patterns": [], "patterns + model": []}
+    for label, extractor in (("patterns", None),
+                             ("patterns + model", lambda text: factlib.extract(text) or
+                              [f for f in [model_out.get(text)] if f is not None])):
+        for u, conv in enumerate(convs):
+            mem = Memory(tmp / f"llm_{u}.db", namespace=label.replace(" + ", "_").replace(" ", "_"), embedder=emb,
+                         abstain_below=-1.0, hierarchy=HierarchyConfig(extractor=extractor))
+            ids, _ = _build(conv, mem)
+            rows[label] += _evaluate(mem, conv, ids, modes=("reliable", "hierarchical"))
+            mem.close()
+    out["retrieval with and without the model's facts"] = {k: _table(v) for k, v in rows.items()}
+    return out
+
+
 def bench_postgres(quick: bool, tmp: Path) -> dict:
     """The evaluation half of the conversation benchmark on PostgreSQL+pgvector (ts_rank with idf in place
     of BM25, IVFFlat only past 5,000 rows): recall per mode, to set beside SQLite's."""
@@ -714,7 +798,7 @@ def bench_postgres(quick: bool, tmp: Path) -> dict:
             "add_turns_per_s_with_organisation": turns / add_s}
 
 
-PARTS = "conversations,mem0,encoders,legacy,speed,postgres,durability,bad_input,pahf"
+PARTS = "conversations,mem0,encoders,legacy,speed,postgres,llm_extraction,durability,bad_input,pahf"
 
 
 def main() -> None:
@@ -746,6 +830,8 @@ def main() -> None:
                 result[part] = bench_speed(args.quick, tmp, postgres=not args.no_postgres)
             elif part == "postgres":
                 result[part] = bench_postgres(args.quick, tmp)
+            elif part == "llm_extraction":
+                result[part] = bench_llm_extraction(args.quick, tmp)
             elif part == "durability":
                 result[part] = bench_durability(args.quick, tmp)
             elif part == "bad_input":

@@ -70,7 +70,7 @@ def _attr(raw: str) -> str:
     return "occupation" if attr in ("job", "work", "profession") else attr
 
 
-def _value(raw: str) -> str:
+def clean_value(raw: str) -> str:
     v = _VAL_END.sub("", raw.strip())
     v = re.sub(r"[.!?\"']+$", "", v).strip()
     v = re.sub(r"^(?:a|an|the) ", "", v, flags=re.I)
@@ -107,19 +107,19 @@ def extract(text: str, subject: str = "user") -> list[Fact]:
                 slot, value, pol = f"{subject}|{_VERB_ATTR[m.group(1).lower()]}", m.group(2), 1
             elif how == "neg":
                 value, pol = m.group(1), -1
-                slot = f"{subject}|likes:{_value(value)}"
+                slot = f"{subject}|likes:{clean_value(value)}"
             elif how == "pref":
                 verb = _PREF_ATTR[m.group(1).lower()]
                 value, pol = m.group(2), 1
                 # "likes X" is many-valued: the slot is per object, the negation of it contradicts it
-                slot = f"{subject}|likes:{_value(value)}" if verb == "likes" else f"{subject}|{verb}"
+                slot = f"{subject}|likes:{clean_value(value)}" if verb == "likes" else f"{subject}|{verb}"
             else:
                 what = m.group(1).lower()
                 value = (what + " " + m.group(2)).strip() if what in ("vegetarian", "vegan") else m.group(2)
                 kind = "diet" if what in ("vegetarian", "vegan") else "occupation" if what in ("a", "an") else what
                 slot = f"{subject}|{kind}"
                 pol = 1
-            v = _value(value)
+            v = clean_value(value)
             if v:
                 out.append(Fact(slot=slot, value="" if "|likes:" in slot else v, polarity=pol, text=sent))
             break
