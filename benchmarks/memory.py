@@ -20,6 +20,9 @@ Writes benchmarks/results/memory.json through benchmarks/resultsfile.py. Parts:
                  each new query by ONNX fp32 (both backends), ONNX int8 and torch MiniLM, and a cache hit.
   postgres       the conversation benchmark's evaluation half on PostgreSQL (recall per mode), beside
                  SQLite's numbers from the conversations part.
+  llm_extraction SmolLM2-135M as a constrained fact extractor (keel.memory.llm_facts) on the user turns the
+                 patterns miss (evaluation half, 2 users): precision/recall against the generator's fact
+                 labels, seconds per message, and default-mode recall with and without its facts.
   durability     SIGKILL in the middle of a bulk add (3 trials), 4 concurrent writer processes.
   bad_input      each case must raise KeelError and leave the store intact.
   pahf           PAHF on the shopping environment: PAHF vs no memory vs each single channel.
