@@ -11,7 +11,12 @@ ever starts in.
 - coverage (3 seeds): each client starts in its own room. Federated (FedAvg) vs centralized (one learner
   visiting every client's world in turn, same total steps) vs local-only (each client alone).
 - collapse: each client's goal in a different corner (environment variants); FedAvg vs local-only.
-- dp: server-side fixed clipping, noise multiplier z in a sweep; epsilon at delta from dp-accounting.
+- dp: 8 clients (one per non-goal start room), server-side fixed clipping (clip 2), noise multiplier z in
+  a sweep from tiny to moderate, plus plain FedAvg with the same 8 clients; success vs epsilon (delta from
+  dp-accounting). The noise on the average has std z * clip / clients per weight, so at a given z more
+  clients mean less noise: with 3 clients every z that gives a usable epsilon erased the signal.
+- text: GRPO clients on the `instruct` task (tiny model, partial-credit reward), each with its own slice of
+  the training problems: federated vs centralized vs local-only, held-out greedy accuracy.
 - secagg: the same run with Flower's SecAgg+ workflow; same result (quantisation only) and its overhead.
 - dropout: client 1 fails in round 2; the round aggregates the other two, counted.
 """
@@ -37,12 +42,22 @@ from resultsfile import goal, write_results  # noqa: E402
 
 from keel.scale.fed_config import FedConfig  # noqa: E402
 from keel.scale.fed_run import centralized, local_only, simulate  # noqa: E402
+from keel.scale.fed_world import world_of  # noqa: E402
+
+PARTS = ("coverage", "collapse", "dp", "secagg", "dropout", "text")
+DP_CLIENTS = 8
+DP_NOISE = (0.01, 0.03, 0.1, 0.3)
+
 
 NOTES = ["2 shared cores: each simulation starts its own Ray (about 11 s) and runs 3 clients on 2 CPUs; "
          "wall times are noisy and only the SecAgg+ on/off ratio is quoted from them.",
          "Flower's DP wrappers skip a round that had a failure (they assume the sampled clients all report), "
          "so DP and dropout are measured separately.",
-         "epsilon: client-level, RDP accountant, q = 1 (every client every round), delta = 1e-3."]
+         "epsilon: client-level, RDP accountant, q = 1 (every client every round), delta = 1e-3.",
+         f"DP sweep with {DP_CLIENTS} clients and 2048 local steps (the other parts: 3 clients, 4096); the noise "
+         "std on the averaged update is z * clip / clients per weight, against 19,206 weights.",
+         "local-only and centralized restart each round's policy from the weights (fresh RNG and optimiser "
+         "per round), as a federated client does."]
 
 
 def cfg(**kw) -> FedConfig:
@@ -52,80 +67,128 @@ def cfg(**kw) -> FedConfig:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--part", action="append", choices=PARTS,
+                    help="run only these parts (repeatable); the results file is then federated-PART[-PART]")
     args = ap.parse_args()
     load0 = list(os.getloadavg())
     seeds = [0] if args.quick else [0, 1, 2]
     base = {"rounds": 3} if args.quick else {}
     tables, goals = {}, []
-    name = "federated" if not args.quick else "federated-quick"
+    parts = args.part or list(PARTS)
+    name = "federated" if parts == list(PARTS) else "federated-" + "-".join(p for p in PARTS if p in parts)
+    name += "-quick" if args.quick else ""
 
     def save() -> None:  # after every part: a run cut short by the clock still leaves its numbers
         write_results(name, tables, goals, NOTES + [f"parts done: {', '.join(tables)}"], load_average_start=load0)
 
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        # --- coverage: federated ~ centralized > local-only ---------------------------------------
-        rows = []
-        for s in seeds:
-            c = cfg(seed=s, **base)
-            fed = simulate(c, tmp / f"fed{s}")
-            rows.append({"seed": s, "federated": fed["final_success"], "centralized": centralized(c)["success"],
-                         "local_only": local_only(c)["success"], "fed_wall_s": fed["wall_s"],
-                         "fed_curve": [r["success"] for r in fed["rounds"]]})
-            print("coverage", rows[-1], flush=True)
-        m = {k: statistics.mean(r[k] for r in rows) for k in ("federated", "centralized", "local_only")}
-        tables["coverage"] = {"runs": rows, "mean": m}
-        goals.append(goal("federated success - local-only (mean of seeds)", m["federated"] - m["local_only"], 0.0,
-                          "success", m["federated"] > m["local_only"]))
-        goals.append(goal("federated success within 0.15 of centralized (or above)", m["federated"] - m["centralized"],
-                          -0.15, "success", m["federated"] >= m["centralized"] - 0.15))
-        save()
-        # --- environment-variant collapse -----------------------------------------------------------
-        c = cfg(seed=0, heterogeneity={"layouts": "per_client"}, **base)
-        fed = simulate(c, tmp / "collapse")
-        loc = local_only(c)
-        tables["collapse"] = {"federated": fed["final_success"], "federated_per_client": fed["rounds"][-1]["per_client"],
-                              "local_only": loc["success"], "local_only_per_client": loc["per_client"],
-                              "same_layout_federated_seed0": rows[0]["federated"]}
-        print("collapse", tables["collapse"], flush=True)
-        goals.append(goal("collapse: FedAvg under per-client layouts below local-only", fed["final_success"] - loc["success"],
-                          0.0, "success", fed["final_success"] < loc["success"]))
-        save()
-        # --- DP: success vs epsilon -----------------------------------------------------------------
-        dp_rows = [{"noise_multiplier": 0.0, "epsilon": float("inf"), "success": rows[0]["federated"]}]
-        for z in ([1.0] if args.quick else [0.5, 2.0]):
-            r = simulate(cfg(seed=0, dp={"side": "server", "noise_multiplier": z, "clip": 5.0}, **base), tmp / f"dp{z}")
-            dp_rows.append({"noise_multiplier": z, "epsilon": r["rounds"][-1]["epsilon"], "success": r["final_success"],
-                            "epsilon_per_round": [x["epsilon"] for x in r["rounds"]]})
-            print("dp", dp_rows[-1], flush=True)
-        tables["dp"] = dp_rows
-        goals.append(goal("DP: epsilon reported per round, decreasing in the noise multiplier",
-                          [x["epsilon"] for x in dp_rows[1:]], "decreasing", "epsilon",
-                          all(a["epsilon"] > b["epsilon"] for a, b in zip(dp_rows[1:], dp_rows[2:], strict=False))))
-        save()
-        # --- SecAgg+ on vs off ---------------------------------------------------------------------
-        sec = simulate(cfg(seed=0, secagg={"enabled": True}, **base), tmp / "secagg")
-        plain = rows[0]
-        tables["secagg"] = {"success_plain": plain["federated"], "success_secagg": sec["final_success"],
-                            "wall_plain_s": plain["fed_wall_s"], "wall_secagg_s": sec["wall_s"],
-                            "overhead": sec["wall_s"] / plain["fed_wall_s"] - 1,
-                            "curve_plain": plain["fed_curve"], "curve_secagg": [r["success"] for r in sec["rounds"]]}
-        print("secagg", tables["secagg"], flush=True)
-        same = abs(sec["final_success"] - plain["federated"]) <= 0.125
-        goals.append(goal("SecAgg+ final success = plain FedAvg (within one start room of 8)",
-                          sec["final_success"] - plain["federated"], 0.0, "success", same))
-        goals.append(goal("SecAgg+ wall-time overhead", tables["secagg"]["overhead"], None, "fraction", None,
-                          reason="reported, no target set by the issue"))
-        save()
-        # --- dropout ----------------------------------------------------------------------------------
-        r = simulate(cfg(seed=0, dropout={"client": 1, "round": 2}, **base), tmp / "dropout")
-        tables["dropout"] = {"rounds": [{k: x[k] for k in ("round", "results", "failures", "success")} for x in r["rounds"]]}
-        print("dropout", tables["dropout"], flush=True)
-        ok = all(x["results"] + x["failures"] == 3 for x in r["rounds"]) and r["rounds"][1]["failures"] == 1 \
-            and len(r["rounds"]) == (3 if args.quick else 6)
-        goals.append(goal("client dropped in round 2: every round completed, failure counted", ok, True, "bool", ok))
+        rows: list[dict] = []
+        if "coverage" in parts:  # federated ~ centralized > local-only
+            for s in seeds:
+                c = cfg(seed=s, **base)
+                fed = simulate(c, tmp / f"fed{s}")
+                rows.append({"seed": s, "federated": fed["final_success"], "centralized": centralized(c)["success"],
+                             "local_only": local_only(c)["success"], "fed_wall_s": fed["wall_s"],
+                             "fed_curve": [r["success"] for r in fed["rounds"]]})
+                print("coverage", rows[-1], flush=True)
+            m = {k: statistics.mean(r[k] for r in rows) for k in ("federated", "centralized", "local_only")}
+            tables["coverage"] = {"runs": rows, "mean": m}
+            goals.append(goal("federated success - local-only (mean of seeds)", m["federated"] - m["local_only"], 0.0,
+                              "success", m["federated"] > m["local_only"]))
+            goals.append(goal("federated success within 0.15 of centralized (or above)",
+                              m["federated"] - m["centralized"], -0.15, "success", m["federated"] >= m["centralized"] - 0.15))
+            save()
+        if "collapse" in parts:  # environment-variant collapse
+            c = cfg(seed=0, heterogeneity={"layouts": "per_client"}, **base)
+            fed = simulate(c, tmp / "collapse")
+            loc = local_only(c)
+            tables["collapse"] = {"federated": fed["final_success"],
+                                  "federated_per_client": fed["rounds"][-1]["per_client"],
+                                  "local_only": loc["success"], "local_only_per_client": loc["per_client"]}
+            if rows:
+                tables["collapse"]["same_layout_federated_seed0"] = rows[0]["federated"]
+            print("collapse", tables["collapse"], flush=True)
+            goals.append(goal("collapse: FedAvg under per-client layouts below local-only",
+                              fed["final_success"] - loc["success"], 0.0, "success", fed["final_success"] < loc["success"]))
+            save()
+        if "dp" in parts:  # success vs epsilon
+            tables["dp"] = part_dp(tmp, base, [1.0] if args.quick else list(DP_NOISE))
+            dp_rows = tables["dp"]["runs"]
+            eps = [x["epsilon"] for x in dp_rows[1:]]
+            goals.append(goal("DP: epsilon reported per round, decreasing in the noise multiplier", eps, "decreasing",
+                              "epsilon", all(a > b for a, b in zip(eps, eps[1:], strict=False))))
+            succ = [x["success"] for x in dp_rows]
+            informative = len(set(succ)) > 1
+            goals.append(goal(f"DP curve informative: success differs across epsilon ({DP_CLIENTS} clients)", succ,
+                              "not all equal", "success", informative))
+            save()
+        if "secagg" in parts:  # SecAgg+ on vs off
+            plain = rows[0] if rows else None
+            if plain is None:
+                p0 = simulate(cfg(seed=0, **base), tmp / "plain")
+                plain = {"federated": p0["final_success"], "fed_wall_s": p0["wall_s"],
+                         "fed_curve": [r["success"] for r in p0["rounds"]]}
+            sec = simulate(cfg(seed=0, secagg={"enabled": True}, **base), tmp / "secagg")
+            tables["secagg"] = {"success_plain": plain["federated"], "success_secagg": sec["final_success"],
+                                "wall_plain_s": plain["fed_wall_s"], "wall_secagg_s": sec["wall_s"],
+                                "overhead": sec["wall_s"] / plain["fed_wall_s"] - 1,
+                                "curve_plain": plain["fed_curve"], "curve_secagg": [r["success"] for r in sec["rounds"]]}
+            print("secagg", tables["secagg"], flush=True)
+            same = abs(sec["final_success"] - plain["federated"]) <= 0.125
+            goals.append(goal("SecAgg+ final success = plain FedAvg (within one start room of 8)",
+                              sec["final_success"] - plain["federated"], 0.0, "success", same))
+            goals.append(goal("SecAgg+ wall-time overhead", tables["secagg"]["overhead"], None, "fraction", None,
+                              reason="reported, no target set by the issue"))
+            save()
+        if "dropout" in parts:
+            r = simulate(cfg(seed=0, dropout={"client": 1, "round": 2}, **base), tmp / "dropout")
+            tables["dropout"] = {"rounds": [{k: x[k] for k in ("round", "results", "failures", "success")}
+                                            for x in r["rounds"]]}
+            print("dropout", tables["dropout"], flush=True)
+            ok = all(x["results"] + x["failures"] == 3 for x in r["rounds"]) and r["rounds"][1]["failures"] == 1 \
+                and len(r["rounds"]) == (3 if args.quick else 6)
+            goals.append(goal("client dropped in round 2: every round completed, failure counted", ok, True, "bool", ok))
+            save()
+        if "text" in parts:  # GRPO clients on a text task
+            tables["text"], g = part_text(tmp, 2 if args.quick else 4)
+            goals += g
     save()
 
+
+def part_dp(tmp: Path, base: dict, noise: list[float]) -> dict:
+    """FedAvg with DP_CLIENTS clients, without DP and with server-side fixed clipping at each noise level."""
+    dp_base = {"clients": DP_CLIENTS, "min_fit_clients": DP_CLIENTS, "local_steps": 2048, **base}
+    plain = simulate(cfg(seed=0, **dp_base), tmp / "dp-plain")
+    rows = [{"noise_multiplier": 0.0, "epsilon": float("inf"), "success": plain["final_success"],
+             "curve": [x["success"] for x in plain["rounds"]]}]
+    print("dp", rows[-1], flush=True)
+    for z in noise:
+        r = simulate(cfg(seed=0, dp={"side": "server", "noise_multiplier": z, "clip": 2.0}, **dp_base), tmp / f"dp{z}")
+        rows.append({"noise_multiplier": z, "epsilon": r["rounds"][-1]["epsilon"], "success": r["final_success"],
+                     "curve": [x["success"] for x in r["rounds"]],
+                     "epsilon_per_round": [x["epsilon"] for x in r["rounds"]]})
+        print("dp", rows[-1], flush=True)
+    return {"clients": DP_CLIENTS, "clip": 2.0, "local_steps": 2048, "delta": 1e-3, "runs": rows,
+            "noise_std_per_weight": {str(z): z * 2.0 / DP_CLIENTS for z in noise}}
+
+
+def part_text(tmp: Path, rounds: int) -> tuple[dict, list]:
+    c = cfg(seed=0, world="text", rounds=rounds, clients=3, min_fit_clients=3,
+            text={"task": "instruct", "train_pool": 96, "eval_n": 48, "local_steps": 3})
+    fed = simulate(c, tmp / "text")
+    cen, loc = centralized(c), local_only(c)
+    base_acc = statistics.mean(world_of(c).score(c, world_of(c).init_params(c), k) for k in range(c.clients))
+    table = {"base": base_acc, "federated": fed["final_success"], "centralized": cen["success"],
+             "local_only": loc["success"], "federated_curve": [r["success"] for r in fed["rounds"]],
+             "federated_per_client": fed["rounds"][-1]["per_client"], "local_only_per_client": loc["per_client"],
+             "fed_wall_s": fed["wall_s"], "rounds": rounds, "clients": c.clients}
+    print("text", table, flush=True)
+    goals = [goal("text (GRPO clients): federated held-out accuracy - local-only", fed["final_success"] - loc["success"],
+                  0.0, "accuracy", fed["final_success"] > loc["success"]),
+             goal("text (GRPO clients): federated held-out accuracy - untrained", fed["final_success"] - base_acc, 0.0,
+                  "accuracy", fed["final_success"] > base_acc)]
+    return table, goals
 
 if __name__ == "__main__":
     main()
