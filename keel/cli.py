@@ -87,6 +87,10 @@ def train(
             raise KeelError(f"no unfinished run of {source} under {cfg.runs_dir}/ to resume; drop --resume")
         if run.config() != config_dict:
             raise KeelError(f"{run.path}/config.yaml differs from this config; resume with the same config")
+        if scale is None and (run.path / "scale.json").is_file():  # trained on Ray: can it go on in-process?
+            from keel.scale.ray_job import check_in_process_resume
+
+            check_in_process_resume(cfg, run)
     else:
         run = Run.create(cfg.runs_dir, name or f"{short}-{time.strftime('%Y%m%d-%H%M%S')}", config_dict, source)
     if log:

@@ -56,3 +56,11 @@ def settings(cfg, backend: str, address: str | None, rollout_workers: int, mode:
 
         check(cfg, scale)
     return scale
+
+
+def check_in_process_resume(cfg, run) -> None:
+    """A spec-RL run trained on Ray keeps its env copies in the workers' part of the checkpoint, which an
+    in-process learner cannot take; a GRPO run's checkpoint is the in-process format and may move."""
+    if cfg.kind == "spec_rl":
+        raise KeelError(f"{run.path} was trained with --backend ray (its env state is split across rollout "
+                        "workers); resume it with --backend ray and the same --rollout-workers")

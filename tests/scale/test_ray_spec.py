@@ -94,3 +94,20 @@ def test_merge_puts_env_copies_side_by_side():
     b = {"x": np.ones((4, 3, 3)), "next_value": np.ones(3)}
     m = PPOLearner.merge([a, b])
     assert m["x"].shape == (4, 5, 3) and m["next_value"].tolist() == [0, 0, 1, 1, 1]
+
+
+def test_a_ray_spec_run_is_not_resumed_in_process(tmp_path, monkeypatch):
+    import yaml
+    from typer.testing import CliRunner
+
+    from keel.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "q.yaml"
+    path.write_text(yaml.safe_dump({**QRM, "runs_dir": str(tmp_path / "runs")}))
+    run = Run.create(tmp_path / "runs", "r", _cfg(tmp_path, QRM, runs_dir=str(tmp_path / "runs")).model_dump(
+        mode="json"), str(path))
+    (run.path / "scale.json").write_text("{}")
+    run.close()
+    res = CliRunner().invoke(app, ["train", str(path), "--name", "r", "--resume"])
+    assert isinstance(res.exception, KeelError) and "--backend ray" in str(res.exception)
