@@ -376,8 +376,20 @@ class PostgresStore:
         return [(r[0], float(r[1])) for r in rows]
 
     def dense(self, where: Where, qvec: np.ndarray, n: int) -> list[tuple[str, float]]:
-        sql, params = self._where_sql(where)
         q = _vec(qvec)
+        if where.time_range != (None, None):
+            # a date window: the 4n nearest without it, then the window; when n of them are inside it, they
+            # are the n nearest inside it (PostgreSQL would otherwise often scan the window's rows exactly)
+            lo, hi = where.time_range
+            sql, params = self._where_sql(Where(**{**where.__dict__, "time_range": (None, None)}))
+            rows = self.db.execute(
+                f"SELECT id, s FROM (SELECT id, ts, -(vec <#> %b) AS s FROM keel_items WHERE {sql} "
+                f"ORDER BY vec <#> %b LIMIT %s) c WHERE ts >= %s AND ts <= %s",
+                [q, *params, q, 4 * n, -math.inf if lo is None else lo, math.inf if hi is None else hi],
+            ).fetchall()
+            if len(rows) >= n:
+                return sorted(((r[0], float(r[1])) for r in rows), key=lambda x: -x[1])[:n]
+        sql, params = self._where_sql(where)
         rows = self.db.execute(
             f"SELECT id, -(vec <#> %b) FROM keel_items WHERE {sql} ORDER BY vec <#> %b LIMIT %s",
             [q, *params, q, n],
