@@ -88,8 +88,16 @@ def _salvage(text: str, tools: set[str]) -> Action | None:
     if not m or m.group(1) not in tools:
         return None
     rest = text[m.end():]
-    args = {k: json.loads(v) for k, v in _PAIR.findall(rest) if k not in ("tool", "name", "args", "arguments")}
+    args = {k: _value(v) for k, v in _PAIR.findall(rest) if k not in ("tool", "name", "args", "arguments")}
     return Call(m.group(1), args)
+
+
+def _value(v: str):
+    """A salvaged JSON value; one JSON refuses (a number with a leading zero, "01") stays as its text."""
+    try:
+        return json.loads(v)
+    except json.JSONDecodeError:
+        return v.strip('"')
 
 
 def parse_action(text: str, tools: set[str]) -> Action:

@@ -216,3 +216,11 @@ def test_adaptation_with_memory_alone_reads_tips_from_trial_two(tmp_path):
     assert out["none"]["tipped_frac"] == [0.0, 0.0]
     assert out["memory"]["success"][0] == out["none"]["success"][0]  # same seeds, empty memory: same trial 1
     assert all(a <= b for a, b in zip(out["memory"]["solved"], out["memory"]["solved"][1:], strict=False))
+
+
+def test_a_salvaged_call_with_a_leading_zero_number_is_read_not_a_crash():
+    # SmolLM2 wrote such a call during the first EMPO² benchmark run; json.loads("01") raised inside the env
+    from keel.agents.parsing import parse_action
+
+    call = parse_action('{"tool": "send_money", "args": {"amount": 01, "recipient": "x"', {"send_money"})
+    assert call.tool == "send_money" and call.args == {"amount": "01", "recipient": "x"}
