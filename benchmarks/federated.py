@@ -40,9 +40,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from resultsfile import goal, write_results  # noqa: E402
 
+from keel.scale import fed_world  # noqa: E402
 from keel.scale.fed_config import FedConfig  # noqa: E402
 from keel.scale.fed_run import centralized, local_only, simulate  # noqa: E402
-from keel.scale.fed_world import world_of  # noqa: E402
 
 PARTS = ("coverage", "collapse", "dp", "secagg", "dropout", "text")
 DP_CLIENTS = 8
@@ -55,9 +55,7 @@ NOTES = ["2 shared cores: each simulation starts its own Ray (about 11 s) and ru
          "so DP and dropout are measured separately.",
          "epsilon: client-level, RDP accountant, q = 1 (every client every round), delta = 1e-3.",
          f"DP sweep with {DP_CLIENTS} clients and 2048 local steps (the other parts: 3 clients, 4096); the noise "
-         "std on the averaged update is z * clip / clients per weight, against 19,206 weights.",
-         "local-only and centralized restart each round's policy from the weights (fresh RNG and optimiser "
-         "per round), as a federated client does."]
+         "std on the averaged update is z * clip / clients per weight, against 19,206 weights."]
 
 
 def cfg(**kw) -> FedConfig:
@@ -178,7 +176,7 @@ def part_text(tmp: Path, rounds: int) -> tuple[dict, list]:
             text={"task": "instruct", "train_pool": 96, "eval_n": 48, "local_steps": 3})
     fed = simulate(c, tmp / "text")
     cen, loc = centralized(c), local_only(c)
-    base_acc = statistics.mean(world_of(c).score(c, world_of(c).init_params(c), k) for k in range(c.clients))
+    base_acc = statistics.mean(fed_world.score(c, fed_world.init_params(c), k) for k in range(c.clients))
     table = {"base": base_acc, "federated": fed["final_success"], "centralized": cen["success"],
              "local_only": loc["success"], "federated_curve": [r["success"] for r in fed["rounds"]],
              "federated_per_client": fed["rounds"][-1]["per_client"], "local_only_per_client": loc["per_client"],

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from keel.scale import fed_world as world
 from keel.scale.fed_config import FedConfig
-from keel.scale.fed_world import world_of
 
 CONFIG_KEY = "keel-fed-config"  # run_config entries when the apps run under a SuperLink
 OUT_KEY = "keel-fed-out"
@@ -56,18 +56,18 @@ def client_app(cfg: FedConfig | None = None, mods: list | None = None):
         """One client: local training on its private world (`keel.scale.fed_world`)."""
 
         def __init__(self, cfg: FedConfig, cid: int):
-            self.cfg, self.cid, self.world = cfg, cid, world_of(cfg)
+            self.cfg, self.cid = cfg, cid
 
         def get_parameters(self, config):
-            return self.world.init_params(self.cfg)
+            return world.init_params(self.cfg)
 
         def fit(self, parameters, config):
             rnd = int(config.get("round", 0))
             d = self.cfg.dropout
             if d.round and rnd == d.round and self.cid == d.client:
                 raise RuntimeError(f"client {self.cid} dropped out in round {rnd} (fault injection)")
-            params, samples, local = self.world.fit(self.cfg, self.cid, parameters, rnd,
-                                                    float(config.get("proximal_mu", 0.0)))
+            params, samples, local = world.fit(self.cfg, self.cid, parameters, rnd,
+                                               float(config.get("proximal_mu", 0.0)))
             pref = self.cfg.heterogeneity.preference
             weight = pref[self.cid % len(pref)]
             return params, max(1, int(samples * weight)), {"client": self.cid, "local_return": local}
@@ -102,8 +102,6 @@ def _strategy(cfg: FedConfig, out: Path):
             return super().aggregate_fit(server_round, results, failures)
 
     t0 = time.perf_counter()
-
-    world = world_of(cfg)
 
     def evaluate(server_round, arrays, config):
         per_client = [world.score(cfg, arrays, c) for c in range(cfg.clients)]

@@ -101,21 +101,12 @@ def success(cfg: FedConfig, policy: Policy, client: int) -> float:
     return float(np.mean(wins))
 
 
+
 # --- the federation's world protocol (keel.scale.fed_world.FedWorld) ---------------------------------
-def init_params(cfg: FedConfig) -> list[np.ndarray]:
-    return get_weights(new_policy(cfg))
+new_model = new_policy
+score = success
 
 
-def fit(cfg: FedConfig, client: int, params: list[np.ndarray], rnd: int, mu: float = 0.0
-        ) -> tuple[list[np.ndarray], int, float]:
-    """`local_steps` PPO steps from `params` -> (new params, env steps, mean local return)."""
-    pol = new_policy(cfg)
-    set_weights(pol, params)
-    stats = local_train(cfg, client, pol, rnd, mu)
-    return get_weights(pol), stats["steps"], stats["mean_return"]
-
-
-def score(cfg: FedConfig, params: list[np.ndarray], client: int) -> float:
-    pol = new_policy(cfg)
-    set_weights(pol, params)
-    return success(cfg, pol, client)
+def train(cfg: FedConfig, client: int, policy: Policy, rnd: int, mu: float = 0.0) -> tuple[int, float]:
+    stats = local_train(cfg, client, policy, rnd, mu)
+    return stats["steps"], stats["mean_return"]

@@ -78,20 +78,22 @@ def simulate(cfg: FedConfig, out: Path, num_cpus: int = 2) -> dict:
 
 
 def local_only(cfg: FedConfig) -> dict:
+    """Each client's own model, trained round after round on its world alone."""
     world, per_client = world_of(cfg), []
     for c in range(cfg.clients):
-        params = world.init_params(cfg)
+        model = world.new_model(cfg)
         for rnd in range(1, cfg.rounds + 1):
-            params = world.fit(cfg, c, params, rnd)[0]
-        per_client.append(world.score(cfg, params, c))
+            world.train(cfg, c, model, rnd)
+        per_client.append(world.score(cfg, model, c))
     return {"success": float(np.mean(per_client)), "per_client": per_client}
 
 
 def centralized(cfg: FedConfig) -> dict:
+    """One model that visits every client's world in turn, round after round (pooled data)."""
     world = world_of(cfg)
-    params = world.init_params(cfg)
+    model = world.new_model(cfg)
     for rnd in range(1, cfg.rounds + 1):
         for c in range(cfg.clients):
-            params = world.fit(cfg, c, params, rnd)[0]
-    per_client = [world.score(cfg, params, c) for c in range(cfg.clients)]
+            world.train(cfg, c, model, rnd)
+    per_client = [world.score(cfg, model, c) for c in range(cfg.clients)]
     return {"success": float(np.mean(per_client)), "per_client": per_client}

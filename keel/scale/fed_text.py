@@ -33,7 +33,14 @@ def pool_of(cfg: FedConfig, client: int) -> list:
     return pool[client :: cfg.clients] if cfg.heterogeneity.coverage == "split" else pool
 
 
-def _model(cfg: FedConfig):
+class TextModel:
+    """A client's language model and tokenizer (the world's `model`)."""
+
+    def __init__(self, model, tokenizer):
+        self.model, self.tok = model, tokenizer
+
+
+def new_model(cfg: FedConfig) -> TextModel:
     from keel.llm import load_model
     from keel.llm.lora import add_lora
 
@@ -41,39 +48,32 @@ def _model(cfg: FedConfig):
     model, tok = load_model(cfg.text.model, seed=cfg.seed)
     if cfg.text.lora_r > 0:
         model = add_lora(model, cfg.text.lora_r)
-    return model, tok
+    return TextModel(model, tok)
 
 
-def _trainable(model) -> list[torch.nn.Parameter]:
-    return [p for p in model.parameters() if p.requires_grad]
+def _trainable(m: TextModel) -> list[torch.nn.Parameter]:
+    return [p for p in m.model.parameters() if p.requires_grad]
 
 
-def get_weights(model) -> list[np.ndarray]:
-    return [p.detach().numpy().copy() for p in _trainable(model)]
+def get_weights(m: TextModel) -> list[np.ndarray]:
+    return [p.detach().numpy().copy() for p in _trainable(m)]
 
 
-def set_weights(model, arrays: list[np.ndarray]) -> None:
+def set_weights(m: TextModel, arrays: list[np.ndarray]) -> None:
     with torch.no_grad():
-        for p, a in zip(_trainable(model), arrays, strict=True):
+        for p, a in zip(_trainable(m), arrays, strict=True):
             p.copy_(torch.as_tensor(np.asarray(a, dtype=np.float32)).reshape(p.shape))
 
 
 # --- the federation's world protocol (keel.scale.fed_world.FedWorld) ---------------------------------
-def init_params(cfg: FedConfig) -> list[np.ndarray]:
-    return get_weights(_model(cfg)[0])
-
-
-def fit(cfg: FedConfig, client: int, params: list[np.ndarray], rnd: int, mu: float = 0.0
-        ) -> tuple[list[np.ndarray], int, float]:
-    """`local_steps` GRPO steps on the client's pool from `params` -> (new params, samples, mean reward)."""
+def train(cfg: FedConfig, client: int, m: TextModel, rnd: int, mu: float = 0.0) -> tuple[int, float]:
+    """`local_steps` GRPO steps on the client's pool, in place (fresh optimiser) -> (samples, mean reward)."""
     from keel.rl.grpo import GRPO
 
     t, g = cfg.text, cfg.text.grpo
-    model, tok = _model(cfg)
-    set_weights(model, params)
-    trainer = GRPO(model, tok, g)
+    trainer = GRPO(m.model, m.tok, g)
     task, pool = task_of(cfg, client), pool_of(cfg, client)
-    anchor = [p.detach().clone() for p in _trainable(model)] if mu > 0 else None
+    anchor = [p.detach().clone() for p in _trainable(m)] if mu > 0 else None
     rewards = []
     for s in range(t.local_steps):
         seed = cfg.seed * 1_000_003 + client * 10_007 + rnd * 101 + s  # problems and samples: (seed, client, round, step)
@@ -81,19 +81,16 @@ def fit(cfg: FedConfig, client: int, params: list[np.ndarray], rnd: int, mu: flo
         rewards.append(trainer.step(problems, task, t.reward, seed=seed, system=t.system)["reward"])
         if anchor is not None:  # prox of (mu/2)||w - w_g||^2 with step lr: w <- (w + lr mu w_g) / (1 + lr mu)
             with torch.no_grad():
-                for p, a in zip(_trainable(model), anchor, strict=True):
+                for p, a in zip(_trainable(m), anchor, strict=True):
                     p.add_(a, alpha=g.lr * mu).div_(1.0 + g.lr * mu)
-    samples = t.local_steps * g.prompts_per_step * g.group_size
-    return get_weights(model), samples, float(np.mean(rewards))
+    return t.local_steps * g.prompts_per_step * g.group_size, float(np.mean(rewards))
 
 
-def score(cfg: FedConfig, params: list[np.ndarray], client: int) -> float:
-    """Greedy accuracy of `params` on the client task's held-out test problems."""
+def score(cfg: FedConfig, m: TextModel, client: int) -> float:
+    """Greedy accuracy on the client task's held-out test problems."""
     from keel.rl.grpo import accuracy
 
     t = cfg.text
-    model, tok = _model(cfg)
-    set_weights(model, params)
     task = task_of(cfg, client)
     test = task.problems("test", t.eval_n, 12345)
-    return float(accuracy(model, tok, task, test, t.eval_max_new_tokens, system=t.system, reward=t.reward)["accuracy"])
+    return float(accuracy(m.model, m.tok, task, test, t.eval_max_new_tokens, system=t.system, reward=t.reward)["accuracy"])

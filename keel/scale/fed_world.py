@@ -1,8 +1,9 @@
 """What a federation needs from its clients' private world, and the two there are.
 
-    params = world.init_params(cfg)                           # the global model's first weights
-    params, samples, local = world.fit(cfg, client, params, round, mu)   # local training from the global weights
-    success = world.score(cfg, params, client)                # held-out score on the client's world
+    model = world.new_model(cfg)                      # the world's learner (a policy, a language model)
+    world.set_weights(model, params); params = world.get_weights(model)   # what clients and server exchange
+    samples, local = world.train(cfg, client, model, round, mu)           # local training, in place
+    success = world.score(cfg, model, client)         # held-out score on the client's world
 
 `keel.scale.fed_rooms` (PPO in rooms worlds) and `keel.scale.fed_text` (GRPO on text tasks) implement
 it as module functions; the Flower apps (`fed_app`) and the baselines (`fed_run`) call only these.
@@ -10,7 +11,7 @@ it as module functions; the Flower apps (`fed_app`) and the baselines (`fed_run`
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -18,12 +19,15 @@ from keel.scale.fed_config import FedConfig
 
 
 class FedWorld(Protocol):
-    def init_params(self, cfg: FedConfig) -> list[np.ndarray]: ...
+    def new_model(self, cfg: FedConfig) -> Any: ...
 
-    def fit(self, cfg: FedConfig, client: int, params: list[np.ndarray], rnd: int, mu: float = 0.0
-            ) -> tuple[list[np.ndarray], int, float]: ...
+    def get_weights(self, model: Any) -> list[np.ndarray]: ...
 
-    def score(self, cfg: FedConfig, params: list[np.ndarray], client: int) -> float: ...
+    def set_weights(self, model: Any, arrays: list[np.ndarray]) -> None: ...
+
+    def train(self, cfg: FedConfig, client: int, model: Any, rnd: int, mu: float = 0.0) -> tuple[int, float]: ...
+
+    def score(self, cfg: FedConfig, model: Any, client: int) -> float: ...
 
 
 def world_of(cfg: FedConfig) -> FedWorld:
@@ -34,3 +38,25 @@ def world_of(cfg: FedConfig) -> FedWorld:
     from keel.scale import fed_rooms
 
     return fed_rooms
+
+
+def init_params(cfg: FedConfig) -> list[np.ndarray]:
+    world = world_of(cfg)
+    return world.get_weights(world.new_model(cfg))
+
+
+def fit(cfg: FedConfig, client: int, params: list[np.ndarray], rnd: int, mu: float = 0.0
+        ) -> tuple[list[np.ndarray], int, float]:
+    """A client's round: a fresh model with the global weights, trained locally -> (weights, samples, local)."""
+    world = world_of(cfg)
+    model = world.new_model(cfg)
+    world.set_weights(model, params)
+    samples, local = world.train(cfg, client, model, rnd, mu)
+    return world.get_weights(model), samples, local
+
+
+def score(cfg: FedConfig, params: list[np.ndarray], client: int) -> float:
+    world = world_of(cfg)
+    model = world.new_model(cfg)
+    world.set_weights(model, params)
+    return world.score(cfg, model, client)

@@ -82,19 +82,19 @@ TEXT = {**SMALL, "world": "text", "clients": 2, "rounds": 1, "min_fit_clients": 
 
 
 def test_text_clients_train_locally_and_prox_pulls_towards_global():
-    from keel.scale import fed_text
+    from keel.scale import fed_text, fed_world
 
     cfg = FedConfig.model_validate(TEXT)
     check(cfg)
     assert {p.prompt for p in fed_text.pool_of(cfg, 0)}.isdisjoint({p.prompt for p in fed_text.pool_of(cfg, 1)})
-    g = fed_text.init_params(cfg)
+    g = fed_world.init_params(cfg)
     dist = []
     for mu in (0.0, 50.0):
-        new, samples, _ = fed_text.fit(cfg, 1, g, 1, mu=mu)
+        new, samples, _ = fed_world.fit(cfg, 1, g, 1, mu=mu)
         assert samples == 1 * 2 * 4
         dist.append(sum(float(np.sum((a - b) ** 2)) for a, b in zip(new, g, strict=True)))
     assert 0 < dist[1] < dist[0]  # trained, and FedProx's proximal step keeps it nearer the global weights
-    assert 0.0 <= fed_text.score(cfg, g, 0) <= 1.0
+    assert 0.0 <= fed_world.score(cfg, g, 0) <= 1.0
 
 
 def test_text_config_errors():
