@@ -111,3 +111,21 @@ def test_a_ray_spec_run_is_not_resumed_in_process(tmp_path, monkeypatch):
     run.close()
     res = CliRunner().invoke(app, ["train", str(path), "--name", "r", "--resume"])
     assert isinstance(res.exception, KeelError) and "--backend ray" in str(res.exception)
+
+
+def test_keel_train_quickstart_on_ray_then_eval(ray_cluster, tmp_path, monkeypatch):
+    import json
+
+    from typer.testing import CliRunner
+
+    from keel.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    over = ["--set", "total_steps=64", "--set", "num_envs=4", "--set", "eval_episodes=5", "--set", "log_every=32",
+            "--set", f"runs_dir={tmp_path}"]
+    res = CliRunner().invoke(app, ["train", "quickstart", "--backend", "ray", "--name", "q", "--json", *over])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output.strip().splitlines()[-1])
+    assert out["backend"] == "ray" and out["env_steps"] == 64 and out["violations_train"] == 0
+    res = CliRunner().invoke(app, ["eval", str(tmp_path / "q"), "--episodes", "3", "--json"])  # in-process format
+    assert res.exit_code == 0 and json.loads(res.output.strip().splitlines()[-1])["episodes"] == 3
