@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -147,15 +148,31 @@ def speed(a) -> tuple[dict, list]:
 
 
 # ----------------------------------------------------------------------------- learning
-def keel_train(source: str, name: str, sets: list[str], runs_dir: Path) -> dict:
+def keel_train(source: str, name: str, sets: list[str], runs_dir: Path, deadline: float | None = None) -> dict:
+    """`keel train SOURCE --name NAME` in a subprocess, or the finished run of that name (a study split over
+    several invocations picks up where the last one stopped). Wall time and load average are kept beside
+    the run (NAME.bench.json). None when `deadline` (time.time()) has passed and the run is not done."""
+    side = runs_dir / f"{name}.bench.json"
+    summary = runs_dir / name / "summary.json"
+    if side.is_file() and summary.is_file():
+        out = {**json.loads(summary.read_text()), "run": str(runs_dir / name), **json.loads(side.read_text())}
+        print(f"  {name}: finished earlier, reused: {out.get('final')}", flush=True)
+        return out
+    if deadline is not None and time.time() > deadline:
+        return None
+    if (runs_dir / name).exists():
+        shutil.rmtree(runs_dir / name)  # an unfinished run of an interrupted invocation: start it over
     cmd = [str(ROOT / ".venv" / "bin" / "keel"), "train", source, "--name", name, "--json",
            "--set", f"runs_dir={runs_dir}", *[x for s in sets for x in ("--set", s)]]
-    t0 = time.time()
+    t0, load0 = time.time(), list(os.getloadavg())
     p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if p.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{p.stderr[-3000:]}")
     out = json.loads(p.stdout.strip().splitlines()[-1])
-    out["wall_s"] = round(time.time() - t0, 1)
+    timing = {"wall_s": round(time.time() - t0, 1), "load_start": load0, "load_end": list(os.getloadavg()),
+              "command": " ".join(["keel", "train", source, "--name", name, *[x for s in sets for x in ("--set", s)]])}
+    side.write_text(json.dumps(timing))
+    out.update(timing)
     print(f"  {name}: {out.get('final')} ({out['wall_s']} s)", flush=True)
     return out
 
@@ -164,48 +181,97 @@ def _succ(d: dict, split: str):
     return d.get(split, {}).get("success")
 
 
+def _opt(flag: str, value) -> list[str]:
+    return [] if value is None else [f"{flag}={value}"]
+
+
 def learning(a, save) -> tuple[dict, list]:
+    """Base vs SFT vs SFT+GRPO on toolworld (per seed), then webworld and shopping before/after. The preset
+    settings are used unless a flag overrides them; `--budget-min` stops before a run that would start
+    after it (run the same command again, same --tag, to go on)."""
     runs = ROOT / "runs" / "bench-agentic"
     runs.mkdir(parents=True, exist_ok=True)
-    tag = time.strftime("%H%M%S")
-    ev = [f"eval.episodes={a.eval_episodes}", f"eval.batch={min(16, a.eval_episodes)}",
-          f"policy.threads={a.threads}"]
+    tag = a.tag or time.strftime("%H%M%S")
+    deadline = time.time() + 60 * a.budget_min if a.budget_min else None
+    ev = [*_opt("eval.episodes", a.eval_episodes), f"policy.threads={a.threads}"]
     model = [f"policy.model={a.model}"] if a.model != "smollm2" else []
-    table: dict = {"toolworld": {"base": None, "sft": [], "sft_grpo": []}}
-    for seed in a.seeds:
-        sft = keel_train("agent-sft", f"sft-{tag}-s{seed}", [f"seed={seed}", f"steps={a.sft_steps}",
-                         f"demos={a.demos}", f"sft.batch_size={a.sft_batch}", f"eval_base={'true' if seed == a.seeds[0] else 'false'}", *ev, *model],
-                         runs)
-        if seed == a.seeds[0]:
-            table["toolworld"]["base"] = sft["base"]
-        table["toolworld"]["sft"].append({"seed": seed, **sft["final"], "wall_s": sft["wall_s"]})
-        save(table)
-        rl = keel_train("agent-toolworld", f"grpo-{tag}-s{seed}", [f"seed={seed}", f"steps={a.rl_steps}",
-                        f"policy.model={runs / sft['run'].split('/')[-1]}", "eval_base=false", *ev], runs)
-        table["toolworld"]["sft_grpo"].append({"seed": seed, **rl["final"], "wall_s": rl["wall_s"]})
-        save(table)
-    goals = []
+    table: dict = {"toolworld": {"base": None, "sft": [], "sft_grpo": []}, "tag": tag, "complete": False}
     t = table["toolworld"]
+    for seed in a.seeds:
+        sft = keel_train("agent-sft", f"sft-{tag}-s{seed}", [
+            f"seed={seed}", *_opt("steps", a.sft_steps), *_opt("demos", a.demos), *_opt("sft.batch_size", a.sft_batch),
+            f"eval_base={'true' if seed == a.seeds[0] else 'false'}", *ev, *model], runs, deadline)
+        if sft is None:
+            return table, _learning_goals(t, a)
+        if seed == a.seeds[0]:
+            t["base"] = sft["base"]
+        t["sft"].append({"seed": seed, **sft["final"], **_timing(sft)})
+        save(table, _learning_goals(t, a))
+        rl = keel_train("agent-toolworld", f"grpo-{tag}-s{seed}", [
+            f"seed={seed}", *_opt("steps", a.rl_steps), f"policy.model={runs / sft['run'].split('/')[-1]}",
+            "eval_base=false", *ev], runs, deadline)
+        if rl is None:
+            return table, _learning_goals(t, a)
+        t["sft_grpo"].append({"seed": seed, **rl["final"], **_timing(rl)})
+        save(table, _learning_goals(t, a))
+    for world in a.worlds:
+        r = keel_train(f"agent-{world}", f"{world}-{tag}", [*_opt("steps", a.rl_steps), *ev, *model], runs, deadline)
+        if r is None:
+            return table, _learning_goals(t, a)
+        table[world] = {"before": r["base"], "after": r["final"], **_timing(r)}
+        save(table, _learning_goals(t, a))
+    table["complete"] = True
+    return table, _learning_goals(t, a)
+
+
+def _timing(out: dict) -> dict:
+    return {k: out[k] for k in ("wall_s", "load_start", "load_end", "command") if k in out}
+
+
+def _learning_goals(t: dict, a) -> list:
+    goals = []
+    if not t["sft_grpo"]:
+        return goals
     for split, target in (("test", 0.70), ("test-templates", 0.30)):
-        vals = [_succ(r, split) for r in t["sft_grpo"]]
-        m = statistics.mean(vals)
+        m = statistics.mean(_succ(r, split) for r in t["sft_grpo"])
         goals.append(goal(f"toolworld SFT+GRPO success on {split}", round(m, 3), target, "fraction", m >= target))
-    sft_m = [_succ(r, "test") for r in t["sft"]]
+    n = len(t["sft_grpo"])
+    sft_m = [_succ(r, "test") for r in t["sft"][:n]]
     rl_m = [_succ(r, "test") for r in t["sft_grpo"]]
-    spread = (max(sft_m + rl_m) - min(sft_m + rl_m)) if len(a.seeds) > 1 else None
     diff = statistics.mean(rl_m) - statistics.mean(sft_m)
-    if spread is None:
-        goals.append(goal("SFT+GRPO above SFT by more than the seed spread (test)", round(diff, 3), "> spread",
-                          "fraction", None, "one seed only: no seed spread to compare with"))
+    name = "SFT+GRPO above SFT by more than the seed spread (test)"
+    if n < 2:
+        goals.append(goal(name, round(diff, 3), "> spread", "fraction", None,
+                          f"{n} seed only: no seed spread to compare with"))
     else:
         seed_spread = max(max(sft_m) - min(sft_m), max(rl_m) - min(rl_m))
-        goals.append(goal("SFT+GRPO above SFT by more than the seed spread (test)", round(diff, 3),
-                          f"> {seed_spread:.3f}", "fraction", diff > seed_spread))
-    for world in a.worlds:
-        r = keel_train(f"agent-{world}", f"{world}-{tag}", [f"steps={a.rl_steps}", *ev, *model], runs)
-        table[world] = {"before": r["base"], "after": r["final"], "wall_s": r["wall_s"]}
-        save(table, goals)
-    return table, goals
+        goals.append(goal(name, round(diff, 3), f"> {seed_spread:.3f}", "fraction", diff > seed_spread))
+    first = t["sft_grpo"][0]
+    if "wall_s" in first and "wall_s" in t["sft"][0]:
+        minutes = (t["sft"][0]["wall_s"] + first["wall_s"]) / 60
+        goals.append({**goal("keel train agent-sft + agent-toolworld on 2 cores (seed 0, preset settings, "
+                             "evaluations included)", round(minutes, 1), 30, "minutes", minutes <= 30),
+                      "load_average": {"sft": [t["sft"][0]["load_start"], t["sft"][0]["load_end"]],
+                                       "grpo": [first["load_start"], first["load_end"]]}})
+    return goals
+
+
+def carry_over(name: str, part: str):
+    """(part, table, goals, note) of `part` from the existing results file, or None."""
+    from benchmarks.resultsfile import RESULTS
+
+    path = RESULTS / f"{name}.json"
+    if not path.is_file():
+        return None
+    old = json.loads(path.read_text())
+    if part not in old.get("tables", {}):
+        return None
+    speed_goal = "multi-turn rollout tokens/s vs model.generate per turn"
+    keep = [g for g in old["goals"] if (g["name"] == speed_goal) == (part == "speed")]
+    earlier = [n for n in old.get("notes", []) if n.startswith(f"{part}: not re-run")]
+    note = earlier[0] if earlier else (f"{part}: not re-run by this command; its table and goals are carried over from the run of commit "
+            f"{old.get('commit', '?')[:10]} finished {old.get('finished', '?')} (`{old.get('command', '?')}`)")
+    return part, old["tables"][part], keep, note
 
 
 def main() -> None:
@@ -219,12 +285,15 @@ def main() -> None:
     p.add_argument("--tasks", type=int, default=2)
     p.add_argument("--turn-tokens", type=int, default=32)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--sft-steps", type=int, default=120)
-    p.add_argument("--demos", type=int, default=512)
-    p.add_argument("--sft-batch", type=int, default=8)
-    p.add_argument("--rl-steps", type=int, default=16)
-    p.add_argument("--eval-episodes", type=int, default=32)
+    p.add_argument("--sft-steps", type=int, default=None, help="default: the agent-sft preset's")
+    p.add_argument("--demos", type=int, default=None)
+    p.add_argument("--sft-batch", type=int, default=None)
+    p.add_argument("--rl-steps", type=int, default=None, help="default: each RL preset's")
+    p.add_argument("--eval-episodes", type=int, default=None, help="per split; default: each preset's")
     p.add_argument("--worlds", nargs="*", default=["webworld", "shopping"])
+    p.add_argument("--tag", default=None, help="run-name tag; the same tag reuses finished runs (default: time)")
+    p.add_argument("--budget-min", type=float, default=None,
+                   help="start no training run after this many minutes (the lock's hold limit); rerun to go on")
     a = p.parse_args()
     if a.quick:
         a.model, a.seeds, a.sft_steps, a.demos, a.rl_steps, a.eval_episodes = "tiny", [0], 2, 8, 1, 2
@@ -233,7 +302,12 @@ def main() -> None:
     tables, goals, notes = {}, [], [
         "2-core CPU shared with other engineers' jobs; ratios are from one run, side by side.",
         f"model {a.model}; torch threads {a.threads}"]
-    name = "agentic" + ("-quick" if a.quick else "") + ("" if a.part == "all" else f"-{a.part}")
+    name = "agentic" + ("-quick" if a.quick else "")
+    carried = carry_over(name, "learning" if a.part == "speed" else "speed") if a.part != "all" else None
+    if carried is not None:  # the part not re-run keeps its numbers (and says from which run they are)
+        part, table, part_goals, note = carried
+        tables[part], goals[:0] = table, part_goals
+        notes.append(note)
 
     def save(learning_table=None, learning_goals=()):  # after every finished part: a cut run keeps what it has
         if learning_table is not None:
@@ -246,8 +320,11 @@ def main() -> None:
         goals += g
         save()
     if a.part in ("learning", "all"):
-        notes.append(f"learning: seeds {a.seeds}, SFT {a.sft_steps} steps (batch {a.sft_batch}) on {a.demos} expert demos, GRPO "
-                     f"{a.rl_steps} steps, {a.eval_episodes} greedy eval episodes per split, worlds {a.worlds}")
+        notes.append(f"learning: seeds {a.seeds}, worlds {a.worlds}; settings are the presets' (agent-sft, "
+                     f"agent-toolworld, agent-webworld, agent-shopping) except: SFT steps {a.sft_steps}, demos "
+                     f"{a.demos}, batch {a.sft_batch}, RL steps {a.rl_steps}, eval episodes {a.eval_episodes} "
+                     "(None = preset); every evaluation is greedy on the first N tasks of the split (round-robin "
+                     "over templates)")
         tables["learning"], g = learning(a, save)
         goals += g
         save()
