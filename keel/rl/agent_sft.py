@@ -30,6 +30,7 @@ class SFTConfig(KeelModel):
     schedule: Literal["constant", "cosine"] = "constant"  # cosine: linear warmup, then decay to lr/10
     warmup: int = 0  # steps of linear warmup (cosine schedule)
     bf16: bool = False  # matmuls in bfloat16 (torch.autocast); weights and optimiser stay fp32
+    share_prefix: bool = False  # batches of one system prompt, run once per batch (same gradient, less work)
 
 
 def lr_at(cfg: SFTConfig, step: int, total: int) -> float:
@@ -74,9 +75,10 @@ class BehaviourCloning:
         from keel.rl.agent_rollout import to_rollout
 
         roll = to_rollout(batch)
+        logprobs = common_prefix_logprobs if self.cfg.share_prefix else completion_logprobs
         with torch.autocast(model_device(self.model).type, dtype=torch.bfloat16, enabled=self.cfg.bf16):
-            logp, _, _ = completion_logprobs(self.model, roll.prompt_ids, roll.completion_ids,
-                                             self.tok.pad_token_id, with_entropy=False)
+            logp, _, _ = logprobs(self.model, roll.prompt_ids, roll.completion_ids, self.tok.pad_token_id,
+                                  with_entropy=False)
         mask = roll.mask[:, : logp.shape[1]]
         n = mask.sum().clamp(min=1.0)
         return -(logp * mask).sum() / n, int(n)
@@ -111,6 +113,55 @@ class BehaviourCloning:
         self.opt.load_state_dict(state["opt"])
 
 
+def common_prefix_logprobs(model, prompt_ids: list[list[int]], completion_ids: list[list[int]], pad_id: int,
+                           with_entropy: bool = False):
+    """`keel.llm.completion_logprobs`, with the tokens every prompt starts with (the system prompt of a batch
+    of one env's demonstrations, most of each prompt) run once: its KV cache is repeated to the rows, which
+    go on from there right-padded. Autograd sums the rows' gradients into the shared pass, so the gradient
+    is the full pass's; the vocabulary head only sees positions that predict completion tokens."""
+    import torch
+
+    from keel.llm import completion_logprobs
+    from keel.llm.logprobs import token_stats
+    from keel.llm.sampler import _cache_kw, model_device
+
+    L = 0
+    shortest = min(len(p) for p in prompt_ids)
+    while L < shortest - 1 and all(p[L] == prompt_ids[0][L] for p in prompt_ids):
+        L += 1
+    if L < 8 or len(prompt_ids) < 2:  # nothing worth sharing
+        return completion_logprobs(model, prompt_ids, completion_ids, pad_id, with_entropy)
+    dev, B = model_device(model), len(prompt_ids)
+    pre = torch.tensor([prompt_ids[0][:L]], device=dev)
+    out = model(input_ids=pre, attention_mask=torch.ones_like(pre), position_ids=torch.arange(L, device=dev)[None],
+                use_cache=True, logits_to_keep=1)
+    cache = out.get("cache")
+    cache = cache if cache is not None else out["past_key_values"]
+    cache.reorder_cache(torch.zeros(B, dtype=torch.long, device=dev))  # differentiable: grads flow back to pre
+    rows = [p[L:] + c for p, c in zip(prompt_ids, completion_ids, strict=True)]
+    S, T = max(len(r) for r in rows), max(max((len(c) for c in completion_ids), default=0), 1)
+    ids = torch.full((B, S), pad_id, dtype=torch.long)
+    amask = torch.zeros((B, L + S), dtype=torch.long)
+    amask[:, :L] = 1
+    targets = torch.full((B, T), pad_id, dtype=torch.long)
+    cmask = torch.zeros((B, T))
+    first = torch.tensor([len(p) - L - 1 for p in prompt_ids])  # suffix index predicting completion token 0
+    for i, (r, c) in enumerate(zip(rows, completion_ids, strict=True)):
+        ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+        amask[i, L : L + len(r)] = 1
+        if c:
+            targets[i, : len(c)] = torch.tensor(c, dtype=torch.long)
+            cmask[i, : len(c)] = 1
+    keep = S - int(first.min())  # logits of the last `keep` suffix positions cover every prediction needed
+    pos = (L + torch.arange(S))[None].expand(B, S)
+    out = model(input_ids=ids.to(dev), attention_mask=amask.to(dev), position_ids=pos.to(dev), use_cache=True,
+                logits_to_keep=keep, **{_cache_kw(model): cache})
+    idx = (first[:, None] + torch.arange(T)[None] - (S - keep)).clamp(max=keep - 1)  # padding rows: any index
+    logits = out.logits.gather(1, idx.to(dev)[..., None].expand(-1, -1, out.logits.shape[-1]))
+    stats = token_stats(logits, targets.to(dev), cmask.to(dev), with_entropy)
+    return tuple(None if x is None else x.cpu() for x in stats)
+
+
 def demonstrations(cfg: Config, tok) -> list:
     from keel.envs.agentic import AgentTasks
     from keel.llm.conversation import ChatPieces
@@ -130,6 +181,18 @@ def demonstrations(cfg: Config, tok) -> list:
         raise KeelError("the expert solved none of the sampled training tasks within the context budget; "
                         "raise turns.context_budget or check the env's expert")
     return good
+
+
+def draw_batch(demos: list, cfg: SFTConfig, rng: random.Random) -> list:
+    """`batch_size` distinct demonstrations; with `share_prefix`, all of one system prompt (the group drawn in
+    proportion to its size), so the batch shares most of its prompt tokens."""
+    pool = demos
+    if cfg.share_prefix:
+        groups: dict[str, list] = {}
+        for d in demos:
+            groups.setdefault(d.messages[0]["content"] if d.messages[0]["role"] == "system" else "", []).append(d)
+        pool = rng.choice([groups[k] for k in sorted(groups) for _ in groups[k]])
+    return [pool[i] for i in rng.sample(range(len(pool)), min(cfg.batch_size, len(pool)))]
 
 
 def check(cfg: Config) -> None:
@@ -154,7 +217,7 @@ def train(cfg: Config, run, resume: bool = False, quiet: bool = False) -> dict:
         job = bar.add_task("SFT", total=cfg.steps, completed=start, info="")
         for step in range(start + 1, cfg.steps + 1):
             rng = random.Random(f"{cfg.seed}|{step}")  # the batch depends only on (seed, step): exact resume
-            batch = [demos[i] for i in rng.sample(range(len(demos)), min(cfg.sft.batch_size, len(demos)))]
+            batch = draw_batch(demos, cfg.sft, rng)
             last = bc.step(batch, lr_at(cfg.sft, step, cfg.steps))
             end_step(run, step, dict(last), cfg, model, tok, bc, base)
             bar.update(job, advance=1, info=f"loss {last['loss']:.3f}")

@@ -132,3 +132,31 @@ def test_bf16_cosine_sft_learns_and_logs_the_schedule(tmp_path):
     rows = [r for r in run.metrics() if "loss" in r]
     assert rows[-1]["loss"] < 0.8 * rows[0]["loss"]
     assert rows[0]["lr"] == pytest.approx(5e-3) and rows[-1]["lr"] == pytest.approx(1e-3)
+
+
+def test_common_prefix_pass_gives_the_full_pass_values_and_gradients():
+    import random
+
+    from keel.llm import load_model
+
+    model, tok = load_model("tiny", seed=0)
+    rng = random.Random(0)
+    system = [rng.randrange(5, 200) for _ in range(12)]
+    P = [system + [rng.randrange(5, 200) for _ in range(n)] for n in (3, 7, 1, 5)]
+    C = [[rng.randrange(5, 200) for _ in range(n)] for n in (4, 2, 6, 1)]
+    grads = []
+    for fn in (completion_logprobs, agent_sft.common_prefix_logprobs):
+        model.zero_grad()
+        logp = fn(model, P, C, tok.pad_token_id, with_entropy=False)[0]
+        (logp * torch.arange(1, logp.shape[1] + 1)).sum().backward()  # position-dependent: a shifted index fails
+        grads.append((logp.detach(), [p.grad.clone() for p in model.parameters()]))
+    (a, ga), (b, gb) = grads
+    assert torch.allclose(a, b, atol=1e-5)
+    assert all(torch.allclose(x, y, atol=1e-5) for x, y in zip(ga, gb, strict=True))
+
+
+def test_shared_prefix_sft_draws_batches_of_one_system_prompt(tmp_path):
+    run = Run.create(tmp_path, "sft-shared", {}, "x")
+    out = agent_sft.train(_sft(tmp_path, sft={"lr": 1e-2, "batch_size": 4, "share_prefix": True}), run, quiet=True)
+    losses = [r["loss"] for r in run.metrics() if "loss" in r]
+    assert losses[-1] < 0.8 * losses[0] and out["final"]["test"]["episodes"] == 2
