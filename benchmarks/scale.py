@@ -301,6 +301,9 @@ def main() -> None:
             if (r := part("async_vs_sync", part_async, tmp, seeds, steps)) is not None:
                 tables["async_vs_sync"], g = r
                 goals += g
+            if (r := part("spec_rl", part_spec, tmp, seeds, 2 if quick else 40)) is not None:
+                tables["spec_rl"], g = r
+                goals += g
             if (r := part("overhead", part_overhead, tmp, 3 if quick else 20)) is not None:
                 tables["overhead"], g = r
                 goals += g
@@ -311,9 +314,6 @@ def main() -> None:
                                   "ratio", r["computed_per_trained_prompt_merged"] < r["computed_per_trained_unmerged"]))
             if (r := part("fault", part_fault, tmp, 3 if quick else 8)) is not None:
                 tables["fault"], g = r
-                goals += g
-            if (r := part("spec_rl", part_spec, tmp, seeds, 2 if quick else 40)) is not None:
-                tables["spec_rl"], g = r
                 goals += g
     finally:
         ray.shutdown()
