@@ -36,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -56,6 +57,8 @@ class PhaseMoEConfig(KeelModel):
     router_lr: float | None = Field(None, gt=0)  # the router's own learning rate (None: the trainer's)
     feature_tokens: int = Field(64, ge=1)  # the opener's last N tokens feed the router
     router_init_std: float = Field(0.02, gt=0)
+    router_init: Literal["random", "kmeans"] = "random"  # kmeans: centroids of demo segments (no labels)
+    router_init_demos: int = Field(64, ge=1)  # expert demonstrations whose segments k-means clusters
 
 
 # --- segments ------------------------------------------------------------------------------------------
@@ -158,6 +161,13 @@ class PhaseRouter(torch.nn.Module):
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
         return torch.softmax(self.proj(F.layer_norm(feats, feats.shape[-1:])).float(), dim=-1)
 
+    @torch.no_grad()
+    def set_centroids(self, centroids: torch.Tensor, scale: float) -> None:
+        """Route to the nearest of these centroids (in layer-normed feature space): argmin ||z - c_e||^2 =
+        argmax 2 c_e.z - ||c_e||^2, a linear map; `scale` sets how peaked the probabilities are."""
+        self.proj.weight.copy_(2 * scale * centroids)
+        self.proj.bias.copy_(-scale * (centroids * centroids).sum(-1))
+
 
 class RoutedCache(DynamicCache):
     """A KV cache that also remembers each row's current expert, reordered with the rows."""
@@ -205,6 +215,11 @@ class PhaseMoEPolicy(torch.nn.Module):
         self.router = PhaseRouter(dim, cfg.experts, cfg.router_init_std, gen) if cfg.experts > 1 else None
         if self.router is not None:
             self.router.to(lm.get_input_embeddings().weight.device)
+        w = lm.get_input_embeddings().weight.detach().float()
+        # features are whitened by the vocabulary's embedding statistics (fixed): the raw mean embedding of
+        # any text points mostly one way, which makes every segment look alike to the router
+        self.register_buffer("emb_mean", w.mean(0), persistent=False)
+        self.register_buffer("emb_std", w.std(0).clamp(min=1e-6), persistent=False)
         params = inspect.signature(lm.forward).parameters
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
         self._plan: list[PlanRow] | None = None
@@ -230,15 +245,39 @@ class PhaseMoEPolicy(torch.nn.Module):
         return 0 if self.router is None else sum(p.numel() for p in self.router.parameters())
 
     # --- routing ---
-    def route(self, openers: list[list[int]]) -> torch.Tensor:
-        """Expert probabilities [S, E] of segments whose openers are these token lists."""
+    @torch.no_grad()
+    def features(self, openers: list[list[int]]) -> torch.Tensor:
+        """[S, d] router inputs: each opener's mean input embedding, whitened per dimension."""
         emb = self.lm.get_input_embeddings()
         dev = emb.weight.device
-        with torch.no_grad():
-            feats = torch.stack([emb(torch.tensor(o or [0], device=dev)).float().mean(0) for o in openers])
+        feats = torch.stack([emb(torch.tensor(o or [0], device=dev)).float().mean(0) for o in openers])
+        return (feats - self.emb_mean) / self.emb_std
+
+    def route(self, openers: list[list[int]]) -> torch.Tensor:
+        """Expert probabilities [S, E] of segments whose openers are these token lists."""
         if self.router is None:
-            return torch.ones(len(openers), 1, device=dev)
-        return self.router(feats)
+            return torch.ones(len(openers), 1, device=self.emb_mean.device)
+        return self.router(self.features(openers))
+
+    def init_router_kmeans(self, sequences: list[tuple[list[int], list[int], list[int]]], seed: int = 0) -> dict:
+        """Start the router at k-means (E clusters) of the segments of these (prompt, ids, mask) sequences
+        (e.g. expert demonstrations): latent phases found without labels, which RL then refines. The
+        reference implementation also starts from a pre-trained router checkpoint."""
+        from sklearn.cluster import KMeans
+
+        if self.router is None:
+            return {}
+        openers = []
+        for prompt, ids, mask in sequences:
+            full = list(prompt) + list(ids)
+            openers += [[full[p] for p in o] for o in segments(len(prompt), mask, self.cfg.feature_tokens).openers]
+        if len(openers) < self.cfg.experts:
+            raise KeelError(f"k-means router init needs at least {self.cfg.experts} segments, got {len(openers)}")
+        z = F.layer_norm(self.features(openers), (self.emb_mean.shape[0],)).cpu().numpy()
+        km = KMeans(self.cfg.experts, n_init=4, random_state=seed).fit(z)
+        c = torch.tensor(km.cluster_centers_, dtype=torch.float32, device=self.emb_mean.device)
+        self.router.set_centroids(c, scale=8.0 / z.shape[1])
+        return {"segments": len(openers), "cluster_sizes": [int((km.labels_ == e).sum()) for e in range(len(c))]}
 
     def trajectory_experts(self, prompt_ids: list[int], ids: list[int], mask: list[int]) -> list[int]:
         """The expert of each segment (= each model turn) of a finished trajectory."""

@@ -77,8 +77,23 @@ def build(cfg: Config):
 
     model, tok, prov = build_policy(cfg.policy)
     policy = PhaseMoEPolicy(model, cfg.moe, seed=cfg.seed)
+    if policy.router is not None and cfg.moe.router_init == "kmeans":
+        prov["router_init"] = policy.init_router_kmeans(demo_sequences(cfg, tok), seed=cfg.seed)
     policy.eval()
     return policy, tok, prov
+
+
+def demo_sequences(cfg: Config, tok) -> list[tuple[list[int], list[int], list[int]]]:
+    """(prompt, ids, mask) of `moe.router_init_demos` expert demonstrations on training tasks."""
+    from keel.llm.conversation import ChatPieces
+    from keel.rl.agent_envs import make_env, task_starts
+    from keel.rl.agent_rollout import expert_trajectory
+
+    env = make_env(cfg.env, "train")
+    pieces = ChatPieces(tok)
+    demos = [expert_trajectory(env, st, tok, pieces, cfg.turns.max_turns)
+             for st in task_starts(env, "train", cfg.moe.router_init_demos, cfg.seed + 7)]
+    return [(d.prompt_ids, d.ids, d.mask) for d in demos]
 
 
 def episodes_with_usage(policy, tok, cfg: Config, split: str, episodes: int, seed: int = 12345) -> dict:

@@ -210,7 +210,8 @@ def test_job_trains_and_evaluates(tmp_path):
 
     data = {"kind": "pa_moe", "runs_dir": str(tmp_path), "policy": {"model": "tiny", "threads": 1},
             "env": {"name": "toolworld", "options": {"max_turns": 2, "templates": ["banking.pay_bill"]}},
-            "turns": {"max_turns": 2, "max_turn_tokens": 4, "context_budget": 512}, "moe": {"experts": 2, "rank": 2},
+            "turns": {"max_turns": 2, "max_turn_tokens": 4, "context_budget": 512},
+            "moe": {"experts": 2, "rank": 2, "router_init": "kmeans", "router_init_demos": 4},
             "steps": 1, "checkpoint_every": 1, "eval": {"episodes": 2, "splits": ["test"], "batch": 2},
             "eval_base": False, "grpo": {"group_size": 2, "prompts_per_step": 1, "lr": 1e-2}}
     cfg = validate(pa_moe_job.Config, data, "t")
@@ -234,3 +235,20 @@ def test_router_has_its_own_learning_rate(tiny):
     lrs = sorted(g["lr"] for g in opt.param_groups)
     assert lrs == [1e-4, 0.05]
     assert sum(len(g["params"]) for g in opt.param_groups) == sum(1 for p in pol.parameters() if p.requires_grad)
+
+
+def test_kmeans_router_start_routes_to_nearest_centroid(tiny):
+    pol = _policy(tiny, active=False)
+    tok = tiny[1]
+    # three kinds of segment, each opened by its own repeated tokens
+    seqs = []
+    for k in range(6):
+        prompt = [100 + k % 2] * 20
+        ids = [5, 6] + [300] * 5 + [7, 8] + [600] * 5 + [9]
+        seqs.append((prompt, ids, [1, 1] + [0] * 5 + [1, 1] + [0] * 5 + [1]))
+    info = pol.init_router_kmeans(seqs, seed=0)
+    assert info["segments"] == 18 and sorted(info["cluster_sizes"]) == [6, 6, 6]
+    experts = [pol.trajectory_experts(*s) for s in seqs]
+    assert all(e == experts[0] for e in experts)  # the same kind of opener, the same expert
+    assert len(set(experts[0])) == 3  # three kinds, three experts
+    assert tok is not None
