@@ -98,13 +98,19 @@ def warm(a) -> dict:
                demos=a.pamoe_demos, steps=a.pamoe_sft_steps, checkpoint_every=0, eval_base=False,
                eval={"episodes": 2, "splits": ["test"], "batch": 2},
                sft={**sft["sft"], "batch_size": a.pamoe_sft_batch}, runs_dir=str(root))
-    print(f"  warm start: SFT {a.pamoe_sft_steps} steps x {a.pamoe_sft_batch} of {a.pamoe_demos} demos", flush=True)
-    s = _train(agent_sft, sft, root, "warm-sft")
+    prev = root / "warm-sft" / "summary.json"
+    if prev.is_file():  # the SFT finished in an earlier hold: only the evaluation is redone
+        s = json.loads(prev.read_text())
+        s["wall_s"] = s.get("train_seconds")
+    else:
+        print(f"  warm start: SFT {a.pamoe_sft_steps} steps x {a.pamoe_sft_batch} of {a.pamoe_demos} demos",
+              flush=True)
+        s = _train(agent_sft, sft, root, "warm-sft")
     cfg = pa_moe_job.Config.model_validate({**_rl_cfg(a, "pamoe", 0), "runs_dir": str(root)})
     policy, tok, _ = pa_moe_job.build(cfg)  # every expert starts at B = 0: the policy is the warm start
     t0 = time.time()
     ev = pa_moe_job.episodes_with_usage(policy, tok, cfg, "test", a.pamoe_eval_episodes)
-    out = {"sft_wall_s": s["wall_s"], "demos": s["demos"], "sft_last_loss": s["last_loss"], "test": ev,
+    out = {"sft_train_s": s["wall_s"], "demos": s["demos"], "sft_last_loss": s["last_loss"], "test": ev,
            "eval_s": round(time.time() - t0, 1)}
     from keel.io import atomic_write_json
 
@@ -139,6 +145,10 @@ def rl(a, seed: int, arm: str) -> dict:
     out = {k: s[k] for k in ("experts", "rank", "lora_parameters", "router_parameters", "final", "train_usage",
                              "train_specialisation", "wall_s")}
     out["curve"] = curve
+    out["router_init"] = s.get("router_init")
+    from benchmarks.resultsfile import provenance
+
+    out["commit"] = provenance()["commit"]  # stages run in different holds; each says what produced it
     atomic_write_json(done, out)
     t = s["final"]["test"]
     print(f"    test success {t['success']:.3f}, NMI {t['nmi_phase']:.2f}, {s['wall_s']} s", flush=True)
@@ -204,6 +214,10 @@ def report(a, w: dict | None, res: dict) -> tuple[dict, list, list]:
              "arms: pamoe = 3 experts of rank 4 + phase router (one expert per turn segment); single = 1 LoRA "
              "of rank 12 through the same code (no router)",
              "phases are labelled from each reply for measurement only (look up / act / confirm / malformed)"]
+    commits = sorted({r.get("commit", "unrecorded")[:10] for r in res.values()})
+    notes.append("RL runs by commit: " + "; ".join(
+        f"{c}: {', '.join(f'{arm}-s{sd}' for (arm, sd), r in sorted(res.items()) if r.get('commit', '?')[:10] == c)}"
+        for c in commits))
     if len(params) == 2:
         notes.append(f"router parameters {params['pamoe']['router_parameters']} on top of "
                      f"{params['pamoe']['lora_parameters']} LoRA parameters "
