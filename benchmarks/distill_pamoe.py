@@ -36,7 +36,8 @@ ARMS = {"pamoe": {"experts": 3, "rank": 4}, "single": {"experts": 1, "rank": 12}
 
 def add_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("pamoe")
-    g.add_argument("--pamoe-stage", choices=["warm", "rl", "all", "report"], default="all")
+    g.add_argument("--pamoe-stage", choices=["warm", "rl", "all", "report"], default="report",
+                   help="report (default): only read the stages stored in runs/bench-pamoe")
     g.add_argument("--pamoe-seeds", type=int, nargs="+", default=[0, 1, 2])
     g.add_argument("--pamoe-model", default="smollm2", help="smollm2, tiny (smoke test) or a model directory")
     g.add_argument("--pamoe-demos", type=int, default=96)
@@ -172,6 +173,15 @@ def report(a, w: dict | None, res: dict) -> tuple[dict, list, list]:
     from keel.distill.pa_moe_phases import specialisation
 
     tables: dict = {"warm_start": w, "runs": {f"{arm}-s{s}": r for (arm, s), r in res.items()}}
+    old = _root(a) / "first-hold-random-router"
+    if old.is_dir():  # the first hold, before the k-means router start: its router collapsed (kept as measured)
+        first = {"warm_start_test": (_read(old / "warm.json") or {}).get("test")}
+        for f in sorted(old.glob("*.json")):
+            if f.stem != "warm":
+                r = json.loads(f.read_text())
+                first[f.stem] = {"test": r["final"]["test"], "train_usage": r["train_usage"],
+                                 "train_specialisation": r["train_specialisation"], "curve": r["curve"]}
+        tables["first_hold_random_router"] = first
     seeds = {arm: sorted(s for (x, s) in res if x == arm) for arm in ARMS}
     succ = {arm: [res[(arm, s)]["final"]["test"]["success"] for s in seeds[arm]] for arm in ARMS}
     tables["success_test"] = {arm: {"seeds": seeds[arm], "success": succ[arm],
@@ -206,10 +216,13 @@ def report(a, w: dict | None, res: dict) -> tuple[dict, list, list]:
         ratio = params["pamoe"]["lora_parameters"] / params["single"]["lora_parameters"]
         goals.append(goal("LoRA parameters PA-MoE / single LoRA (router counted apart)", ratio, 1.0, "x",
                           ratio == 1.0))
+    if not res:
+        return tables, [], ["PA-MoE: no RL stage is stored in runs/bench-pamoe yet (run this script with "
+                            "--pamoe-stage all under the long-run lock)"]
     notes = [f"model {a.pamoe_model}; torch threads {a.pamoe_threads}; 2-core CPU shared with other jobs",
              f"warm start: agent_sft LoRA r16, {a.pamoe_sft_steps} steps x {a.pamoe_sft_batch} of "
              f"{a.pamoe_demos} expert demos, folded into the base; both arms start from it with zero-init adapters",
-             f"GRPO {a.pamoe_rl_steps} steps x (2 tasks x 4 episodes), lr 2e-4, per arm and seed; greedy eval on the "
+             f"GRPO {a.pamoe_rl_steps} steps x (2 tasks x 4 episodes), lr 1e-3 (router 1e-3, k-means start), per arm and seed; greedy eval on the "
              f"first {a.pamoe_eval_episodes} test tasks",
              "arms: pamoe = 3 experts of rank 4 + phase router (one expert per turn segment); single = 1 LoRA "
              "of rank 12 through the same code (no router)",
