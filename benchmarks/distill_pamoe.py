@@ -182,6 +182,11 @@ def report(a, w: dict | None, res: dict) -> tuple[dict, list, list]:
                 first[f.stem] = {"test": r["final"]["test"], "train_usage": r["train_usage"],
                                  "train_specialisation": r["train_specialisation"], "curve": r["curve"]}
         tables["first_hold_random_router"] = first
+        notes_first = ["first_hold_random_router: the first hold, same warm start, router started at random "
+                       "(std 0.02) on unwhitened features with router lr 1e-2 and GRPO lr 2e-4; replaced by the "
+                       "k-means start, whitened features, router lr 1e-3 and GRPO lr 1e-3"]
+    else:
+        notes_first = []
     seeds = {arm: sorted(s for (x, s) in res if x == arm) for arm in ARMS}
     succ = {arm: [res[(arm, s)]["final"]["test"]["success"] for s in seeds[arm]] for arm in ARMS}
     tables["success_test"] = {arm: {"seeds": seeds[arm], "success": succ[arm],
@@ -227,6 +232,7 @@ def report(a, w: dict | None, res: dict) -> tuple[dict, list, list]:
              "arms: pamoe = 3 experts of rank 4 + phase router (one expert per turn segment); single = 1 LoRA "
              "of rank 12 through the same code (no router)",
              "phases are labelled from each reply for measurement only (look up / act / confirm / malformed)"]
+    notes += notes_first
     commits = sorted({r.get("commit", "unrecorded")[:10] for r in res.values()})
     notes.append("RL runs by commit: " + "; ".join(
         f"{c}: {', '.join(f'{arm}-s{sd}' for (arm, sd), r in sorted(res.items()) if r.get('commit', '?')[:10] == c)}"
