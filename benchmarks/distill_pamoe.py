@@ -223,7 +223,7 @@ def report(a, w: dict | None, res: dict) -> tuple[dict, list, list]:
                           ratio == 1.0))
     if not res:
         return tables, [], ["PA-MoE: no RL stage is stored in runs/bench-pamoe yet (run this script with "
-                            "--pamoe-stage all under the long-run lock)"]
+                            "--pamoe-stage all under the long-run lock)", *notes_first]
     notes = [f"model {a.pamoe_model}; torch threads {a.pamoe_threads}; 2-core CPU shared with other jobs",
              f"warm start: agent_sft LoRA r16, {a.pamoe_sft_steps} steps x {a.pamoe_sft_batch} of "
              f"{a.pamoe_demos} expert demos, folded into the base; both arms start from it with zero-init adapters",
