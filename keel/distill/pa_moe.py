@@ -14,8 +14,11 @@ and env/template tokens with mask 0):
                    `keel.llm.multiturn`), the env message (a maximal run of mask-0 tokens: the opener), and
                    turn k's tokens up to its last one.
 So every token the model samples in turn k is predicted at a position that expert e_k processed. The
-router's input is the mean of the frozen input embeddings of the opener's last `feature_tokens` tokens
-(layer-normalised): what the agent has just been told.
+router's input is the mean of the frozen input embeddings of the opener's last `feature_tokens` tokens,
+whitened by the vocabulary's embedding statistics and layer-normalised: what the agent has just been told.
+The router starts at random or (`router_init: kmeans`) at the k-means centroids of the segments of some
+expert demonstrations (latent phases found without labels; the authors' code too loads a pre-trained
+router), and RL refines it.
 
 Routing is deterministic (argmax), so sampling and training compute the same function and the stored
 behaviour log-probs stay exact. The chosen expert's LoRA output is multiplied by p_e / stop_grad(p_e):
