@@ -236,7 +236,7 @@ def part_rl(a, state: dict) -> None:
     for seed in a.seeds:
         for cond in a.conditions:
             left = a.deadline - time.time()
-            if left < 1.1 * last:
+            if left < max(1.1 * last, 60.0):
                 state.setdefault("skipped", []).append(f"{cond} seed {seed}: {left:.0f}s left of the time budget")
                 print("skipped", state["skipped"][-1], flush=True)
                 continue
