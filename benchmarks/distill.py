@@ -174,7 +174,7 @@ def ensemble(a, save) -> tuple[dict, list[dict], list[str]]:
     torch.manual_seed(seed)
     frozen, tok = load_model(a.model)  # the PRM verifier's reader; the members get their own copy
     frozen.requires_grad_(False)
-    pool = task.problems("train", a.train_n, 0)
+    pool = task.problems("train", a.ens_train_n, 0)
     test = task.problems("test", a.eval_n, 12345)
     n_max = max(a.members)
 
@@ -194,7 +194,8 @@ def ensemble(a, save) -> tuple[dict, list[dict], list[str]]:
     model, _ = load_model(a.model)
     log(f"ensemble: training {n_max} LoRA members on bootstrap resamples of {len(examples)} verified replies")
     _, members, mlogs = lora_members(model, tok, examples, n_max,
-                                     SFTConfig(lr=a.lora_lr, epochs=1, batch_size=8), r=8, seed=seed)
+                                     SFTConfig(lr=a.lora_lr, epochs=1, batch_size=8), r=8, seed=seed,
+                                     bag=a.bag)
     prompts = [p.messages() for p in test]
     P = len(test)
 
@@ -254,14 +255,16 @@ def ensemble(a, save) -> tuple[dict, list[dict], list[str]]:
             f"{rows[str(n)]['ensemble_logit_average']:.3f} / best-of-N {rows[str(n)]['ensemble_best_of_n_prm']:.3f}"
             f"; single majority {rows[str(n)]['single_majority']:.3f} / best-of-N "
             f"{rows[str(n)]['single_best_of_n_prm']:.3f}")
+        save({"setup": vars_of(a), "by_members": rows, "partial": f"members up to {n} of {a.members}"}, [],
+             [f"Ensembles: partial, rows for N up to {n}."])  # a cut-short run keeps the finished rows
     base_acc = acc(sample(frozen, tok, prompts, n=1, max_new_tokens=a.tokens, temperature=0.0, seed=0).texts)
     top = str(n_max)
     ens, sgl = rows[top]["ensemble_majority"], rows[top]["single_majority"]
     goals = [goal(f"ensemble of {n_max} (majority) vs one model with {n_max} samples (majority), equal compute",
                   round(ens - sgl, 4), "> 0", "held-out accuracy difference", ens > sgl)]
     notes = [f"Ensembles: one seed ({seed}) of member construction; {n_max} LoRA (r=8) members of the base "
-             f"model, each fine-tuned one epoch on its own bootstrap resample of the base's verified replies to "
-             f"{len(pool)} train problems (4 samples each, temperature 1). Members answer greedily; the single "
+             f"model, each fine-tuned one epoch on its own bootstrap sample ({a.bag}) of the base's verified replies "
+             f"to {len(pool)} train problems (4 samples each, temperature 1). Members answer greedily; the single "
              "model is member 0 sampled at temperature 0.7 (greedy at N=1). Best-of-N uses a PRM trained on the "
              "same verified/unverified samples (never the answer key); pass@N is the oracle upper bound.",
              "Cost is tokens processed per problem (prompt + generated, summed over members or samples); logit "
@@ -312,6 +315,8 @@ def main() -> None:
     p.add_argument("--prm-weight", type=float, default=0.5)
     p.add_argument("--members", type=int, nargs="+", default=[1, 2, 4, 8])
     p.add_argument("--lora-lr", type=float, default=2e-4)
+    p.add_argument("--ens-train-n", type=int, default=32, help="ensembles: train problems sampled for members")
+    p.add_argument("--bag", type=int, default=32, help="ensembles: bootstrap sample size per member")
     p.add_argument("--max-minutes", type=float, default=17.0, help="AgentArk: start no seed that would pass this")
     if (mod := pamoe_module()) is not None:
         mod.add_args(p)  # its options are --pamoe-*
@@ -321,7 +326,7 @@ def main() -> None:
     if a.quick:
         a.model = a.model or "tiny"
         a.seeds, a.train_n, a.eval_n, a.tokens = a.seeds[:2], 8, 6, 3
-        a.pad_steps, a.members, a.sft_epochs = 2, [1, 2], 1
+        a.pad_steps, a.members, a.sft_epochs, a.ens_train_n, a.bag = 2, [1, 2], 1, 8, 4
     a.model = a.model or "smollm2"
     a.task = QUICK_TASK if a.quick else TASK
 

@@ -16,8 +16,9 @@ from keel.llm.lora import LLAMA_TARGETS
 
 
 def lora_members(model, tokenizer, examples: list[Example], n: int, cfg: SFTConfig, r: int = 8,
-                 seed: int = 0) -> tuple[object, list[Member], list[list[dict]]]:
-    """(the peft model, its n members, each member's SFT log); adapters are named m0 .. m{n-1}."""
+                 seed: int = 0, bag: int | None = None) -> tuple[object, list[Member], list[list[dict]]]:
+    """(the peft model, its n members, each member's SFT log); adapters are named m0 .. m{n-1}. Each
+    member's bootstrap sample has `bag` examples (default: as many as there are)."""
     from peft import LoraConfig, get_peft_model
 
     if n < 1 or not examples:
@@ -33,7 +34,7 @@ def lora_members(model, tokenizer, examples: list[Example], n: int, cfg: SFTConf
             peft_model.add_adapter(name, lcfg)
         peft_model.set_adapter(name)  # only this adapter is trainable now
         rng = random.Random(f"bag|{seed}|{i}")
-        bag = [rng.choice(examples) for _ in examples]
-        logs.append(sft(peft_model, tokenizer, bag, cfg, seed=seed * 1000 + i))
+        sample = [rng.choice(examples) for _ in range(bag or len(examples))]
+        logs.append(sft(peft_model, tokenizer, sample, cfg, seed=seed * 1000 + i))
         members.append(Member(peft_model, name))
     return peft_model, members, logs
