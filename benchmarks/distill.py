@@ -70,9 +70,10 @@ def agentark(a, save) -> tuple[dict, list[dict], list[str]]:
     log(f"agentark: base model on {len(test)} held-out problems")
     base_eval = single_model(base, tok, task, test, a.tokens)
     log(f"  base accuracy {base_eval['accuracy']:.3f}")
-    runs, t0 = [], time.time()
+    # --append: the seeds an earlier run of the same setup finished are kept (each with its own provenance)
+    runs, t0, done = [r for r in a.prior_runs if r["seed"] not in a.seeds], time.time(), 0
     for seed in a.seeds:
-        if runs and (time.time() - t0) / 60 * (len(runs) + 1) / len(runs) > a.max_minutes:
+        if done and (time.time() - t0) / 60 * (done + 1) / done > a.max_minutes:
             log(f"  stopping before seed {seed}: another seed would pass --max-minutes {a.max_minutes}")
             break
         torch.manual_seed(seed)
@@ -85,13 +86,14 @@ def agentark(a, save) -> tuple[dict, list[dict], list[str]]:
             f"({deb['tokens_per_problem']:.0f} tokens/problem)")
         r_ex, d_ex = rsft_examples(train_t), da_examples(train_t)
 
-        rsft_model = copy.deepcopy(base).requires_grad_(True)
-        rsft_log = sft(rsft_model, tok, r_ex, sft_cfg, seed=seed)
-        rsft_eval = single_model(rsft_model, tok, task, test, a.tokens)
+        def student(examples, seed=seed):  # no verified trajectory at all: the student stays the base model
+            m = copy.deepcopy(base).requires_grad_(True)
+            logs = sft(m, tok, examples, sft_cfg, seed=seed) if examples else [{"loss": float("nan")}]
+            return m, logs, single_model(m, tok, task, test, a.tokens) if examples else dict(base_eval)
+
+        rsft_model, rsft_log, rsft_eval = student(r_ex)
         del rsft_model
-        da_model = copy.deepcopy(base).requires_grad_(True)
-        da_log = sft(da_model, tok, d_ex, sft_cfg, seed=seed)
-        da_eval = single_model(da_model, tok, task, test, a.tokens)
+        da_model, da_log, da_eval = student(d_ex)
         log(f"  seed {seed}: R-SFT {rsft_eval['accuracy']:.3f} ({len(r_ex)} ex), DA {da_eval['accuracy']:.3f} "
             f"({len(d_ex)} ex)")
 
@@ -116,8 +118,10 @@ def agentark(a, save) -> tuple[dict, list[dict], list[str]]:
             "pad": {**pad_eval, "train_accuracy_first_half": statistics.mean(x["accuracy"] for x in pad_log[:len(pad_log) // 2 or 1]),
                     "train_accuracy_second_half": statistics.mean(x["accuracy"] for x in pad_log[len(pad_log) // 2:]),
                     "prm_reward_mean": statistics.mean(x["prm_reward"] for x in pad_log)},
-            "seconds": round(time.time() - ts0, 1),
+            "seconds": round(time.time() - ts0, 1), "provenance": provenance(),
         })
+        runs.sort(key=lambda r: r["seed"])
+        done += 1
         save(*report(a, base_eval, runs))  # a cut-short run keeps every finished seed
     return report(a, base_eval, runs)
 
@@ -145,7 +149,8 @@ def report(a, base_eval: dict, runs: list[dict]) -> tuple[dict, list[dict], list
         goal("PAD student at one model's inference cost", round(cost_ratio, 3), "<= 1.1", "tokens vs base",
              cost_ratio <= 1.1),
     ]
-    notes = [f"AgentArk: {len(runs)} of {len(a.seeds)} seeds ran ({', '.join(str(r['seed']) for r in runs)}); "
+    notes = [f"AgentArk: {len(runs)} seeds ({', '.join(str(r['seed']) for r in runs)}; each run's own command, "
+             "commit and load are in its provenance); "
              f"{a.eval_n} held-out problems, greedy decoding; debate of {a.agents} copies of the base model "
              f"(own sampling seeds, temperature 0.7), {a.rounds} rounds, majority of the last round.",
              "PAD continues from the DA student (the strategies are hierarchical); R-SFT and DA each start from "
@@ -292,8 +297,27 @@ def pamoe(a, save) -> tuple[dict, list[dict], list[str]]:
     return mod.run(a)
 
 
+# the options that change an AgentArk seed's numbers: --append pools seeds only when these agree
+AGENTARK_KEYS = ("model", "task", "threads", "train_n", "eval_n", "tokens", "agents", "rounds", "sft_lr",
+                 "sft_epochs", "pad_steps", "pad_lr", "prm_weight")
+
+
 def vars_of(a) -> dict:
-    return {k: v for k, v in vars(a).items() if k != "part"}
+    return {k: v for k, v in vars(a).items() if k not in ("part", "prior_runs")}
+
+
+def prior_agentark_runs(a, old_parts: dict) -> list[dict]:
+    """With --append, the finished seeds of the existing AgentArk part, if its setup is this one."""
+    if not a.append or "agentark" not in old_parts:
+        return []
+    part = old_parts["agentark"]
+    was = part["tables"].get("setup", {})
+    diff = [k for k in AGENTARK_KEYS if getattr(a, k) != was.get(k)]
+    if diff:
+        raise SystemExit(f"--append: the existing AgentArk part has another setup ({', '.join(diff)}); "
+                         "rerun without --append")
+    # a seed written before runs carried their own provenance gets its part's
+    return [{"provenance": part["provenance"], **r} for r in part["tables"].get("runs", [])]
 
 
 def main() -> None:
@@ -318,6 +342,8 @@ def main() -> None:
     p.add_argument("--ens-train-n", type=int, default=32, help="ensembles: train problems sampled for members")
     p.add_argument("--bag", type=int, default=32, help="ensembles: bootstrap sample size per member")
     p.add_argument("--max-minutes", type=float, default=17.0, help="AgentArk: start no seed that would pass this")
+    p.add_argument("--append", action="store_true",
+                   help="AgentArk: keep the existing file's finished seeds of the same setup, run --seeds besides")
     if (mod := pamoe_module()) is not None:
         mod.add_args(p)  # its options are --pamoe-*
     a = p.parse_args()
@@ -338,6 +364,7 @@ def main() -> None:
     old = json.loads(path.read_text()) if path.is_file() else {}
     parts = dict(old.get("tables", {}))
     todo = PARTS if a.part == "all" else (a.part,)
+    a.prior_runs = prior_agentark_runs(a, parts)
     for part in todo:
         load0 = list(os.getloadavg())
         log(f"part {part}")
