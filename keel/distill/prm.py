@@ -133,13 +133,15 @@ class PRM:
     @torch.no_grad()
     def score(self, messages: list[list[dict]], replies: list[str]) -> torch.Tensor:
         """[B] process reward of each reply: the mean probability of its steps."""
-        owner, msgs, prefixes = [], [], []
+        owner, row, uniq = [], [], {}  # each distinct (prompt, prefix) is read once: replies repeat a lot
         for i, (m, r) in enumerate(zip(messages, replies, strict=True)):
+            key_m = tuple((x["role"], x["content"]) for x in m)
             for p in steps_of(r):
                 owner.append(i)
-                msgs.append(m)
-                prefixes.append(p)
-        probs = self.step_probs(msgs, prefixes)
+                row.append(uniq.setdefault((key_m, p), len(uniq)))
+        distinct = list(uniq)
+        probs = self.step_probs([[{"role": a, "content": b} for a, b in k] for k, _ in distinct],
+                                [p for _, p in distinct])[torch.tensor(row, dtype=torch.long)]
         own = torch.tensor(owner)
         total = torch.zeros(len(replies)).index_add_(0, own, probs)
         count = torch.zeros(len(replies)).index_add_(0, own, torch.ones_like(probs))
