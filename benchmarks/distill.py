@@ -372,6 +372,8 @@ def main() -> None:
         def save(tables, goals, notes, part=part, load0=load0):
             for g in goals:
                 g["part"] = part
+            if path.is_file():  # another part may have been written meanwhile (by another process): keep it
+                parts.update({q: v for q, v in json.loads(path.read_text()).get("tables", {}).items() if q != part})
             parts[part] = {"provenance": {**provenance(), "load_average_start": load0}, "tables": tables,
                            "goals": goals, "notes": notes}
             write_results(name, parts, [g for q in PARTS if q in parts for g in parts[q]["goals"]],
