@@ -60,8 +60,8 @@ class HierarchyConfig:
     theme_merge_sim: float = 0.9
     supersede_margin: float = 0.15  # a newer fact supersedes an older one unless its source is this much less credible
     neighbours: int = 8
-    # text -> facts; None: the pattern extractor (`keel.memory.facts`). A language-model extractor plugs in
-    # here (SmolLM2-135M was tried: see issue 13's closing note)
+    # text -> facts; None: the pattern extractor (`keel.memory.facts`). `keel.memory.llm_facts` plugs a
+    # constrained language-model extractor in here (measured harmful with SmolLM2-135M: see its docstring)
     extractor: Callable[[str], list[factlib.Fact]] | None = None
 
 
