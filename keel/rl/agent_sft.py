@@ -19,7 +19,6 @@ from keel.errors import KeelError
 from keel.llm.multiturn import TurnConfig
 from keel.rl.agent_envs import EnvConfig
 from keel.rl.agent_job import EvalConfig, PolicyConfig
-from keel.rl.agent_job import split_rows as _split_rows  # noqa: F401  (old private name, still imported elsewhere)
 
 
 class SFTConfig(KeelModel):

@@ -148,9 +148,9 @@ def train(cfg: Config, run, resume: bool = False, quiet: bool = False) -> dict:
         memory.close()
     save_policy(model, tok, run.path)
     if not final:
-        from keel.rl.agent_sft import _split_rows
+        from keel.rl.agent_job import split_rows
 
-        final = _split_rows(run)
+        final = split_rows(run)
     summary = {"kind": "agent_empo2", **prov, "steps": cfg.steps, "last_reward": last.get("extrinsic_reward"),
                "modes": modes, "base": base, "final": final, "train_seconds": round(time.time() - t0, 1),
                "policy": str(run.path / "policy"), "memory": str(run.path / "tips.db")}
