@@ -190,6 +190,23 @@ def end_step(run, step: int, row: dict, cfg, model, tok, trainer, base: dict) ->
         run.save_checkpoint({"trainer": trainer.state_dict(), "base": base}, step)
     return final
 
+def rollout_stats(trajs) -> dict:
+    """The training step's row additions from its sampled trajectories: malformed calls per turn, guard
+    denials and turns per episode."""
+    n = max(len(trajs), 1)
+    return {"malformed_rate": sum(t.malformed for t in trajs) / max(sum(t.turns for t in trajs), 1),
+            "denials": sum(t.denied for t in trajs) / n, "turns": sum(t.turns for t in trajs) / n}
+
+
+def finish_run(run, model, tok, final: dict, summary: dict) -> dict:
+    """Save the policy and write the run's summary (`summary` plus `final`, `policy`); a run resumed after its
+    last step takes `final` from the log."""
+    save_policy(model, tok, run.path)
+    summary = {**summary, "final": final or split_rows(run), "policy": str(run.path / "policy")}
+    run.write_summary(summary)
+    return summary
+
+
 def split_rows(run) -> dict:
     """The last logged metrics of each eval split ({split: {metric: value}})."""
     out: dict = {}

@@ -73,7 +73,7 @@ class AgentGroups:
 
 def train(cfg: Config, run, resume: bool = False, quiet: bool = False) -> dict:
     from keel.progress import progress_bar
-    from keel.rl.agent_job import build_policy, end_step, resume_or_start, save_policy
+    from keel.rl.agent_job import build_policy, end_step, finish_run, resume_or_start, rollout_stats
     from keel.rl.agent_ppo import make_trainer
 
     check(cfg)
@@ -87,22 +87,12 @@ def train(cfg: Config, run, resume: bool = False, quiet: bool = False) -> dict:
         for step in range(start + 1, cfg.steps + 1):
             last = trainer.train_on(lambda i, step=step: trainer.finish(groups.draw(step, i)),
                                     seed=cfg.seed * 1_000_003 + step)
-            trajs = groups.last_trajs
-            n = max(len(trajs), 1)
-            last.update(malformed_rate=sum(t.malformed for t in trajs) / max(sum(t.turns for t in trajs), 1),
-                        denials=sum(t.denied for t in trajs) / n, turns=sum(t.turns for t in trajs) / n)
+            last.update(rollout_stats(groups.last_trajs))
             final = end_step(run, step, dict(last), cfg, model, tok, trainer, base)
             bar.update(job, advance=1, info=f"reward {last['reward']:.2f} success {last['accuracy']:.2f}")
-    save_policy(model, tok, run.path)
-    if not final:  # resumed after the last step: the final numbers are in the log
-        from keel.rl.agent_job import split_rows
-
-        final = split_rows(run)
-    summary = {"kind": "agent_rl", **prov, "steps": cfg.steps, "last_reward": last.get("reward"), "base": base,
-               "final": final, "train_seconds": round(time.time() - t0, 1), "policy": str(run.path / "policy")}
-    run.write_summary(summary)
-    return summary
-
+    return finish_run(run, model, tok, final, {
+        "kind": "agent_rl", **prov, "steps": cfg.steps, "last_reward": last.get("reward"), "base": base,
+        "train_seconds": round(time.time() - t0, 1)})
 
 def evaluate(run, episodes: int | None = None, split: str = "test", seed: int = 12345, quiet: bool = False) -> dict:
     from keel.rl.agent_job import evaluate_run

@@ -110,7 +110,7 @@ class EMPO2Groups:
 
 def train(cfg: Config, run, resume: bool = False, quiet: bool = False) -> dict:
     from keel.progress import progress_bar
-    from keel.rl.agent_job import build_policy, end_step, resume_or_start, save_policy
+    from keel.rl.agent_job import build_policy, end_step, finish_run, resume_or_start, rollout_stats
     from keel.rl.empo2 import draw_mode
     from keel.rl.empo2_tips import TipMemory
     from keel.rl.grpo import GRPO
@@ -136,27 +136,16 @@ def train(cfg: Config, run, resume: bool = False, quiet: bool = False) -> dict:
                     return roll
 
                 last = trainer.train_on(draw, seed=cfg.seed * 1_000_003 + step)
-                trajs = groups.trajs
-                n = max(len(trajs), 1)
-                last.update(stats, memory_size=memory.size,
-                            malformed_rate=sum(t.malformed for t in trajs) / max(sum(t.turns for t in trajs), 1),
-                            denials=sum(t.denied for t in trajs) / n, turns=sum(t.turns for t in trajs) / n)
+                last.update(stats, memory_size=memory.size, **rollout_stats(groups.trajs))
                 final = end_step(run, step, dict(last), cfg, model, tok, trainer, base)
                 bar.update(job, advance=1, info=f"{mode} reward {last['extrinsic_reward']:.2f} "
                                                 f"success {last['accuracy']:.2f}")
     finally:
         memory.close()
-    save_policy(model, tok, run.path)
-    if not final:
-        from keel.rl.agent_job import split_rows
-
-        final = split_rows(run)
-    summary = {"kind": "agent_empo2", **prov, "steps": cfg.steps, "last_reward": last.get("extrinsic_reward"),
-               "modes": modes, "base": base, "final": final, "train_seconds": round(time.time() - t0, 1),
-               "policy": str(run.path / "policy"), "memory": str(run.path / "tips.db")}
-    run.write_summary(summary)
-    return summary
-
+    return finish_run(run, model, tok, final, {
+        "kind": "agent_empo2", **prov, "steps": cfg.steps, "last_reward": last.get("extrinsic_reward"),
+        "modes": modes, "base": base, "train_seconds": round(time.time() - t0, 1),
+        "memory": str(run.path / "tips.db")})
 
 def evaluate(run, episodes: int | None = None, split: str = "test", seed: int = 12345, quiet: bool = False) -> dict:
     from keel.rl.agent_job import evaluate_run

@@ -147,6 +147,7 @@ def train(cfg: Config, run, resume: bool, quiet: bool, scale: ScaleConfig, hooks
         if base is None:
             base = ray.get(learner.evaluate.remote())
             run.log(0, test_accuracy=base["accuracy"], test_reward=base["reward"])
+        ray.get([h.pid.remote() for h in handles])  # the workers have loaded their model: the clock starts after
         loop = _Loop(cfg, scale, run, learner, workers, pool, base, start, state.get("scale", {}), hooks)
         with progress_bar(quiet) as bar:
             loop.bar, loop.task = bar, bar.add_task(f"GRPO on Ray ({scale.mode})", total=cfg.steps,
