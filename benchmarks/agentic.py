@@ -215,13 +215,32 @@ def learning(a, save) -> tuple[dict, list]:
         t["sft_grpo"].append({"seed": seed, **rl["final"], **_timing(rl)})
         save(table, _learning_goals(t, a))
     for world in a.worlds:
-        r = keel_train(f"agent-{world}", f"{world}-{tag}", [*_opt("steps", a.rl_steps), *ev, *model], runs, deadline)
+        # the base model solves nothing in these worlds (no reward for GRPO to learn from), so each is warm-started
+        # like toolworld: behaviour cloning of that world's expert (agent-sft with the world preset's env, turns
+        # and eval), then the world's GRPO preset from that checkpoint
+        pre = preset(f"agent-{world}")
+        same = [f"{k}={json.dumps(pre[k])}" for k in ("env", "turns", "eval")]
+        sft = keel_train("agent-sft", f"sft-{world}-{tag}", [*same, *_opt("steps", a.sft_steps), *_opt("demos", a.demos),
+                         *_opt("sft.batch_size", a.sft_batch), *ev, *model], runs, deadline)
+        if sft is None:
+            return table, _learning_goals(t, a)
+        table[world] = {"base": sft["base"], "sft": sft["final"], "sft_timing": _timing(sft)}
+        save(table, _learning_goals(t, a))
+        r = keel_train(f"agent-{world}", f"{world}-{tag}", [*_opt("steps", a.world_rl_steps), *ev,
+                       f"policy.model={runs / sft['run'].split('/')[-1]}", "eval_base=false"], runs, deadline)
         if r is None:
             return table, _learning_goals(t, a)
-        table[world] = {"before": r["base"], "after": r["final"], **_timing(r)}
+        table[world].update({"sft_grpo": r["final"], **_timing(r)})
         save(table, _learning_goals(t, a))
     table["complete"] = True
     return table, _learning_goals(t, a)
+
+
+def preset(name: str) -> dict:
+    """A preset's YAML as a dict (the world presets' env, turns and eval go to its warm start)."""
+    import yaml
+
+    return yaml.safe_load((ROOT / "keel" / "presets" / f"{name}.yaml").read_text())
 
 
 def _timing(out: dict) -> dict:
@@ -289,6 +308,8 @@ def main() -> None:
     p.add_argument("--demos", type=int, default=None)
     p.add_argument("--sft-batch", type=int, default=None)
     p.add_argument("--rl-steps", type=int, default=None, help="default: each RL preset's")
+    p.add_argument("--world-rl-steps", type=int, default=None, help="webworld/shopping GRPO steps; default: "
+                   "each preset's")
     p.add_argument("--eval-episodes", type=int, default=None, help="per split; default: each preset's")
     p.add_argument("--worlds", nargs="*", default=["webworld", "shopping"])
     p.add_argument("--tag", default=None, help="run-name tag; the same tag reuses finished runs (default: time)")
@@ -297,6 +318,7 @@ def main() -> None:
     a = p.parse_args()
     if a.quick:
         a.model, a.seeds, a.sft_steps, a.demos, a.rl_steps, a.eval_episodes = "tiny", [0], 2, 8, 1, 2
+        a.world_rl_steps = 1
         a.turn_tokens, a.group = 8, 2
     load0 = list(os.getloadavg())
     tables, goals, notes = {}, [], [
@@ -321,8 +343,8 @@ def main() -> None:
         save()
     if a.part in ("learning", "all"):
         notes.append(f"learning: seeds {a.seeds}, worlds {a.worlds}; settings are the presets' (agent-sft, "
-                     f"agent-toolworld, agent-webworld, agent-shopping) except: SFT steps {a.sft_steps}, demos "
-                     f"{a.demos}, batch {a.sft_batch}, RL steps {a.rl_steps}, eval episodes {a.eval_episodes} "
+                     f"agent-toolworld, agent-webworld, agent-shopping; the worlds warm-started by agent-sft on their expert) except: SFT steps {a.sft_steps}, demos "
+                     f"{a.demos}, batch {a.sft_batch}, RL steps {a.rl_steps} (worlds {a.world_rl_steps}), eval episodes {a.eval_episodes} "
                      "(None = preset); every evaluation is greedy on the first N tasks of the split (round-robin "
                      "over templates)")
         tables["learning"], g = learning(a, save)
