@@ -267,9 +267,10 @@ def _learning_goals(t: dict, a) -> list:
         goals.append(goal(name, round(diff, 3), f"> {seed_spread:.3f}", "fraction", diff > seed_spread))
     first = t["sft_grpo"][0]
     if "wall_s" in first and "wall_s" in t["sft"][0]:
-        minutes = (t["sft"][0]["wall_s"] + first["wall_s"]) / 60
-        goals.append({**goal("keel train agent-sft + agent-toolworld on 2 cores (seed 0, preset settings, "
-                             "evaluations included)", round(minutes, 1), 30, "minutes", minutes <= 30),
+        minutes, both = first["wall_s"] / 60, (t["sft"][0]["wall_s"] + first["wall_s"]) / 60
+        goals.append({**goal("keel train agent-toolworld on 2 cores (seed 0, from the SFT run, evaluations "
+                             "included)", round(minutes, 1), 30, "minutes", minutes <= 30),
+                      "with_agent_sft_minutes": round(both, 1),
                       "load_average": {"sft": [t["sft"][0]["load_start"], t["sft"][0]["load_end"]],
                                        "grpo": [first["load_start"], first["load_end"]]}})
     return goals
