@@ -220,13 +220,14 @@ def learning(a, save) -> tuple[dict, list]:
         # and eval), then the world's GRPO preset from that checkpoint
         pre = preset(f"agent-{world}")
         same = [f"{k}={json.dumps(pre[k])}" for k in ("env", "turns", "eval")]
+        wev = [*_opt("eval.episodes", a.world_eval_episodes or a.eval_episodes), f"policy.threads={a.threads}"]
         sft = keel_train("agent-sft", f"sft-{world}-{tag}", [*same, *_opt("steps", a.sft_steps), *_opt("demos", a.demos),
-                         *_opt("sft.batch_size", a.sft_batch), *ev, *model], runs, deadline)
+                         *_opt("sft.batch_size", a.sft_batch), *wev, *model], runs, deadline)
         if sft is None:
             return table, _learning_goals(t, a)
         table[world] = {"base": sft["base"], "sft": sft["final"], "sft_timing": _timing(sft)}
         save(table, _learning_goals(t, a))
-        r = keel_train(f"agent-{world}", f"{world}-{tag}", [*_opt("steps", a.world_rl_steps), *ev,
+        r = keel_train(f"agent-{world}", f"{world}-{tag}", [*_opt("steps", a.world_rl_steps), *wev,
                        f"policy.model={runs / sft['run'].split('/')[-1]}", "eval_base=false"], runs, deadline)
         if r is None:
             return table, _learning_goals(t, a)
@@ -311,6 +312,8 @@ def main() -> None:
     p.add_argument("--rl-steps", type=int, default=None, help="default: each RL preset's")
     p.add_argument("--world-rl-steps", type=int, default=None, help="webworld/shopping GRPO steps; default: "
                    "each preset's")
+    p.add_argument("--world-eval-episodes", type=int, default=None, help="webworld/shopping; default: "
+                   "--eval-episodes")
     p.add_argument("--eval-episodes", type=int, default=None, help="per split; default: each preset's")
     p.add_argument("--worlds", nargs="*", default=["webworld", "shopping"])
     p.add_argument("--tag", default=None, help="run-name tag; the same tag reuses finished runs (default: time)")
@@ -345,7 +348,8 @@ def main() -> None:
     if a.part in ("learning", "all"):
         notes.append(f"learning: seeds {a.seeds}, worlds {a.worlds}; settings are the presets' (agent-sft, "
                      f"agent-toolworld, agent-webworld, agent-shopping; the worlds warm-started by agent-sft on their expert) except: SFT steps {a.sft_steps}, demos "
-                     f"{a.demos}, batch {a.sft_batch}, RL steps {a.rl_steps} (worlds {a.world_rl_steps}), eval episodes {a.eval_episodes} "
+                     f"{a.demos}, batch {a.sft_batch}, RL steps {a.rl_steps} (worlds {a.world_rl_steps}), eval episodes {a.eval_episodes} (worlds "
+                     f"{a.world_eval_episodes or a.eval_episodes}) "
                      "(None = preset); every evaluation is greedy on the first N tasks of the split (round-robin "
                      "over templates)")
         tables["learning"], g = learning(a, save)
