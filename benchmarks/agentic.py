@@ -305,7 +305,7 @@ def main() -> None:
     p.add_argument("--group", type=int, default=4)
     p.add_argument("--tasks", type=int, default=2)
     p.add_argument("--turn-tokens", type=int, default=32)
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2], help="toolworld seeds; none: worlds only")
     p.add_argument("--sft-steps", type=int, default=None, help="default: the agent-sft preset's")
     p.add_argument("--demos", type=int, default=None)
     p.add_argument("--sft-batch", type=int, default=None)
