@@ -221,7 +221,7 @@ def learning(a, save) -> tuple[dict, list]:
         pre = preset(f"agent-{world}")
         same = [f"{k}={json.dumps(pre[k])}" for k in ("env", "turns", "eval")]
         wev = [*_opt("eval.episodes", a.world_eval_episodes or a.eval_episodes), f"policy.threads={a.threads}"]
-        sft = keel_train("agent-sft", f"sft-{world}-{tag}", [*same, *_opt("steps", a.sft_steps), *_opt("demos", a.demos),
+        sft = keel_train("agent-sft", f"sft-{world}-{tag}", [*same, *_opt("steps", a.world_sft_steps or a.sft_steps), *_opt("demos", a.demos),
                          *_opt("sft.batch_size", a.sft_batch), *wev, *model], runs, deadline)
         if sft is None:
             return table, _learning_goals(t, a)
@@ -312,6 +312,7 @@ def main() -> None:
     p.add_argument("--rl-steps", type=int, default=None, help="default: each RL preset's")
     p.add_argument("--world-rl-steps", type=int, default=None, help="webworld/shopping GRPO steps; default: "
                    "each preset's")
+    p.add_argument("--world-sft-steps", type=int, default=None, help="webworld/shopping; default: --sft-steps")
     p.add_argument("--world-eval-episodes", type=int, default=None, help="webworld/shopping; default: "
                    "--eval-episodes")
     p.add_argument("--eval-episodes", type=int, default=None, help="per split; default: each preset's")
@@ -348,7 +349,7 @@ def main() -> None:
     if a.part in ("learning", "all"):
         notes.append(f"learning: seeds {a.seeds}, worlds {a.worlds}; settings are the presets' (agent-sft, "
                      f"agent-toolworld, agent-webworld, agent-shopping; the worlds warm-started by agent-sft on their expert) except: SFT steps {a.sft_steps}, demos "
-                     f"{a.demos}, batch {a.sft_batch}, RL steps {a.rl_steps} (worlds {a.world_rl_steps}), eval episodes {a.eval_episodes} (worlds "
+                     f"{a.demos}, batch {a.sft_batch}, RL steps {a.rl_steps} (worlds: SFT {a.world_sft_steps or a.sft_steps}, RL {a.world_rl_steps}), eval episodes {a.eval_episodes} (worlds "
                      f"{a.world_eval_episodes or a.eval_episodes}) "
                      "(None = preset); every evaluation is greedy on the first N tasks of the split (round-robin "
                      "over templates)")
