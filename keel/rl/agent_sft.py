@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import random
 import time
+import warnings
 from typing import Literal
 
 from pydantic import Field
@@ -179,7 +180,22 @@ def demonstrations(cfg: Config, tok) -> list:
     if not good:
         raise KeelError("the expert solved none of the sampled training tasks within the context budget; "
                         "raise turns.context_budget or check the env's expert")
+    cut = [d for d in good if longest_reply(d) > cfg.turns.max_turn_tokens]
+    if cut:  # a cap below the expert's replies caps success silently: say so (small caps are fine for smoke runs)
+        warnings.warn(f"agent_sft: the expert's replies reach {max(map(longest_reply, cut))} tokens but "
+                      f"turns.max_turn_tokens is {cfg.turns.max_turn_tokens}: {len(cut)} of {len(good)} demonstrated "
+                      "tasks cannot be finished by the agent in evaluation or RL; raise turns.max_turn_tokens",
+                      stacklevel=2)
     return good
+
+
+def longest_reply(traj) -> int:
+    """The longest model turn of a trajectory, in tokens (its end-of-turn token included)."""
+    best = run = 0
+    for m in traj.mask:
+        run = run + 1 if m else 0
+        best = max(best, run)
+    return best
 
 
 def draw_batch(demos: list, cfg: SFTConfig, rng: random.Random) -> list:
@@ -222,7 +238,9 @@ def train(cfg: Config, run, resume: bool = False, quiet: bool = False) -> dict:
             bar.update(job, advance=1, info=f"loss {last['loss']:.3f}")
     save_policy(model, tok, run.path)
     final = {s: {k: v for k, v in r.items() if "/" not in k} for s, r in split_rows(run).items()}
-    summary = {"kind": "agent_sft", **prov, "steps": cfg.steps, "demos": len(demos), "last_loss": last.get("loss"),
+    cut = sum(longest_reply(d) > cfg.turns.max_turn_tokens for d in demos)
+    summary = {"kind": "agent_sft", **prov, "steps": cfg.steps, "demos": len(demos), "demos_cut_by_max_turn_tokens": cut,
+               "last_loss": last.get("loss"),
                "base": base, "final": final, "train_seconds": round(time.time() - t0, 1),
                "policy": str(run.path / "policy")}
     run.write_summary(summary)

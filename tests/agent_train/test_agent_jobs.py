@@ -160,3 +160,14 @@ def test_shared_prefix_sft_draws_batches_of_one_system_prompt(tmp_path):
     out = agent_sft.train(_sft(tmp_path, sft={"lr": 1e-2, "batch_size": 4, "share_prefix": True}), run, quiet=True)
     losses = [r["loss"] for r in run.metrics() if "loss" in r]
     assert losses[-1] < 0.8 * losses[0] and out["final"]["test"]["episodes"] == 2
+
+
+def test_a_reply_cap_below_the_experts_replies_is_reported(tmp_path):
+    cfg = _sft(tmp_path, steps=1, turns={**TURNS, "max_turn_tokens": 1})
+    run = Run.create(tmp_path, "capped", {}, "x")
+    with pytest.warns(UserWarning, match="raise turns.max_turn_tokens"):
+        out = agent_sft.train(cfg, run, quiet=True)
+    assert out["demos_cut_by_max_turn_tokens"] == out["demos"] > 0
+    roomy = _sft(tmp_path, steps=1, turns={**TURNS, "max_turn_tokens": 32})
+    assert agent_sft.train(roomy, Run.create(tmp_path, "roomy", {}, "x"),
+                           quiet=True)["demos_cut_by_max_turn_tokens"] == 0
