@@ -245,7 +245,13 @@ def preset(name: str) -> dict:
 
 
 def _timing(out: dict) -> dict:
-    return {k: out[k] for k in ("wall_s", "load_start", "load_end", "command") if k in out}
+    """Wall time, load, the command and the turn limits the run was trained under (from its config.yaml: a
+    preset may have changed since a reused run was trained)."""
+    import yaml
+
+    cfg = yaml.safe_load((Path(out["run"]) / "config.yaml").read_text()) if "run" in out else {}
+    return {**{k: out[k] for k in ("wall_s", "load_start", "load_end", "command") if k in out},
+            "turns": cfg.get("turns")}
 
 
 def _learning_goals(t: dict, a) -> list:
@@ -355,6 +361,13 @@ def main() -> None:
                      "over templates)")
         tables["learning"], g = learning(a, save)
         goals += g
+        caps = {r["turns"]["max_turn_tokens"] for k in ("sft", "sft_grpo") for r in tables["learning"]["toolworld"][k]
+                if r.get("turns")}
+        now = preset("agent-toolworld")["turns"]["max_turn_tokens"]
+        if caps - {now}:
+            notes.append(f"toolworld runs were trained and evaluated with turns.max_turn_tokens {sorted(caps)}; the "
+                         f"presets now use {now} (the expert's replies reach 80-86 tokens, so a cap of 64 makes part "
+                         "of the test tasks unfinishable)")
         save()
 
 
