@@ -221,8 +221,9 @@ def learning(a, save) -> tuple[dict, list]:
         pre = preset(f"agent-{world}")
         same = [f"{k}={json.dumps(pre[k])}" for k in ("env", "turns", "eval")]
         wev = [*_opt("eval.episodes", a.world_eval_episodes or a.eval_episodes), f"policy.threads={a.threads}"]
-        sft = keel_train("agent-sft", f"sft-{world}-{tag}", [*same, *_opt("steps", a.world_sft_steps or a.sft_steps), *_opt("demos", a.demos),
-                         *_opt("sft.batch_size", a.sft_batch), *wev, *model], runs, deadline)
+        sft = keel_train("agent-sft", f"sft-{world}-{tag}", [
+            *same, *_opt("steps", a.world_sft_steps or a.sft_steps), *_opt("demos", a.demos),
+            *_opt("sft.batch_size", a.sft_batch), *wev, *model], runs, deadline)
         if sft is None:
             return table, _learning_goals(t, a)
         table[world] = {"base": sft["base"], "sft": sft["final"], "sft_timing": _timing(sft)}
@@ -354,15 +355,15 @@ def main() -> None:
         save()
     if a.part in ("learning", "all"):
         notes.append(f"learning: seeds {a.seeds}, worlds {a.worlds}; settings are the presets' (agent-sft, "
-                     f"agent-toolworld, agent-webworld, agent-shopping; the worlds warm-started by agent-sft on their expert) except: SFT steps {a.sft_steps}, demos "
-                     f"{a.demos}, batch {a.sft_batch}, RL steps {a.rl_steps} (worlds: SFT {a.world_sft_steps or a.sft_steps}, RL {a.world_rl_steps}), eval episodes {a.eval_episodes} (worlds "
-                     f"{a.world_eval_episodes or a.eval_episodes}) "
-                     "(None = preset); every evaluation is greedy on the first N tasks of the split (round-robin "
-                     "over templates)")
+                     "agent-toolworld, agent-webworld, agent-shopping; the worlds warm-started by agent-sft on "
+                     f"their expert) except: SFT steps {a.sft_steps}, demos {a.demos}, batch {a.sft_batch}, RL steps "
+                     f"{a.rl_steps} (worlds: SFT {a.world_sft_steps or a.sft_steps}, RL {a.world_rl_steps}), eval "
+                     f"episodes {a.eval_episodes} (worlds {a.world_eval_episodes or a.eval_episodes}) (None = preset); "
+                     "every evaluation is greedy on the first N tasks of the split (round-robin over templates)")
         tables["learning"], g = learning(a, save)
         goals += g
-        caps = {r["turns"]["max_turn_tokens"] for k in ("sft", "sft_grpo") for r in tables["learning"]["toolworld"][k]
-                if r.get("turns")}
+        trained = [r for k in ("sft", "sft_grpo") for r in tables["learning"]["toolworld"][k]]
+        caps = {r["turns"]["max_turn_tokens"] for r in trained if r.get("turns")}
         now = preset("agent-toolworld")["turns"]["max_turn_tokens"]
         if caps - {now}:
             notes.append(f"toolworld runs were trained and evaluated with turns.max_turn_tokens {sorted(caps)}; the "

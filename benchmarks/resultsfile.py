@@ -44,7 +44,8 @@ def provenance() -> dict:
         "command": " ".join(shlex.quote(a) for a in [os.path.basename(sys.executable), *sys.argv]),
         "commit": _git("rev-parse", "HEAD") or "unknown",
         # local changes to code or data, not to results files (a study writes its own file several times)
-        "dirty": bool(_git("status", "--porcelain", "--untracked-files=no", "--", ":/", ":(top,exclude)benchmarks/results")),
+        "dirty": bool(_git("status", "--porcelain", "--untracked-files=no", "--", ":/",
+                           ":(top,exclude)benchmarks/results")),
         "load_average": list(os.getloadavg()),
         "cpus": os.cpu_count(),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -190,6 +190,7 @@ def end_step(run, step: int, row: dict, cfg, model, tok, trainer, base: dict) ->
         run.save_checkpoint({"trainer": trainer.state_dict(), "base": base}, step)
     return final
 
+
 def rollout_stats(trajs) -> dict:
     """The training step's row additions from its sampled trajectories: malformed calls per turn, guard
     denials and turns per episode."""

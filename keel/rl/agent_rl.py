@@ -94,6 +94,7 @@ def train(cfg: Config, run, resume: bool = False, quiet: bool = False) -> dict:
         "kind": "agent_rl", **prov, "steps": cfg.steps, "last_reward": last.get("reward"), "base": base,
         "train_seconds": round(time.time() - t0, 1)})
 
+
 def evaluate(run, episodes: int | None = None, split: str = "test", seed: int = 12345, quiet: bool = False) -> dict:
     from keel.rl.agent_job import evaluate_run
 

@@ -7,6 +7,7 @@ negative log-likelihood of the expert's tokens (mask 1), never of the env's. `ke
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import time
@@ -180,22 +181,19 @@ def demonstrations(cfg: Config, tok) -> list:
     if not good:
         raise KeelError("the expert solved none of the sampled training tasks within the context budget; "
                         "raise turns.context_budget or check the env's expert")
-    cut = [d for d in good if longest_reply(d) > cfg.turns.max_turn_tokens]
-    if cut:  # a cap below the expert's replies caps success silently: say so (small caps are fine for smoke runs)
-        warnings.warn(f"agent_sft: the expert's replies reach {max(map(longest_reply, cut))} tokens but "
-                      f"turns.max_turn_tokens is {cfg.turns.max_turn_tokens}: {len(cut)} of {len(good)} demonstrated "
-                      "tasks cannot be finished by the agent in evaluation or RL; raise turns.max_turn_tokens",
-                      stacklevel=2)
     return good
 
 
-def longest_reply(traj) -> int:
-    """The longest model turn of a trajectory, in tokens (its end-of-turn token included)."""
-    best = run = 0
-    for m in traj.mask:
-        run = run + 1 if m else 0
-        best = max(best, run)
-    return best
+def cut_by_reply_cap(demos: list, cap: int) -> int:
+    """How many demonstrations have an expert reply longer than `cap` tokens (end-of-turn included): tasks the
+    agent can never finish under that cap. Warns when there are any (small caps are fine for smoke runs)."""
+    longest = [max((len(list(g)) for m, g in itertools.groupby(d.mask) if m), default=0) for d in demos]
+    cut = sum(n > cap for n in longest)
+    if cut:
+        warnings.warn(f"agent_sft: the expert's replies reach {max(longest)} tokens but turns.max_turn_tokens is "
+                      f"{cap}: {cut} of {len(demos)} demonstrated tasks cannot be finished by the agent in "
+                      "evaluation or RL; raise turns.max_turn_tokens", stacklevel=2)
+    return cut
 
 
 def draw_batch(demos: list, cfg: SFTConfig, rng: random.Random) -> list:
@@ -220,11 +218,12 @@ def check(cfg: Config) -> None:
 
 def train(cfg: Config, run, resume: bool = False, quiet: bool = False) -> dict:
     from keel.progress import progress_bar
-    from keel.rl.agent_job import build_policy, end_step, resume_or_start, save_policy, split_rows
+    from keel.rl.agent_job import build_policy, end_step, finish_run, resume_or_start, split_rows
 
     check(cfg)
     model, tok, prov = build_policy(cfg.policy)
     demos = demonstrations(cfg, tok)
+    cut = cut_by_reply_cap(demos, cfg.turns.max_turn_tokens)
     bc = BehaviourCloning(model, tok, cfg.sft)
     start, base = resume_or_start(run, bc, model, tok, cfg, resume)
     t0, last = time.time(), {}
@@ -236,15 +235,10 @@ def train(cfg: Config, run, resume: bool = False, quiet: bool = False) -> dict:
             last = bc.step(batch, lr_at(cfg.sft, step, cfg.steps))
             end_step(run, step, dict(last), cfg, model, tok, bc, base)
             bar.update(job, advance=1, info=f"loss {last['loss']:.3f}")
-    save_policy(model, tok, run.path)
     final = {s: {k: v for k, v in r.items() if "/" not in k} for s, r in split_rows(run).items()}
-    cut = sum(longest_reply(d) > cfg.turns.max_turn_tokens for d in demos)
-    summary = {"kind": "agent_sft", **prov, "steps": cfg.steps, "demos": len(demos), "demos_cut_by_max_turn_tokens": cut,
-               "last_loss": last.get("loss"),
-               "base": base, "final": final, "train_seconds": round(time.time() - t0, 1),
-               "policy": str(run.path / "policy")}
-    run.write_summary(summary)
-    return summary
+    return finish_run(run, model, tok, final, {
+        "kind": "agent_sft", **prov, "steps": cfg.steps, "demos": len(demos), "demos_cut_by_max_turn_tokens": cut,
+        "last_loss": last.get("loss"), "base": base, "train_seconds": round(time.time() - t0, 1)})
 
 
 def evaluate(run, episodes: int | None = None, split: str = "test", seed: int = 12345, quiet: bool = False) -> dict:

@@ -147,6 +147,7 @@ def train(cfg: Config, run, resume: bool = False, quiet: bool = False) -> dict:
         "modes": modes, "base": base, "train_seconds": round(time.time() - t0, 1),
         "memory": str(run.path / "tips.db")})
 
+
 def evaluate(run, episodes: int | None = None, split: str = "test", seed: int = 12345, quiet: bool = False) -> dict:
     from keel.rl.agent_job import evaluate_run
 
