@@ -200,11 +200,11 @@ def learning(a, save) -> tuple[dict, list]:
     for seed in a.seeds:
         sft = keel_train("agent-sft", f"sft-{tag}-s{seed}", [
             f"seed={seed}", *_opt("steps", a.sft_steps), *_opt("demos", a.demos), *_opt("sft.batch_size", a.sft_batch),
-            f"eval_base={'true' if seed == a.seeds[0] else 'false'}", *ev, *model], runs, deadline)
+            f"eval_base={'true' if seed == a.seeds[0] and not a.skip_base else 'false'}", *ev, *model], runs, deadline)
         if sft is None:
             return table, _learning_goals(t, a)
         if seed == a.seeds[0]:
-            t["base"] = sft["base"]
+            t["base"] = sft.get("base")
         t["sft"].append({"seed": seed, **sft["final"], **_timing(sft)})
         save(table, _learning_goals(t, a))
         rl = keel_train("agent-toolworld", f"grpo-{tag}-s{seed}", [
@@ -313,6 +313,8 @@ def main() -> None:
     p.add_argument("--tasks", type=int, default=2)
     p.add_argument("--turn-tokens", type=int, default=32)
     p.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2], help="toolworld seeds; none: worlds only")
+    p.add_argument("--skip-base", action="store_true",
+                   help="no base-model evaluation (a study split over invocations evaluates it in one of them)")
     p.add_argument("--sft-steps", type=int, default=None, help="default: the agent-sft preset's")
     p.add_argument("--demos", type=int, default=None)
     p.add_argument("--sft-batch", type=int, default=None)
