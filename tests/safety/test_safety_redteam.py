@@ -109,3 +109,20 @@ def test_cli_errors_through_the_real_entry_point(tmp_path):
                        text=True, timeout=300)
     assert p.returncode == 2 and "line 4" in p.stderr and "Traceback" not in p.stderr
     assert "line 4" in json.loads(p.stdout.strip().splitlines()[-1])["error"]
+
+
+def test_card_lost_tasks_unmeasured_reads_dash():
+    from keel.report.safety import _lost
+
+    base = dict(suite="s", injection_task="", attack="", family="", lang="", kind="", attack_success=None,
+                steps=1, false_positives=0, human_approvals=0, error=None)
+    attacked = dict(base, attack="x", family="f", injection_task="i", attack_success=0)
+    rows = [dict(base, agent="a", defence="none", user_task="u1", utility=1),
+            dict(attacked, agent="a", defence="guard", user_task="u1", utility=0),  # guarded: attacks only
+            dict(base, agent="b", defence="none", user_task="u1", utility=1),
+            dict(base, agent="b", defence="guard", user_task="u1", utility=1)]
+    table = metrics(rows)["table"]
+    t = {(e["agent"], e["defence"]): e for e in table}
+    assert _lost(t[("a", "guard")], table) == "-"  # no benign episode with the guard: not measured, not "0"
+    assert _lost(t[("b", "guard")], table) == "0"
+    assert _lost(t[("b", "none")], table) == "-"
