@@ -130,6 +130,8 @@ def evaluate(
     split: Annotated[str, typer.Option(
         help="train or test; agent runs also test-templates (held-out task templates)")] = "test",
     seed: Annotated[int, typer.Option(help="Evaluation seed")] = 12345,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Agent runs: evaluate under other limits, e.g. --set turns.max_turn_tokens=96")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Evaluate a run's last checkpoint and store the numbers in RUN/eval.json."""
@@ -143,7 +145,15 @@ def evaluate(
         raise KeelError(f"--split must be train, test or test-templates, got {split!r}")
     run = Run.resolve(run_dir)
     module = job_module(str(run.config().get("kind")))
-    result = module.evaluate(run, episodes=episodes, split=split, seed=seed, quiet=as_json)
+    if set_:
+        import inspect
+
+        if "overrides" not in inspect.signature(module.evaluate).parameters:
+            raise KeelError(f"--set is for agent runs (turn limits, env options); {run.name} is a "
+                            f"{run.config().get('kind')} run")
+        result = module.evaluate(run, episodes=episodes, split=split, seed=seed, quiet=as_json, overrides=set_)
+    else:
+        result = module.evaluate(run, episodes=episodes, split=split, seed=seed, quiet=as_json)
     atomic_write_json(run.path / "eval.json", result)
     emit({"run": str(run.path), **result}, as_json, title=f"evaluation of {run.name}")
 

@@ -219,11 +219,18 @@ def split_rows(run) -> dict:
     return out
 
 
-def evaluate_run(run, module_config, episodes: int | None, split: str, seed: int) -> dict:
-    """`keel eval RUN --split ...` for an agent run: its saved policy, else its last checkpoint."""
-    from keel.config import validate
+def evaluate_run(run, module_config, episodes: int | None, split: str, seed: int,
+                 overrides: list[str] | None = None) -> dict:
+    """`keel eval RUN --split ...` for an agent run: its saved policy, else its last checkpoint. `overrides`
+    (`--set turns.max_turn_tokens=96`) change how it is evaluated (turn limits, env options, batch), never
+    which policy: the result records them."""
+    from keel.config import apply_overrides, validate
 
-    cfg = validate(module_config, run.config(), str(run.path / "config.yaml"))
+    for o in overrides or []:
+        if not o.split("=", 1)[0].strip().startswith(("turns.", "env.", "eval.")):
+            raise KeelError(f"keel eval --set {o!r}: only turns.*, env.* and eval.* fields can change at evaluation "
+                            "(the policy is the run's own); e.g. --set turns.max_turn_tokens=96")
+    cfg = validate(module_config, apply_overrides(run.config(), overrides or []), str(run.path / "config.yaml"))
     if (run.path / "policy").is_dir() and (run.path / "summary.json").is_file():
         model, tok = load_policy(run.path, cfg.policy.device)
         step = "final"
@@ -237,4 +244,4 @@ def evaluate_run(run, module_config, episodes: int | None, split: str, seed: int
             raise KeelError(f"{run.path}: checkpoint does not fit the policy ({missing.unexpected_keys[:3]})")
         step = ckpt[1]
     out = run_split(model, tok, cfg.env, cfg.turns, split, episodes or cfg.eval.episodes, cfg.eval.batch, seed)
-    return {"split": split, "step": step, **out}
+    return {"split": split, "step": step, **({"overrides": list(overrides)} if overrides else {}), **out}

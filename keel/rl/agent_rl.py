@@ -95,10 +95,11 @@ def train(cfg: Config, run, resume: bool = False, quiet: bool = False) -> dict:
         "train_seconds": round(time.time() - t0, 1)})
 
 
-def evaluate(run, episodes: int | None = None, split: str = "test", seed: int = 12345, quiet: bool = False) -> dict:
+def evaluate(run, episodes: int | None = None, split: str = "test", seed: int = 12345, quiet: bool = False,
+             overrides: list[str] | None = None) -> dict:
     from keel.rl.agent_job import evaluate_run
 
-    return evaluate_run(run, Config, episodes, split, seed)
+    return evaluate_run(run, Config, episodes, split, seed, overrides)
 
 
 def report_sections(run) -> list[tuple[str, str]]:

@@ -241,7 +241,8 @@ def train(cfg: Config, run, resume: bool = False, quiet: bool = False) -> dict:
         "last_loss": last.get("loss"), "base": base, "train_seconds": round(time.time() - t0, 1)})
 
 
-def evaluate(run, episodes: int | None = None, split: str = "test", seed: int = 12345, quiet: bool = False) -> dict:
+def evaluate(run, episodes: int | None = None, split: str = "test", seed: int = 12345, quiet: bool = False,
+             overrides: list[str] | None = None) -> dict:
     from keel.rl.agent_job import evaluate_run
 
-    return evaluate_run(run, Config, episodes, split, seed)
+    return evaluate_run(run, Config, episodes, split, seed, overrides)

@@ -103,6 +103,11 @@ def test_eval_on_held_out_templates_and_single_turn_text_env(tmp_path):
     assert ev["split"] == "test" and ev["episodes"] == 2 and 0 <= ev["success"] <= 1
     with pytest.raises(KeelError, match="test-templates"):
         agent_rl.evaluate(run, episodes=2, split="test-templates")  # a text task has no held-out templates
+    # evaluated under another reply cap: recorded, and it binds (at most 2 tokens a turn)
+    ev2 = agent_rl.evaluate(run, episodes=2, split="test", overrides=["turns.max_turn_tokens=2"])
+    assert ev2["overrides"] == ["turns.max_turn_tokens=2"] and ev2["model_tokens_per_episode"] <= 2
+    with pytest.raises(KeelError, match="only turns"):
+        agent_rl.evaluate(run, episodes=2, split="test", overrides=["policy.model=tiny"])
 
 
 def test_cuda_is_refused_clearly_when_absent():
