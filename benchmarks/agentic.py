@@ -221,14 +221,15 @@ def learning(a, save) -> tuple[dict, list]:
         pre = preset(f"agent-{world}")
         same = [f"{k}={json.dumps(pre[k])}" for k in ("env", "turns", "eval")]
         wev = [*_opt("eval.episodes", a.world_eval_episodes or a.eval_episodes), f"policy.threads={a.threads}"]
-        sft = keel_train("agent-sft", f"sft-{world}-{tag}", [
+        wtag = a.world_tag or tag
+        sft = keel_train("agent-sft", f"sft-{world}-{wtag}", [
             *same, *_opt("steps", a.world_sft_steps or a.sft_steps), *_opt("demos", a.demos),
             *_opt("sft.batch_size", a.sft_batch), *wev, *model], runs, deadline)
         if sft is None:
             return table, _learning_goals(t, a)
         table[world] = {"base": sft["base"], "sft": sft["final"], "sft_timing": _timing(sft)}
         save(table, _learning_goals(t, a))
-        r = keel_train(f"agent-{world}", f"{world}-{tag}", [*_opt("steps", a.world_rl_steps), *wev,
+        r = keel_train(f"agent-{world}", f"{world}-{wtag}", [*_opt("steps", a.world_rl_steps), *wev,
                        f"policy.model={runs / sft['run'].split('/')[-1]}", "eval_base=false"], runs, deadline)
         if r is None:
             return table, _learning_goals(t, a)
@@ -327,6 +328,8 @@ def main() -> None:
     p.add_argument("--eval-episodes", type=int, default=None, help="per split; default: each preset's")
     p.add_argument("--worlds", nargs="*", default=["webworld", "shopping"])
     p.add_argument("--tag", default=None, help="run-name tag; the same tag reuses finished runs (default: time)")
+    p.add_argument("--world-tag", default=None,
+                   help="run-name tag of the webworld/shopping runs (default: --tag), e.g. to reuse an earlier study's")
     p.add_argument("--budget-min", type=float, default=None,
                    help="start no training run after this many minutes (the lock's hold limit); rerun to go on")
     a = p.parse_args()
