@@ -51,6 +51,9 @@ class Config(JobConfig):
     env: EnvConfig = Field(default_factory=lambda: EnvConfig(name="toolworld"))
     turns: TurnConfig = Field(default_factory=TurnConfig)  # for evaluation episodes
     demos: int = 512  # expert episodes on distinct training tasks (fewer if the split is smaller)
+    # share of those tasks demonstrated once more with one masked mistake the expert recovers from
+    # (keel.rl.agent_recovery): the cloned agent sees error observations and what to do after them
+    recovery: float = Field(default=0.0, ge=0.0, le=1.0)
     steps: int = 100
     checkpoint_every: int = 25
     eval: EvalConfig = Field(default_factory=EvalConfig)
@@ -167,6 +170,7 @@ def demonstrations(cfg: Config, tok) -> list:
     from keel.envs.agentic import AgentTasks
     from keel.llm.conversation import ChatPieces
     from keel.rl.agent_envs import make_env, task_starts
+    from keel.rl.agent_recovery import mistake
     from keel.rl.agent_rollout import expert_trajectory
 
     env = make_env(cfg.env, "train")
@@ -175,8 +179,16 @@ def demonstrations(cfg: Config, tok) -> list:
                         "shopping)")
     n = min(cfg.demos, len(env.task_ids("train")))
     pieces = ChatPieces(tok)
-    demos = [expert_trajectory(env, st, tok, pieces, cfg.turns.max_turns) for st in task_starts(env, "train", n,
-                                                                                                cfg.seed)]
+    starts = task_starts(env, "train", n, cfg.seed)
+    demos = [expert_trajectory(env, st, tok, pieces, cfg.turns.max_turns) for st in starts]
+    if cfg.recovery > 0:
+        rng = random.Random(f"{cfg.seed}|recovery")
+        for st, d in zip(starts, demos[:n], strict=True):
+            if d.success and rng.random() < cfg.recovery:
+                detour = (rng.randrange(d.turns), lambda reply: mistake(reply, rng))
+                r = expert_trajectory(env, st, tok, pieces, cfg.turns.max_turns, detour=detour)
+                if r.episode.get("detour"):  # the env answered the mistake with an error, as intended
+                    demos.append(r)
     good = [d for d in demos if d.success and d.length <= cfg.turns.context_budget]
     if not good:
         raise KeelError("the expert solved none of the sampled training tasks within the context budget; "
@@ -237,7 +249,8 @@ def train(cfg: Config, run, resume: bool = False, quiet: bool = False) -> dict:
             bar.update(job, advance=1, info=f"loss {last['loss']:.3f}")
     final = {s: {k: v for k, v in r.items() if "/" not in k} for s, r in split_rows(run).items()}
     return finish_run(run, model, tok, final, {
-        "kind": "agent_sft", **prov, "steps": cfg.steps, "demos": len(demos), "demos_cut_by_max_turn_tokens": cut,
+        "kind": "agent_sft", **prov, "steps": cfg.steps, "demos": len(demos),
+        "recovery_demos": sum(bool(d.episode.get("detour")) for d in demos), "demos_cut_by_max_turn_tokens": cut,
         "last_loss": last.get("loss"), "base": base, "train_seconds": round(time.time() - t0, 1)})
 
 
