@@ -214,6 +214,17 @@ def learning(a, save) -> tuple[dict, list]:
             return table, _learning_goals(t, a)
         t["sft_grpo"].append({"seed": seed, **rl["final"], **_timing(rl)})
         save(table, _learning_goals(t, a))
+    if a.recovery_arm:
+        # ablation: the first seed's SFT again with recovery demonstrations (keel.rl.agent_recovery) added
+        seed = a.seeds[0] if a.seeds else 0
+        rec = keel_train("agent-sft", f"sft-rec-{tag}-s{seed}", [
+            f"seed={seed}", f"recovery={a.recovery_arm}", *_opt("steps", a.sft_steps), *_opt("demos", a.demos),
+            *_opt("sft.batch_size", a.sft_batch), "eval_base=false", *ev, *model], runs, deadline)
+        if rec is None:
+            return table, _learning_goals(t, a)
+        t["sft_recovery"] = {"seed": seed, "recovery": a.recovery_arm, "recovery_demos": rec.get("recovery_demos"),
+                             "demos": rec.get("demos"), **rec["final"], **_timing(rec)}
+        save(table, _learning_goals(t, a))
     for world in a.worlds:
         # the base model solves nothing in these worlds (no reward for GRPO to learn from), so each is warm-started
         # like toolworld: behaviour cloning of that world's expert (agent-sft with the world preset's env, turns
@@ -328,6 +339,8 @@ def main() -> None:
     p.add_argument("--eval-episodes", type=int, default=None, help="per split; default: each preset's")
     p.add_argument("--worlds", nargs="*", default=["webworld", "shopping"])
     p.add_argument("--tag", default=None, help="run-name tag; the same tag reuses finished runs (default: time)")
+    p.add_argument("--recovery-arm", type=float, default=None,
+                   help="also train the first seed's SFT with this share of recovery demonstrations (ablation)")
     p.add_argument("--world-tag", default=None,
                    help="run-name tag of the webworld/shopping runs (default: --tag), e.g. to reuse an earlier study's")
     p.add_argument("--budget-min", type=float, default=None,
