@@ -48,6 +48,7 @@ def test_sft_loss_decreases_and_the_saved_policy_is_the_trained_one(tmp_path):
                                          "tokens_per_episode"}
     model, tok = load_policy(run.path)
     assert not is_lora(model)
+    assert [p.name for p in run.checkpoints.glob("step_*.pt")] == ["step_0000000012.pt"]  # the last one only
     ck = run.load_checkpoint()[0]["trainer"]["model"]
     for k, v in model.state_dict().items():
         if k in ck:
