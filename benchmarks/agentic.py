@@ -387,6 +387,15 @@ def main() -> None:
             notes.append(f"toolworld runs were trained and evaluated with turns.max_turn_tokens {sorted(caps)}; the "
                          f"presets now use {now} (the expert's replies reach 80-86 tokens, so a cap of 64 makes part "
                          "of the test tasks unfinishable)")
+        if a.world_tag and a.world_tag != (a.tag or ""):
+            notes.append(f"webworld/shopping rows are the finished runs of study tag {a.world_tag!r} (their own "
+                         "commands, commits and load averages are in each row), not retrained with this tag")
+        rec = tables["learning"]["toolworld"].get("sft_recovery")
+        if rec:
+            notes.append(f"sft_recovery: an ablation, seed {rec['seed']} only: the same SFT with recovery "
+                         f"demonstrations (recovery={rec['recovery']}: {rec.get('recovery_demos')} of "
+                         f"{rec.get('demos')} demos hold one masked mistake the expert recovers from); compare "
+                         "with the sft row of the same seed")
         save()
 
 
