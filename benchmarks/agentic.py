@@ -388,8 +388,8 @@ def main() -> None:
                          f"presets now use {now} (the expert's replies reach 80-86 tokens, so a cap of 64 makes part "
                          "of the test tasks unfinishable)")
         if a.world_tag and a.world_tag != (a.tag or ""):
-            notes.append(f"webworld/shopping rows are the finished runs of study tag {a.world_tag!r} (their own "
-                         "commands, commits and load averages are in each row), not retrained with this tag")
+            notes.append(f"webworld/shopping rows are the finished runs of study tag {a.world_tag!r} (each row holds "
+                         "its own training command and load average), not retrained with this tag")
         rec = tables["learning"]["toolworld"].get("sft_recovery")
         if rec:
             notes.append(f"sft_recovery: an ablation, seed {rec['seed']} only: the same SFT with recovery "
