@@ -135,7 +135,7 @@ def main() -> None:
                           "worst_suite_with_guard": 100 * (per_suite_max(g) or 0)})
             notes.append(f"The attacks bite {label}: {100 * asr0:.1f}% targeted ASR without the guard.")
         name = f"benign tasks lost to the guard ({label})"
-        lost = len(g["tasks_lost_to_guard"]) if g and n and g["benign_episodes"] and n["benign_episodes"] else None
+        lost = len(g["tasks_lost_to_guard"]) if g and g.get("tasks_lost_measured") else None
         if lost is None:
             goals.append(goal(name, None, 1, "tasks", None, "not measured: no benign episodes with and without guard"))
         elif not n["benign_utility"]:

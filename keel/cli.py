@@ -151,9 +151,8 @@ def evaluate(
         if "overrides" not in inspect.signature(module.evaluate).parameters:
             raise KeelError(f"--set is for agent runs (turn limits, env options); {run.name} is a "
                             f"{run.config().get('kind')} run")
-        result = module.evaluate(run, episodes=episodes, split=split, seed=seed, quiet=as_json, overrides=set_)
-    else:
-        result = module.evaluate(run, episodes=episodes, split=split, seed=seed, quiet=as_json)
+    result = module.evaluate(run, episodes=episodes, split=split, seed=seed, quiet=as_json,
+                             **({"overrides": set_} if set_ else {}))
     atomic_write_json(run.path / "eval.json", result)
     emit({"run": str(run.path), **result}, as_json, title=f"evaluation of {run.name}")
 

@@ -198,9 +198,13 @@ class Run:
         torch.save({"step": int(step), "state": state}, buf)
         path = self.checkpoints / f"step_{int(step):010d}.pt"
         atomic_write_bytes(path, buf.getvalue())
-        for old in sorted(self.checkpoints.glob("step_*.pt"))[:-KEEP_CHECKPOINTS]:
-            old.unlink()
+        self.prune_checkpoints(KEEP_CHECKPOINTS)
         return path
+
+    def prune_checkpoints(self, keep: int) -> None:
+        """Delete all but the newest `keep` checkpoints."""
+        for old in sorted(self.checkpoints.glob("step_*.pt"))[:-keep]:
+            old.unlink()
 
     def latest_checkpoint(self) -> Path | None:
         found = sorted(self.checkpoints.glob("step_*.pt"))

@@ -26,13 +26,9 @@ def _pct(x: float | None) -> str:
     return NM if x is None else f"{100 * x:.1f}%"
 
 
-def _lost(e: dict, table: list[dict]) -> str:
-    """Tasks lost to the guard, or "-" where it was not measured: no defence, or no benign episode with the
-    guard or without it (a count of 0 there would read as "the guard cost nothing")."""
-    bare = next((x for x in table if x["agent"] == e["agent"] and x["defence"] == "none"), None)
-    if e["defence"] == "none" or not e["benign_episodes"] or not bare or not bare["benign_episodes"]:
-        return "-"
-    return str(len(e["tasks_lost_to_guard"]))
+def _lost(e: dict) -> str:
+    """Tasks lost to the guard, or "-" where the campaign did not measure it (`tasks_lost_measured`)."""
+    return str(len(e["tasks_lost_to_guard"])) if e.get("tasks_lost_measured") else "-"
 
 
 def _md_table(header: list[str], rows: list[list[Any]]) -> str:
@@ -161,7 +157,7 @@ def write_safety_card(run_dir: str) -> dict[str, Any]:
     c.h("At a glance")
     c.table(["agent", "defence", "targeted ASR", "benign utility", "utility under attack", "tasks lost to guard"],
             [[e["agent"], e["defence"], _pct(e["targeted_asr"]), _pct(e["benign_utility"]),
-              _pct(e["utility_under_attack"]), _lost(e, m["table"])]
+              _pct(e["utility_under_attack"]), _lost(e)]
              for e in m["table"]])
 
     if meta.get("kind") == "agentdojo":  # AgentDojo's suites, one guard policy per suite (issue 14)
@@ -211,7 +207,7 @@ def write_safety_card(run_dir: str) -> dict[str, Any]:
              "tasks lost to guard", "human approvals / benign task", "benign eps", "attack eps"],
             [[e["agent"], e["defence"], _pct(e["benign_utility"]), _pct(e["utility_under_attack"]),
               _pct(e["targeted_asr"]), _pct(e["guard_false_positive_rate"]) if e["defence"] != "none" else "-",
-              _lost(e, m["table"]),
+              _lost(e),
               f"{e['human_approvals_per_benign_task']:.2f}" if e["human_approvals_per_benign_task"] is not None
               else NM, e["benign_episodes"], e["attack_episodes"]] for e in m["table"]])
     c.p("Per suite (targeted ASR / benign utility):")
@@ -335,7 +331,7 @@ def write_safety_card(run_dir: str) -> dict[str, Any]:
          f"{sum(e['attack_episodes'] for e in m['table'])} attack episodes"),
         ("Evaluation", "Guard false positives", "; ".join(
             f"{e['agent']}/{e['defence']}: {_pct(e['guard_false_positive_rate'])}, lost tasks "
-            f"{_lost(e, m['table'])}" for e in guarded) or NM),
+            f"{_lost(e)}" for e in guarded) or NM),
         ("Evaluation", "Third-party testing", NM),
         ("Evaluation", "Publicly reported safety incidents", NM),
         ("Ecosystem", "Interoperability (endpoints)", "OpenAI-compatible adapter available; "

@@ -207,8 +207,7 @@ def finish_run(run, model, tok, final: dict, summary: dict) -> dict:
     run.write_summary(summary)
     # the policy is saved: only the last checkpoint (weights + optimiser, to train on) is still of use, and a
     # full-fine-tuning checkpoint of even a 135M model is 1.5 GB (three of them per run filled the disk)
-    for old in sorted(run.checkpoints.glob("step_*.pt"))[:-1]:
-        old.unlink()
+    run.prune_checkpoints(1)
     return summary
 
 

@@ -121,8 +121,7 @@ def test_card_lost_tasks_unmeasured_reads_dash():
             dict(attacked, agent="a", defence="guard", user_task="u1", utility=0),  # guarded: attacks only
             dict(base, agent="b", defence="none", user_task="u1", utility=1),
             dict(base, agent="b", defence="guard", user_task="u1", utility=1)]
-    table = metrics(rows)["table"]
-    t = {(e["agent"], e["defence"]): e for e in table}
-    assert _lost(t[("a", "guard")], table) == "-"  # no benign episode with the guard: not measured, not "0"
-    assert _lost(t[("b", "guard")], table) == "0"
-    assert _lost(t[("b", "none")], table) == "-"
+    t = {(e["agent"], e["defence"]): e for e in metrics(rows)["table"]}
+    assert _lost(t[("a", "guard")]) == "-"  # no benign episode with the guard: not measured, not "0"
+    assert _lost(t[("b", "guard")]) == "0"
+    assert _lost(t[("b", "none")]) == "-"
