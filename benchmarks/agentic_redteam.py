@@ -39,11 +39,24 @@ DEFAULT_POLICIES = {"guard-in-loop": "runs/agent-toolworld", "no-guard": "runs/a
 NAME = "bench-agentic-redteam"
 
 
+def reply_tokens(paths: list[str]) -> int:
+    """The longest reply the policies were trained to write (their runs' turns.max_turn_tokens; 64 if unset):
+    attacked with a shorter cap, a policy's calls would be cut short and fail for a reason that is not the attack."""
+    import yaml
+
+    caps = []
+    for p in paths:
+        cfg = Path(p) / "config.yaml"
+        if cfg.is_file():
+            caps.append(((yaml.safe_load(cfg.read_text()) or {}).get("turns") or {}).get("max_turn_tokens"))
+    return max([c for c in caps if isinstance(c, int)] or [64])
+
+
 def campaign_config(paths: list[str], tasks_per_suite: int, runs_dir: str) -> dict:
     return {"kind": "redteam", "name": NAME, "runs_dir": runs_dir, "agents": paths, "tasks": "test",
             "suites": "all", "only_tasks_with_vectors": True, "max_user_tasks_per_suite": tasks_per_suite,
             "max_injection_tasks_per_suite": 1, "attacks": ATTACKS, "defences": ["none", "guard"], "max_steps": 6,
-            "batch_size": 8, "max_new_tokens": 64}
+            "batch_size": 8, "max_new_tokens": reply_tokens(paths)}
 
 
 def training_env(run: Path) -> dict:

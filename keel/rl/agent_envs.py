@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 import random
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -32,6 +32,9 @@ class EnvConfig(KeelModel):
     task: str = "arithmetic"  # for name=text: which text task
     options: dict[str, Any] = Field(default_factory=dict)  # passed to the env (or the text task)
     pool: int = 256  # for name=text: problems per split
+    # how training tasks are drawn: uniform over task ids, or "balanced": a task group (a template) first,
+    # uniformly, then a task of it, so rare templates are trained on as often as common ones
+    draw: Literal["uniform", "balanced"] = "uniform"
 
 
 def _factory(path: str):
@@ -58,14 +61,46 @@ def make_env(cfg: EnvConfig, split: str = "train"):
     raise KeelError(f"unknown agent env {cfg.name!r}; use one of {known}")
 
 
-def task_starts(env, split: str, n: int, seed: int) -> list[Start]:
-    """`n` tasks of `split`, as reset arguments: named tasks where the env has them, else seeds."""
+def task_group(env, task_id: str) -> str:
+    """The group (template) a task belongs to: the env's own `task_group` where it has one, else the id
+    without its last dotted part (`gen.banking.send.17` -> `gen.banking.send`)."""
+    own = getattr(env, "task_group", None)
+    return own(task_id) if callable(own) else task_id.rsplit(".", 1)[0]
+
+
+def groups_of(env, ids) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for t in ids:
+        out.setdefault(task_group(env, t), []).append(t)
+    return out
+
+
+def balanced_picks(groups: dict[str, list[str]], n: int, rng: random.Random) -> list[str]:
+    """`n` distinct tasks taken round by round, one from each group per round (groups in a fresh random order
+    each round), so every group gets within one task of the others until it runs out."""
+    pools = {g: rng.sample(ids, len(ids)) for g, ids in sorted(groups.items())}
+    picks: list[str] = []
+    while len(picks) < n and any(pools.values()):
+        for g in rng.sample(sorted(pools), len(pools)):
+            if pools[g] and len(picks) < n:
+                picks.append(pools[g].pop())
+    return picks
+
+
+def task_starts(env, split: str, n: int, seed: int, draw: str = "uniform") -> list[Start]:
+    """`n` tasks of `split`, as reset arguments: named tasks where the env has them (drawn uniformly, or
+    balanced over task groups), else seeds."""
     rng = random.Random(f"{seed}|{split}")
     if isinstance(env, AgentTasks):
         ids = env.task_ids(split)
         if not ids:
             raise KeelError(f"the env has no {split!r} tasks")
-        picks = rng.sample(ids, n) if n <= len(ids) else [rng.choice(ids) for _ in range(n)]
+        if n > len(ids):
+            picks = [rng.choice(ids) for _ in range(n)]
+        elif draw == "balanced":
+            picks = balanced_picks(groups_of(env, ids), n, rng)
+        else:
+            picks = rng.sample(ids, n)
         return [Start(rng.randrange(2**31), {"task": t}) for t in picks]
     return [Start(rng.randrange(2**31)) for _ in range(n)]
 

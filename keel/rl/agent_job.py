@@ -162,12 +162,15 @@ def evaluate_splits(model, tok, cfg) -> dict:
             for s in cfg.eval.splits}
 
 
-def resume_or_start(run, trainer, model, tok, cfg, resume: bool) -> tuple[int, dict]:
+def resume_or_start(run, trainer, model, tok, cfg, resume: bool, restore=None) -> tuple[int, dict]:
     """(first step, base-model evaluation): from the last checkpoint when resuming, else step 0 with the base
-    model evaluated once (if `cfg.eval_base`) and logged at step 0, so a resumed run never re-evaluates it."""
+    model evaluated once (if `cfg.eval_base`) and logged at step 0, so a resumed run never re-evaluates it.
+    `restore(state)` gets the checkpoint's whole state (what a job saved beside the trainer's, see end_step)."""
     if resume and (ckpt := run.load_checkpoint()) is not None:
         state, start = ckpt
         trainer.load_state_dict(state["trainer"])
+        if restore is not None:
+            restore(state)
         run.truncate_metrics(start)
         if state.get("base") is not None:
             return start, state["base"]
@@ -179,15 +182,16 @@ def resume_or_start(run, trainer, model, tok, cfg, resume: bool) -> tuple[int, d
     return start, base
 
 
-def end_step(run, step: int, row: dict, cfg, model, tok, trainer, base: dict) -> dict:
-    """Log one training step (with every split's evaluation on the last one) and checkpoint when due;
-    returns that final evaluation ({} before the last step)."""
+def end_step(run, step: int, row: dict, cfg, model, tok, trainer, base: dict, extra: dict | None = None) -> dict:
+    """Log one training step (with every split's evaluation on the last one) and checkpoint when due (with
+    `extra`, the job's own state beside the trainer's); returns that final evaluation ({} before the last
+    step)."""
     final = evaluate_splits(model, tok, cfg) if step == cfg.steps else {}
     for s, m in final.items():
         row.update({f"{s}/{k}": v for k, v in m.items()})
     run.log(step, **row)
     if step == cfg.steps or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
-        run.save_checkpoint({"trainer": trainer.state_dict(), "base": base}, step)
+        run.save_checkpoint({"trainer": trainer.state_dict(), "base": base, **(extra or {})}, step)
     return final
 
 

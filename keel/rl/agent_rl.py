@@ -5,11 +5,14 @@ multi-turn KV-cache sampler (`keel.llm.multiturn`; the group shares its prompt's
 rewards (per-turn shaping + the judge's verdict, minus its guard-denial penalty when the env config
 switches it on) become group advantages, and `keel.rl.grpo` updates the model's tokens only (env tokens
 are masked). GRPO / RLOO / REINFORCE, DAPO clip or CISPO, STAPO and DAPO dynamic sampling all apply.
+Training tasks are drawn uniformly, balanced over templates (`env.draw: balanced`), or by the
+Self-Evolving Curriculum bandit over templates (`curriculum:`, `keel.rl.curriculum`).
 Starts from the base model or from an `agent_sft` run (`policy.model: runs/NAME`).
 """
 
 from __future__ import annotations
 
+import random
 import time
 from typing import Literal
 
@@ -21,6 +24,7 @@ from keel.llm.multiturn import TurnConfig
 from keel.rl.agent_envs import EnvConfig
 from keel.rl.agent_job import EvalConfig, PolicyConfig
 from keel.rl.agent_ppo import PPOConfig
+from keel.rl.curriculum import CurriculumConfig, SelfEvolvingCurriculum
 from keel.rl.grpo import GRPOConfig
 
 
@@ -35,6 +39,7 @@ class Config(JobConfig):
     eval_base: bool = True
     grpo: GRPOConfig = Field(default_factory=lambda: GRPOConfig(group_size=4, prompts_per_step=2, lr=1e-5))
     ppo: PPOConfig | None = None  # set: PPO with a value head (keel.rl.agent_ppo) instead of the GRPO family
+    curriculum: CurriculumConfig | None = None  # set: draw templates by the SEC bandit (envs with task splits)
 
 
 def check(cfg: Config) -> None:
@@ -55,20 +60,53 @@ class AgentGroups:
         n = cfg.grpo.prompts_per_step * cfg.grpo.group_size
         self.envs = [make_env(cfg.env, "train") for _ in range(n)]
         self.last_trajs: list = []
+        self.curriculum = None
+        if cfg.curriculum is not None:
+            from keel.envs.agentic import AgentTasks
+            from keel.rl.agent_envs import groups_of
+
+            if not isinstance(self.envs[0], AgentTasks):
+                raise KeelError(f"curriculum: env {cfg.env.name!r} has no named task splits to draw templates "
+                                "from; remove `curriculum` or use toolworld, webworld or shopping")
+            self.curriculum = SelfEvolvingCurriculum(groups_of(self.envs[0], self.envs[0].task_ids("train")),
+                                                     cfg.curriculum)
+
+    def starts(self, key: int):
+        from keel.llm.multiturn import Start
+        from keel.rl.agent_envs import task_starts
+
+        n = self.cfg.grpo.prompts_per_step
+        if self.curriculum is None:
+            return task_starts(self.envs[0], "train", n, key, self.cfg.env.draw)
+        rng = random.Random(f"{key}|curriculum")
+        return [Start(rng.randrange(2**31), {"task": t}) for t in self.curriculum.draw(n, rng)]
 
     def draw(self, step: int, attempt: int):
         from keel.llm.multiturn import run_episodes
-        from keel.rl.agent_envs import task_starts
+        from keel.rl.agent_envs import task_group
         from keel.rl.agent_rollout import to_rollout
 
         g = self.cfg.grpo
         key = self.cfg.seed * 1_000_003 + step * 101 + attempt  # tasks and sampling depend on (seed, step, try)
-        tasks = task_starts(self.envs[0], "train", g.prompts_per_step, key)
+        tasks = self.starts(key)
         starts = [t for t in tasks for _ in range(g.group_size)]
         trajs, _ = run_episodes(self.model, self.tok, self.envs, starts, self.cfg.turns, g.temperature, g.top_p,
                                 seed=key)
         self.last_trajs = trajs
+        if self.curriculum is not None:
+            arms: dict[str, list[float]] = {}
+            for i, t in enumerate(tasks):
+                arm = task_group(self.envs[0], t.options["task"])
+                arms.setdefault(arm, []).extend(tr.reward for tr in trajs[i * g.group_size:(i + 1) * g.group_size])
+            self.curriculum.update(arms)
         return to_rollout(trajs)
+
+    def state(self) -> dict:
+        return {} if self.curriculum is None else {"curriculum": self.curriculum.state_dict()}
+
+    def restore(self, state: dict) -> None:
+        if self.curriculum is not None and "curriculum" in state:
+            self.curriculum.load_state_dict(state["curriculum"])
 
 
 def train(cfg: Config, run, resume: bool = False, quiet: bool = False) -> dict:
@@ -80,7 +118,7 @@ def train(cfg: Config, run, resume: bool = False, quiet: bool = False) -> dict:
     model, tok, prov = build_policy(cfg.policy)
     trainer = make_trainer(model, tok, cfg.grpo, cfg.ppo)
     groups = AgentGroups(cfg, model, tok)
-    start, base = resume_or_start(run, trainer, model, tok, cfg, resume)
+    start, base = resume_or_start(run, trainer, model, tok, cfg, resume, groups.restore)
     t0, last, final = time.time(), {}, {}
     with progress_bar(quiet) as bar:
         job = bar.add_task("agent GRPO", total=cfg.steps, completed=start, info="")
@@ -88,11 +126,13 @@ def train(cfg: Config, run, resume: bool = False, quiet: bool = False) -> dict:
             last = trainer.train_on(lambda i, step=step: trainer.finish(groups.draw(step, i)),
                                     seed=cfg.seed * 1_000_003 + step)
             last.update(rollout_stats(groups.last_trajs))
-            final = end_step(run, step, dict(last), cfg, model, tok, trainer, base)
+            if groups.curriculum is not None:
+                last.update(groups.curriculum.stats())
+            final = end_step(run, step, dict(last), cfg, model, tok, trainer, base, groups.state())
             bar.update(job, advance=1, info=f"reward {last['reward']:.2f} success {last['accuracy']:.2f}")
     return finish_run(run, model, tok, final, {
         "kind": "agent_rl", **prov, "steps": cfg.steps, "last_reward": last.get("reward"), "base": base,
-        "train_seconds": round(time.time() - t0, 1)})
+        "train_seconds": round(time.time() - t0, 1), **groups.state()})
 
 
 def evaluate(run, episodes: int | None = None, split: str = "test", seed: int = 12345, quiet: bool = False,

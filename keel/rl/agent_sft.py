@@ -179,7 +179,7 @@ def demonstrations(cfg: Config, tok) -> list:
                         "shopping)")
     n = min(cfg.demos, len(env.task_ids("train")))
     pieces = ChatPieces(tok)
-    starts = task_starts(env, "train", n, cfg.seed)
+    starts = task_starts(env, "train", n, cfg.seed, cfg.env.draw)
     demos = [expert_trajectory(env, st, tok, pieces, cfg.turns.max_turns) for st in starts]
     if cfg.recovery > 0:
         rng = random.Random(f"{cfg.seed}|recovery")

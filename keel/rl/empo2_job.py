@@ -70,7 +70,7 @@ class EMPO2Groups:
 
         c, g, e = self.cfg, self.cfg.grpo, self.cfg.empo2
         key = c.seed * 1_000_003 + step * 101 + attempt  # the same draws as agent_rl for the same (seed, step)
-        tasks = task_starts(self.envs[0].unwrapped, "train", g.prompts_per_step, key)
+        tasks = task_starts(self.envs[0].unwrapped, "train", g.prompts_per_step, key, c.env.draw)
         starts = [t for t in tasks for _ in range(g.group_size)]
         for env in self.envs:
             env.enabled = mode != "on"
