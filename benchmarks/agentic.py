@@ -148,14 +148,36 @@ def speed(a) -> tuple[dict, list]:
 
 
 # ----------------------------------------------------------------------------- learning
+def finished(name: str, runs_dir: Path) -> dict | None:
+    """The summary and timing of run NAME if a benchmark invocation finished it, else None."""
+    side = runs_dir / f"{name}.bench.json"
+    summary = runs_dir / name / "summary.json"
+    if side.is_file() and summary.is_file():
+        return {**json.loads(summary.read_text()), "run": str(runs_dir / name), **json.loads(side.read_text())}
+    return None
+
+
+def rl_rollouts(out: dict) -> dict:
+    """What the GRPO run trained on, from its metrics: groups drawn and kept (all-equal groups carry no
+    gradient), the training rollouts' mean success, and where a curriculum drew from (its final top arms)."""
+    rows = [json.loads(x) for x in (Path(out["run"]) / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    rows = [r for r in rows if "dyn_groups_drawn" in r]
+    res = {"groups_drawn": sum(r["dyn_groups_drawn"] for r in rows),
+           "groups_kept": sum(r["dyn_groups_kept"] for r in rows),
+           "rollout_success_mean": round(statistics.mean(r["accuracy"] for r in rows), 3) if rows else None,
+           "steps_without_gradient": sum(r["dyn_groups_kept"] == 0 for r in rows)}
+    cur = out.get("curriculum")
+    if cur:
+        res["curriculum_draws"] = {k: v for k, v in sorted(cur["draws"].items(), key=lambda kv: -kv[1]) if v}
+    return res
+
+
 def keel_train(source: str, name: str, sets: list[str], runs_dir: Path, deadline: float | None = None) -> dict:
     """`keel train SOURCE --name NAME` in a subprocess, or the finished run of that name (a study split over
     several invocations picks up where the last one stopped). Wall time and load average are kept beside
     the run (NAME.bench.json). None when `deadline` (time.time()) has passed and the run is not done."""
-    side = runs_dir / f"{name}.bench.json"
-    summary = runs_dir / name / "summary.json"
-    if side.is_file() and summary.is_file():
-        out = {**json.loads(summary.read_text()), "run": str(runs_dir / name), **json.loads(side.read_text())}
+    out = finished(name, runs_dir)
+    if out is not None:
         print(f"  {name}: finished earlier, reused: {out.get('final')}", flush=True)
         return out
     if deadline is not None and time.time() > deadline:
@@ -171,7 +193,7 @@ def keel_train(source: str, name: str, sets: list[str], runs_dir: Path, deadline
     out = json.loads(p.stdout.strip().splitlines()[-1])
     timing = {"wall_s": round(time.time() - t0, 1), "load_start": load0, "load_end": list(os.getloadavg()),
               "command": " ".join(["keel", "train", source, "--name", name, *[x for s in sets for x in ("--set", s)]])}
-    side.write_text(json.dumps(timing))
+    (runs_dir / f"{name}.bench.json").write_text(json.dumps(timing))
     out.update(timing)
     print(f"  {name}: {out.get('final')} ({out['wall_s']} s)", flush=True)
     return out
@@ -212,7 +234,20 @@ def learning(a, save) -> tuple[dict, list]:
             "eval_base=false", *ev], runs, deadline)
         if rl is None:
             return table, _learning_goals(t, a)
-        t["sft_grpo"].append({"seed": seed, **rl["final"], **_timing(rl)})
+        t["sft_grpo"].append({"seed": seed, **rl["final"], **_timing(rl), "train_rollouts": rl_rollouts(rl)})
+        save(table, _learning_goals(t, a))
+    if a.compare_tag:
+        # an earlier study's finished runs of the same seeds, side by side (e.g. uniform task draws)
+        c = {"tag": a.compare_tag, "sft": [], "sft_grpo": []}
+        for seed in a.seeds:
+            sft, rl = (finished(f"{k}-{a.compare_tag}-s{seed}", runs) for k in ("sft", "grpo"))
+            if sft is not None:
+                c["sft"].append({"seed": seed, **sft["final"], **_timing(sft)})
+                if t["base"] is None and sft.get("base"):
+                    t["base"], t["base_from"] = sft["base"], sft["run"]
+            if rl is not None:
+                c["sft_grpo"].append({"seed": seed, **rl["final"], **_timing(rl), "train_rollouts": rl_rollouts(rl)})
+        table["toolworld_compare"] = c
         save(table, _learning_goals(t, a))
     if a.recovery_arm:
         # ablation: the first seed's SFT again with recovery demonstrations (keel.rl.agent_recovery) added
@@ -343,6 +378,8 @@ def main() -> None:
                    help="also train the first seed's SFT with this share of recovery demonstrations (ablation)")
     p.add_argument("--world-tag", default=None,
                    help="run-name tag of the webworld/shopping runs (default: --tag), e.g. to reuse an earlier study's")
+    p.add_argument("--compare-tag", default=None,
+                   help="also tabulate an earlier study's finished toolworld runs of the same seeds (reused, never trained)")
     p.add_argument("--budget-min", type=float, default=None,
                    help="start no training run after this many minutes (the lock's hold limit); rerun to go on")
     a = p.parse_args()
