@@ -152,7 +152,20 @@ def run_split(model, tok, env_cfg: EnvConfig, turns: TurnConfig, split: str, epi
     for i in range(0, len(starts), batch):
         chunk = starts[i : i + batch]
         trajs += run_episodes(model, tok, envs[: len(chunk)], chunk, turns, temperature=0.0, seed=seed)[0]
-    return metrics(trajs)
+    out = metrics(trajs)
+    if all(st.options and "task" in st.options for st in starts):
+        out["success_by_group"] = by_group(env0, starts, trajs)
+    return out
+
+
+def by_group(env, starts, trajs) -> dict[str, float]:
+    """Success per task group (template): which skills an agent has, not only how many tasks it solves."""
+    from keel.rl.agent_envs import task_group
+
+    won: dict[str, list[int]] = {}
+    for st, t in zip(starts, trajs, strict=True):
+        won.setdefault(task_group(env, st.options["task"]), []).append(int(t.success))
+    return {g: sum(v) / len(v) for g, v in sorted(won.items())}
 
 
 

@@ -79,3 +79,17 @@ def test_a_curriculum_needs_an_env_with_task_splits(tmp_path):
         agent_rl.train(cfg, Run.create(tmp_path, "r", {}, "x"), quiet=True)
     with pytest.raises(KeelError):
         validate(agent_rl.Config, {"kind": "agent_rl", "curriculum": {"temperature": 0}}, "t")
+
+
+def test_evaluation_reports_success_per_task_group(tmp_path):
+    from keel.llm.multiturn import TurnConfig
+    from keel.rl.agent_envs import EnvConfig
+    from keel.rl.agent_job import load_policy, run_split
+
+    run = Run.create(tmp_path, "r", {}, "x")
+    agent_rl.train(_rl(tmp_path, 1), run, quiet=True)
+    model, tok = load_policy(run.path)
+    out = run_split(model, tok, EnvConfig(name="tests.agent_train.toyenv:make"), TurnConfig(max_turns=2,
+                    max_turn_tokens=4, context_budget=400), "test", 3, batch=3)
+    assert set(out["success_by_group"]) == {"k8", "k9", "k10"}  # toy ids have no template part: one task each
+    assert sum(out["success_by_group"].values()) / 3 == pytest.approx(out["success"])
