@@ -167,7 +167,8 @@ def main() -> None:
                      + (", ".join(f"{k}={v}" for k, v in missing.items()) or "none") + "), so the comparison is "
                      "not measured.")
     notes.append(f"Campaign: {res['status']}; tasks: generated test split (unseen parameters), suites: all, attacks: "
-                 f"{', '.join(ATTACKS)}, defences none/guard, max 6 tool calls, 64 tokens per reply, greedy, "
+                 f"{', '.join(ATTACKS)}, defences none/guard, max 6 tool calls, {reply_tokens(list(policies.values()))} tokens per reply "
+                 "(the policies' own turn limit), greedy, "
                  "8 episodes batched. The simulated human approves an ask only for a call the user task needs.")
     tables = {"quick": args.quick, "tasks_per_suite": per_suite, "rows": rows, "policies": {label: {"run": p, **training_env(Path(p))}
                                                                for label, p in policies.items()},
