@@ -247,6 +247,9 @@ def learning(a, save) -> tuple[dict, list]:
                     t["base"], t["base_from"] = sft["base"], sft["run"]
             if rl is not None:
                 c["sft_grpo"].append({"seed": seed, **rl["final"], **_timing(rl), "train_rollouts": rl_rollouts(rl)})
+            if (rec := finished(f"sft-rec-{a.compare_tag}-s{seed}", runs)) is not None:
+                c["sft_recovery"] = {"seed": seed, "recovery_demos": rec.get("recovery_demos"),
+                                     "demos": rec.get("demos"), **rec["final"], **_timing(rec)}
         table["toolworld_compare"] = c
         save(table, _learning_goals(t, a))
     if a.recovery_arm:
