@@ -430,6 +430,15 @@ def main() -> None:
         if a.world_tag and a.world_tag != (a.tag or ""):
             notes.append(f"webworld/shopping rows are the finished runs of study tag {a.world_tag!r} (each row holds "
                          "its own training command and load average), not retrained with this tag")
+        if a.compare_tag:
+            cmp = tables["learning"].get("toolworld_compare", {})
+            notes.append(f"toolworld_compare: the finished runs of study tag {a.compare_tag!r} for the same seeds, "
+                         "reused (each row holds its own training command); compare the two studies' settings in "
+                         "their runs' config.yaml (env.draw, curriculum)"
+                         + ("" if cmp.get("sft") else " - none found"))
+            if tables["learning"]["toolworld"].get("base_from"):
+                notes.append(f"toolworld base row: evaluated in {tables['learning']['toolworld']['base_from']} "
+                             "(the same greedy evaluation of the untrained model)")
         rec = tables["learning"]["toolworld"].get("sft_recovery")
         if rec:
             notes.append(f"sft_recovery: an ablation, seed {rec['seed']} only: the same SFT with recovery "
