@@ -284,8 +284,21 @@ def learning(a, save) -> tuple[dict, list]:
             return table, _learning_goals(t, a)
         table[world].update({"sft_grpo": r["final"], **_timing(r)})
         save(table, _learning_goals(t, a))
+    t["by_template"] = by_template(t)
     table["complete"] = True
     return table, _learning_goals(t, a)
+
+
+def by_template(t: dict) -> dict:
+    """{split: {arm: {template: mean success over seeds}}} from the rows' per-template evaluation."""
+    out: dict = {}
+    for arm in ("sft", "sft_grpo"):
+        for split in ("test", "test-templates"):
+            per = [r[split]["success_by_group"] for r in t[arm] if "success_by_group" in r.get(split, {})]
+            if per:
+                out.setdefault(split, {})[arm] = {g: round(statistics.mean(p[g] for p in per if g in p), 3)
+                                                  for g in sorted(set().union(*per))}
+    return out
 
 
 def preset(name: str) -> dict:
