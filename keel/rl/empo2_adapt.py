@@ -9,6 +9,7 @@ same episode in both (the memory is empty then) and any later difference is the 
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from keel.llm.multiturn import TurnConfig, run_episodes
@@ -24,8 +25,8 @@ def adapt(model, tok, env_cfg: EnvConfig, turns: TurnConfig, split: str, tasks: 
     out: dict = {"tasks": len(starts), "trials": trials, "split": split, "temperature": temperature}
     for arm in ("memory", "none"):
         path = Path(memory_dir) / f"adapt-{arm}.db"
-        for p in Path(memory_dir).glob(f"adapt-{arm}.db*"):
-            p.unlink()  # a fresh memory for each measurement
+        for p in Path(memory_dir).glob(f"adapt-{arm}.db*"):  # a fresh memory for each measurement
+            shutil.rmtree(p) if p.is_dir() else p.unlink()  # the dense index (.db.vec) is a directory
         memory = TipMemory(path, tips)
         envs = [TipsEnv(make_env(env_cfg, split), memory) for _ in range(min(batch, len(starts)))]
         for env in envs:

@@ -216,6 +216,12 @@ def test_adaptation_with_memory_alone_reads_tips_from_trial_two(tmp_path):
     assert out["none"]["tipped_frac"] == [0.0, 0.0]
     assert out["memory"]["success"][0] == out["none"]["success"][0]  # same seeds, empty memory: same trial 1
     assert all(a <= b for a, b in zip(out["memory"]["solved"], out["memory"]["solved"][1:], strict=False))
+    # measured again in the same place: the old memory (its dense index is a directory) is replaced, not a crash
+    (tmp_path / "adapt-memory.db.vec").mkdir(exist_ok=True)
+    again = adapt(model, tok, EnvConfig(name=TOY), TurnConfig(max_turns=2, max_turn_tokens=4, context_budget=600),
+                  "test", tasks=3, trials=2, tips=TipsConfig(embedder="hash", tip_tokens=3, similarity=0.3),
+                  memory_dir=tmp_path, temperature=1.0, batch=2)
+    assert again["memory"]["success"] == out["memory"]["success"]
 
 
 def test_a_salvaged_call_with_a_leading_zero_number_is_read_not_a_crash():
