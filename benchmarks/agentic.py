@@ -243,7 +243,7 @@ def learning(a, save) -> tuple[dict, list]:
             sft, rl = (finished(f"{k}-{a.compare_tag}-s{seed}", runs) for k in ("sft", "grpo"))
             if sft is not None:
                 c["sft"].append({"seed": seed, **sft["final"], **_timing(sft)})
-                if t["base"] is None and sft.get("base"):
+                if not t["base"] and sft.get("base"):
                     t["base"], t["base_from"] = sft["base"], sft["run"]
             if rl is not None:
                 c["sft_grpo"].append({"seed": seed, **rl["final"], **_timing(rl), "train_rollouts": rl_rollouts(rl)})
