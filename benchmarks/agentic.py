@@ -160,8 +160,9 @@ def finished(name: str, runs_dir: Path) -> dict | None:
 def rl_rollouts(out: dict) -> dict:
     """What the GRPO run trained on, from its metrics: groups drawn and kept (all-equal groups carry no
     gradient), the training rollouts' mean success, and where a curriculum drew from (its final top arms)."""
-    rows = [json.loads(x) for x in (Path(out["run"]) / "metrics.jsonl").read_text().splitlines() if x.strip()]
-    rows = [r for r in rows if "dyn_groups_drawn" in r]
+    from keel.runs import Run
+
+    rows = [r for r in Run(Path(out["run"])).metrics() if "dyn_groups_drawn" in r]
     res = {"groups_drawn": sum(r["dyn_groups_drawn"] for r in rows),
            "groups_kept": sum(r["dyn_groups_kept"] for r in rows),
            "rollout_success_mean": round(statistics.mean(r["accuracy"] for r in rows), 3) if rows else None,

@@ -106,8 +106,8 @@ def main() -> None:
     label_of = {f"run:{Path(p).name}": label for label, p in policies.items()}
     load0 = list(os.getloadavg())
     per_suite = 1 if args.quick else args.tasks_per_suite
-    res = run_campaign_subprocess(campaign_config(list(policies.values()), per_suite, args.runs_dir),
-                                  minutes=args.minutes)
+    campaign = campaign_config(list(policies.values()), per_suite, args.runs_dir)
+    res = run_campaign_subprocess(campaign, minutes=args.minutes)
     print(f"campaign: {res['status']} in {res['wall_s']:.0f}s", flush=True)
     m = res.get("metrics")
     if not m:
@@ -167,7 +167,7 @@ def main() -> None:
                      + (", ".join(f"{k}={v}" for k, v in missing.items()) or "none") + "), so the comparison is "
                      "not measured.")
     notes.append(f"Campaign: {res['status']}; tasks: generated test split (unseen parameters), suites: all, attacks: "
-                 f"{', '.join(ATTACKS)}, defences none/guard, max 6 tool calls, {reply_tokens(list(policies.values()))} tokens per reply "
+                 f"{', '.join(ATTACKS)}, defences none/guard, max 6 tool calls, {campaign['max_new_tokens']} tokens per reply "
                  "(the policies' own turn limit), greedy, "
                  "8 episodes batched. The simulated human approves an ask only for a call the user task needs.")
     tables = {"quick": args.quick, "tasks_per_suite": per_suite, "rows": rows, "policies": {label: {"run": p, **training_env(Path(p))}

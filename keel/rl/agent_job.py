@@ -20,7 +20,7 @@ from pydantic import Field
 from keel.config import KeelModel
 from keel.errors import KeelError
 from keel.llm.multiturn import TurnConfig, run_episodes
-from keel.rl.agent_envs import EnvConfig, make_env, split_starts
+from keel.rl.agent_envs import EnvConfig, make_env, split_starts, task_group
 
 
 class PolicyConfig(KeelModel):
@@ -160,8 +160,6 @@ def run_split(model, tok, env_cfg: EnvConfig, turns: TurnConfig, split: str, epi
 
 def by_group(env, starts, trajs) -> dict[str, float]:
     """Success per task group (template): which skills an agent has, not only how many tasks it solves."""
-    from keel.rl.agent_envs import task_group
-
     won: dict[str, list[int]] = {}
     for st, t in zip(starts, trajs, strict=True):
         won.setdefault(task_group(env, st.options["task"]), []).append(int(t.success))
