@@ -10,7 +10,9 @@ SFT'd SmolLM2 toolworld agent of issue 9, `--init`), with the same GRPO settings
 step by step (both draw them from (seed, step)) and the same greedy evaluation on the `test` split
 (unseen task parameters), without memory. adapt: the trained EMPO² policy on `test-templates` (templates
 never trained on), `--trials` sampled attempts per task, tips written after each trial into a fresh memory
-and read in the next (`memory`) or not (`none`); no weight update. Each part rewrites
+and read in the next (`memory`: what worked, the successful episodes' actions, `--write/--keep`) or not
+(`none`), and the paper's recipe beside them (`memory-paper`: the policy's own tip on every episode); no
+weight update. Each part rewrites
 benchmarks/results/empo2.json (through benchmarks/resultsfile.py) keeping the other part's table, with
 the command and commit of the run that made each table.
 """
@@ -135,16 +137,20 @@ def part_adapt(a, previous: dict) -> dict:
     if a.threads:
         torch.set_num_threads(a.threads)
     model, tok = load_policy(policy)
-    tips = TipsConfig(embedder="hash" if a.quick else "minilm", similarity=0.5, top_k=3, write="model",
-                      tip_tokens=4 if a.quick else 32)
+    base = dict(embedder="hash" if a.quick else "minilm", similarity=0.5, top_k=3, tip_tokens=4 if a.quick else 32)
+    # the memory arm: what worked before (successful episodes' actions, `write: outcome, keep: success`),
+    # chosen after the first run, where the 135M policy's own notes on every episode (the paper's recipe)
+    # cut trial-2 success from 0.25 to 0.06; that recipe stays beside it as the arm "memory-paper"
+    tips = TipsConfig(**base, write=a.write, keep=a.keep)
+    more = {} if a.no_paper_arm else {"memory-paper": TipsConfig(**base, write="model", keep="all")}
     mem_dir = ROOT / "runs" / "bench-empo2"
     mem_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     out = adapt(model, tok, EnvConfig(name="toolworld", options={"max_turns": a.turns}),
                 TurnConfig(max_turns=a.turns, max_turn_tokens=a.turn_tokens, context_budget=1024), a.split,
-                a.tasks, a.trials, tips, mem_dir, temperature=a.temperature, batch=a.batch)
+                a.tasks, a.trials, tips, mem_dir, temperature=a.temperature, batch=a.batch, more_arms=more)
     out.update(policy=policy, wall_s=round(time.time() - t0, 1))
-    print(f"  adapt: memory {out['memory']['success']} none {out['none']['success']} ({out['wall_s']} s)", flush=True)
+    print("  adapt:", {k: out[k]["success"] for k in ("memory", "none", *more)}, f"({out['wall_s']} s)", flush=True)
     return out
 
 
@@ -190,6 +196,9 @@ def main() -> None:
     p.add_argument("--trials", type=int, default=3)
     p.add_argument("--temperature", type=float, default=0.4)
     p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--write", choices=["model", "outcome"], default="outcome", help="adapt: who writes the tips")
+    p.add_argument("--keep", choices=["all", "success"], default="success", help="adapt: which episodes are stored")
+    p.add_argument("--no-paper-arm", action="store_true", help="adapt: skip the arm with the paper's tips recipe")
     a = p.parse_args()
     if a.quick:
         a.steps, a.group, a.prompts, a.turns, a.turn_tokens, a.eval_episodes = 2, 2, 1, 2, 6, 2

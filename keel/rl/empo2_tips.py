@@ -36,6 +36,9 @@ class TipsConfig(KeelModel):
     count_cap: int = Field(10, ge=1, le=1000)  # similar states counted for the novelty bonus, at most
     scope: Literal["all", "task"] = "all"  # retrieve from every task's states, or only the same task's
     write: Literal["model", "outcome"] = "model"  # the policy writes the tip, or only the outcome line is kept
+    # what is stored: every episode (the paper), or only episodes that succeeded. A small policy's notes on
+    # its failures mislead its next attempts (measured: benchmarks/results/empo2.json, adapt)
+    keep: Literal["all", "success"] = "all"
     tip_tokens: int = Field(32, ge=1)  # length of a written tip
     tip_chars: int = Field(240, ge=20)  # a stored tip is cut to this many characters
 
@@ -157,9 +160,12 @@ def write_tips(model, tok, trajs: list[Trajectory], cfg: TipsConfig, seed: int =
 
 def remember(memory: TipMemory, trajs: list[Trajectory], tips: list[str], tasks: list[str | None],
              first_users: list[str | None], step: int = 0) -> int:
-    """Write every trajectory's states into memory with its tip + the action taken there + the outcome."""
+    """Write every trajectory's states (only the successful ones' under `keep: success`) into memory with its
+    tip + the action taken there + the outcome."""
     n = 0
     for tr, tip, task, first in zip(trajs, tips, tasks, first_users, strict=True):
+        if memory.cfg.keep == "success" and not tr.success:
+            continue
         states, actions = states_and_actions(tr, first)
         payload = [f"{tip} {outcome_line(a, tr.reward, tr.success)}".strip() for a in actions]
         memory.write(states, payload, task, tr.reward, step)

@@ -31,6 +31,7 @@ from keel.rl.spec_job import Config, make_learner
 from keel.scale.cluster import connect, on_bundle, reserve
 from keel.scale.config import ScaleConfig
 from keel.scale.spec_actors import SpecLearnerActor, SpecWorker
+from keel.scale.wire import weights_in
 
 _INTERVAL_MEANS = ("satisfaction_train", "episode_return", "episode_length")  # keel.rl.product_env.EpisodeStats
 
@@ -76,11 +77,12 @@ class RayLearner:
         if self.inflight is None:
             self.inflight = self._collect()
         batch_refs, info_refs, version = self.inflight
+        # the update is queued before the driver waits: Ray starts it the moment the batches are in
+        info_ref, w_ref = self.learner.learn.options(num_returns=2).remote(*batch_refs)
         infos = self._get(info_refs)
         self._env_steps = sum(i["env_steps"] for i in infos)
         self._finished = any(i["finished"] for i in infos)
         self.collect_s += sum(i["collect_s"] for i in infos)
-        info_ref, w_ref = self.learner.learn.options(num_returns=2).remote(*batch_refs)
         self.staleness[self.version - version] += 1
         self.trained_steps += steps_per_batch(self.cfg)
         self.inflight = None
@@ -93,7 +95,7 @@ class RayLearner:
         return info
 
     def policy(self) -> Any:
-        self.local.set_weights(self.ray.get(self.weights_ref))
+        self.local.set_weights(weights_in(self.ray.get(self.weights_ref)))
         return self.local.policy()
 
     def counters(self) -> Counters:

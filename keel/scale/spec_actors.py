@@ -19,6 +19,7 @@ from typing import Any
 from keel.config import validate
 from keel.rl.learner import Batch, SplitLearner
 from keel.rl.spec_job import Config, make_learner, make_world
+from keel.scale.wire import pack, unpack, weights_in, weights_out
 
 
 def share(num_envs: int, n_workers: int, worker: int) -> int:
@@ -48,9 +49,9 @@ class SpecWorker:
         """One batch with the policy of `version` (weights None: the worker already holds it)."""
         t0 = time.perf_counter()
         if weights is not None:
-            self.learner.set_weights(weights)
+            self.learner.set_weights(weights_in(weights))
             self.version = version
-        batch = self.learner.collect()
+        batch = pack(self.learner.collect())  # bit-packed one-hot observations: see keel.scale.wire
         return batch, {"env_steps": self.learner.env_steps, "finished": self.learner.finished,
                        "version": self.version, "collect_s": time.perf_counter() - t0}
 
@@ -74,12 +75,12 @@ class SpecLearnerActor:
         self.learner: SplitLearner = make_learner(cfg, make_world(cfg))
 
     def weights(self) -> Any:
-        return self.learner.weights()
+        return weights_out(self.learner.weights())
 
     def learn(self, *batches: Batch) -> tuple[dict, Any]:
         t0 = time.perf_counter()
-        info = self.learner.learn(self.learner.merge(list(batches)))
-        return {**info, "learn_s": time.perf_counter() - t0}, self.learner.weights()
+        info = self.learner.learn(self.learner.merge([unpack(b) for b in batches]))
+        return {**info, "learn_s": time.perf_counter() - t0}, weights_out(self.learner.weights())
 
     def updates(self) -> int:
         return self.learner.counters().updates

@@ -125,6 +125,17 @@ def test_tips_are_written_and_retrieved_best_score_first(tmp_path):
     assert scoped.retrieve(f"user: {first}", "k9") == [] and scoped.retrieve(f"user: {first}", "k1")
 
 
+def test_keep_success_stores_only_the_episodes_that_succeeded(tmp_path):
+    mem = TipMemory(tmp_path / "s.db", TipsConfig(embedder="hash", top_k=3, keep="success"))
+    first = "What is the value of k1? Call get(KEY), then reply ANSWER VALUE."
+    bad, good = _traj(first, ["get(k2)"], 0.0), _traj(first, ["get(k1)", "ANSWER 2"], 1.0)
+    assert remember(mem, [bad, good], ["Guessing wastes turns.", ""], ["k1", "k1"], [first, first]) == 2
+    tips = mem.retrieve(f"user: {first}", "k1")
+    assert tips and all("succeeded" in t and "Guessing" not in t for t in tips)
+    assert remember(mem, [bad], ["x"], ["k1"], [first]) == 0 and mem.size == 2
+    mem.close()
+
+
 def test_states_are_the_conversation_before_each_reply_without_the_tips():
     tr = _traj(TIPS_HEADER + "\n- x\n\nWhat is k1?", ["get(k1)", "ANSWER 2"], 1.0)
     states, actions = states_and_actions(tr, "What is k1?")
@@ -210,8 +221,11 @@ def test_adaptation_with_memory_alone_reads_tips_from_trial_two(tmp_path):
     model, tok = load_model("tiny", seed=0)
     out = adapt(model, tok, EnvConfig(name=TOY), TurnConfig(max_turns=2, max_turn_tokens=4, context_budget=600),
                 "test", tasks=3, trials=2, tips=TipsConfig(embedder="hash", tip_tokens=3, similarity=0.3),
-                memory_dir=tmp_path, temperature=1.0, batch=2)
+                memory_dir=tmp_path, temperature=1.0, batch=2,
+                more_arms={"memory-outcome": TipsConfig(embedder="hash", write="outcome", keep="success")})
     assert out["tasks"] == 3 and len(out["memory"]["success"]) == len(out["none"]["success"]) == 2
+    assert out["memory-outcome"]["success"][0] == out["none"]["success"][0]  # its memory is empty at trial 1
+    assert out["tips"]["memory-outcome"]["keep"] == "success" and out["tips"]["memory"]["keep"] == "all"
     assert out["memory"]["tipped_frac"][0] == 0.0 and out["memory"]["tipped_frac"][1] > 0
     assert out["none"]["tipped_frac"] == [0.0, 0.0]
     assert out["memory"]["success"][0] == out["none"]["success"][0]  # same seeds, empty memory: same trial 1
