@@ -56,6 +56,8 @@ NOTES = [
     "tiny random model (systems behaviour, not model quality): held-out accuracy moves from 0 to ~0.1 "
     f"on `instruct` with 4-token replies; target accuracy {TARGET}.",
     "time-to-target and samples/s exclude evaluation time (the evaluations pause the learner).",
+    "spec-RL on Ray: a rollout batch crosses the object store bit-packed (its one-hot observations) and the "
+    "weights as numpy (keel.scale.wire); spec_rl.batch_bytes gives the bytes before and after.",
 ]
 
 
@@ -199,6 +201,17 @@ def spec_job_cfg(tmp: Path, seed: int, iterations: int) -> spec_job.Config:
         "ppo": {"n_steps": 128, "batch_size": 1024, "n_epochs": 1, "lr": 2.5e-3, "ent_coef": 0.01}}, "benchmark")
 
 
+def batch_bytes(cfg: spec_job.Config) -> dict:
+    """Bytes of one rollout batch as collected and as it crosses Ray (`keel.scale.wire.pack`)."""
+    import pickle
+
+    from keel.scale.wire import pack
+
+    batch = spec_job.make_learner(cfg, spec_job.make_world(cfg)).collect()
+    raw, wire = len(pickle.dumps(batch, protocol=5)), len(pickle.dumps(pack(batch), protocol=5))
+    return {"raw": raw, "wire": wire, "raw_over_wire": raw / wire}
+
+
 def part_spec(tmp: Path, seeds: list[int], iterations: int) -> tuple[dict, list]:
     """Spec-RL PPO: in-process, sync Ray (1 and 2 rollout workers) and async Ray (2 workers), same seeds; the
     2-worker runs declare the same CPUs (learner 1 + 2 x 0.5) on the 2 shared cores."""
@@ -235,7 +248,8 @@ def part_spec(tmp: Path, seeds: list[int], iterations: int) -> tuple[dict, list]
                                                                            strict=True)]
     same = all(r["same_numbers_as_in_process"] for r in rows["sync1"])
     table = {"runs": rows, "mean": mean, "async2_over_sync2": ratio, "ray_sync1_slower_by": overhead,
-             "bound": overlap_bound(rows["sync2"], rows["async2"], ratio, workers=2)}
+             "bound": overlap_bound(rows["sync2"], rows["async2"], ratio, workers=2),
+             "batch_bytes": batch_bytes(spec_job_cfg(tmp, seeds[0], iterations))}
     print("spec", {k: v for k, v in table.items() if k != "runs"}, flush=True)
     goals = [
         goal("spec-RL PPO: sync Ray (1 worker) numbers = in-process, every seed", same, True, "bool", same),
