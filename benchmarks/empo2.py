@@ -141,8 +141,14 @@ def part_adapt(a, previous: dict) -> dict:
     # the memory arm: what worked before (successful episodes' actions, `write: outcome, keep: success`),
     # chosen after the first run, where the 135M policy's own notes on every episode (the paper's recipe)
     # cut trial-2 success from 0.25 to 0.06; that recipe stays beside it as the arm "memory-paper"
-    tips = TipsConfig(**base, write=a.write, keep=a.keep)
+    tips = TipsConfig(**base, write=a.write, keep=a.keep, placement=a.placement)
     more = {} if a.no_paper_arm else {"memory-paper": TipsConfig(**base, write="model", keep="all")}
+    for spec in a.arm:
+        name, _, fields = spec.partition("=")
+        parts = fields.split(",")
+        if not name or len(parts) != 3:
+            raise SystemExit(f"--arm {spec!r}: expected NAME=WRITE,KEEP,PLACEMENT, e.g. m2=outcome,success,after")
+        more[name] = TipsConfig(**base, **dict(zip(("write", "keep", "placement"), parts, strict=True)))
     mem_dir = ROOT / "runs" / "bench-empo2"
     mem_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
@@ -199,6 +205,10 @@ def main() -> None:
     p.add_argument("--write", choices=["model", "outcome"], default="outcome", help="adapt: who writes the tips")
     p.add_argument("--keep", choices=["all", "success"], default="success", help="adapt: which episodes are stored")
     p.add_argument("--no-paper-arm", action="store_true", help="adapt: skip the arm with the paper's tips recipe")
+    p.add_argument("--placement", choices=["before", "after"], default="before",
+                   help="adapt: tips in front of the task (the paper) or after it")
+    p.add_argument("--arm", action="append", default=[], metavar="NAME=WRITE,KEEP,PLACEMENT",
+                   help="adapt: one more memory arm, e.g. memory-before=outcome,success,before")
     a = p.parse_args()
     if a.quick:
         a.steps, a.group, a.prompts, a.turns, a.turn_tokens, a.eval_episodes = 2, 2, 1, 2, 6, 2

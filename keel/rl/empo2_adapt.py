@@ -49,6 +49,7 @@ def adapt(model, tok, env_cfg: EnvConfig, turns: TurnConfig, split: str, tasks: 
                     tipped += sum(bool(e.tips) for e in envs[: len(chunk)])
                 ever = [a or tr.success for a, tr in zip(ever, trajs, strict=True)]
                 success.append(sum(tr.success for tr in trajs) / len(trajs))
+                out.setdefault(arm, {}).setdefault("per_task", []).append([int(tr.success) for tr in trajs])
                 solved.append(sum(ever) / len(ever))
                 if arm_tips is not None and t < trials - 1:
                     notes = write_tips(model, tok, trajs, arm_tips, seed=seed + t, first_users=firsts)

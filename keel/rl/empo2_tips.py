@@ -39,6 +39,9 @@ class TipsConfig(KeelModel):
     # what is stored: every episode (the paper), or only episodes that succeeded. A small policy's notes on
     # its failures mislead its next attempts (measured: benchmarks/results/empo2.json, adapt)
     keep: Literal["all", "success"] = "all"
+    # where the tips go in the first message: in front of the task (the paper's prompt), or after it, which
+    # leaves the start of the message the agent was fine-tuned on as it was
+    placement: Literal["before", "after"] = "before"
     tip_tokens: int = Field(32, ge=1)  # length of a written tip
     tip_chars: int = Field(240, ge=20)  # a stored tip is cut to this many characters
 
@@ -177,6 +180,11 @@ def tips_block(tips: list[str]) -> str:
     return TIPS_HEADER + "\n" + "\n".join(f"- {t}" for t in tips) + "\n\n"
 
 
+def with_tips(message: str, tips: list[str], placement: str = "before") -> str:
+    """The first user message with the tips block in front of it or after it."""
+    return tips_block(tips) + message if placement == "before" else message + "\n\n" + tips_block(tips).rstrip()
+
+
 class TipsEnv(gym.Wrapper):
     """Puts retrieved tips in front of the first message when `enabled`; remembers the plain message and the
     tips of its last reset, so the trainer can rebuild the tip-free prompt of the same episode."""
@@ -195,5 +203,5 @@ class TipsEnv(gym.Wrapper):
         self.task = None if info.get("task") is None else str(info["task"])
         self.tips = self.memory.retrieve(f"user: {self.plain_first[:300]}", self.task) if self.enabled else []
         if self.tips:
-            message = tips_block(self.tips) + self.plain_first
+            message = with_tips(self.plain_first, self.tips, self.memory.cfg.placement)
         return message, info

@@ -136,6 +136,14 @@ def test_keep_success_stores_only_the_episodes_that_succeeded(tmp_path):
     mem.close()
 
 
+def test_tips_go_before_or_after_the_task():
+    from keel.rl.empo2_tips import with_tips
+
+    assert with_tips("Do X.", ["a"]).startswith(TIPS_HEADER) and with_tips("Do X.", ["a"]).endswith("Do X.")
+    after = with_tips("Do X.", ["a"], "after")
+    assert after.startswith("Do X.\n\n" + TIPS_HEADER) and after.endswith("- a")
+
+
 def test_states_are_the_conversation_before_each_reply_without_the_tips():
     tr = _traj(TIPS_HEADER + "\n- x\n\nWhat is k1?", ["get(k1)", "ANSWER 2"], 1.0)
     states, actions = states_and_actions(tr, "What is k1?")
@@ -225,6 +233,7 @@ def test_adaptation_with_memory_alone_reads_tips_from_trial_two(tmp_path):
                 more_arms={"memory-outcome": TipsConfig(embedder="hash", write="outcome", keep="success")})
     assert out["tasks"] == 3 and len(out["memory"]["success"]) == len(out["none"]["success"]) == 2
     assert out["memory-outcome"]["success"][0] == out["none"]["success"][0]  # its memory is empty at trial 1
+    assert [sum(t) / 3 for t in out["none"]["per_task"]] == out["none"]["success"]
     assert out["tips"]["memory-outcome"]["keep"] == "success" and out["tips"]["memory"]["keep"] == "all"
     assert out["memory"]["tipped_frac"][0] == 0.0 and out["memory"]["tipped_frac"][1] > 0
     assert out["none"]["tipped_frac"] == [0.0, 0.0]
