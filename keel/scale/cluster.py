@@ -32,6 +32,9 @@ class Session:
             ray.shutdown()
 
 
+INLINE_BYTES = 1 << 20
+
+
 def connect(address: str | None, num_cpus: float) -> Session:
     if not address:
         # Ray's single-machine mode binds the GCS, the nodes and the driver to 127.0.0.1; read by Ray at
@@ -48,8 +51,12 @@ def connect(address: str | None, num_cpus: float) -> Session:
             ray.init(address=address, runtime_env=env, log_to_driver=False, include_dashboard=False)
         else:
             # "local": a new Ray of our own, never another job's cluster found through /tmp/ray
+            # objects up to 1 MiB (a spec-RL rollout batch, its policy's weights) travel inside the task
+            # messages instead of through the shared-memory store: on one machine that halves the latency of
+            # a worker -> learner hand-over (measured 5.5 -> 2.8 ms for 0.3 MB; Ray's default limit is 100 KiB)
             ray.init(address="local", num_cpus=max(1, int(-(-num_cpus // 1))), runtime_env=env, log_to_driver=False,
-                     include_dashboard=False, object_store_memory=min(2 << 30, _mem_quarter()))
+                     include_dashboard=False, object_store_memory=min(2 << 30, _mem_quarter()),
+                     _system_config={"max_direct_call_object_size": INLINE_BYTES})
     except ConnectionError as e:
         raise KeelError(f"cannot reach a Ray cluster at {address!r} ({e}); start one with `ray start --head` "
                         "or drop --address to run on a local Ray") from None
