@@ -44,6 +44,7 @@ from resultsfile import goal, write_results  # noqa: E402
 from keel.config import validate  # noqa: E402
 from keel.rl import llm_job, spec_job  # noqa: E402
 from keel.runs import Run  # noqa: E402
+from keel.scale.cluster import connect  # noqa: E402
 from keel.scale.config import ScaleConfig  # noqa: E402
 from keel.scale.ray_job import train as train_on_ray  # noqa: E402
 
@@ -304,11 +305,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
-    import ray
-
     load0 = list(os.getloadavg())
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}})
+    session = connect(None, 2)  # the local Ray a `keel train --backend ray` run starts (keel.scale.cluster), on 2 CPUs
     quick = args.quick
     seeds, steps = ([0], 3) if quick else ([0, 1, 2], 20)
     tables, goals = {}, []
@@ -350,7 +348,7 @@ def main() -> None:
                 tables["fault"], g = r
                 goals += g
     finally:
-        ray.shutdown()
+        session.close()
     path = write_results("scale" if not args.quick else "scale-quick", tables, goals, NOTES, load_average_start=load0)
     print("wrote", path)
 

@@ -97,6 +97,19 @@ def left_pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Te
     return ids, mask
 
 
+def draw(probs: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """One index per row, drawn from the row's (unnormalised, non-negative) weights by inverting the CDF.
+
+    `torch.multinomial(probs, 1)` on the CPU samples without replacement through an exponential race: one
+    random number per vocabulary entry, ~50 ms for 64 rows of SmolLM2's 49k vocabulary, more than the
+    135M model's own forward pass. One uniform per row and a binary search over the cumulative sum is the
+    same distribution for ~1/18 of the time (measured 2.8 vs 51 ms). `right=True`: a zero-weight entry never
+    holds the first cumulative value above u, so it is never drawn."""
+    cdf = probs.cumsum(-1)
+    u = torch.rand(probs.shape[0], 1, generator=gen, dtype=cdf.dtype) * cdf[:, -1:]
+    return torch.searchsorted(cdf, u, right=True).clamp_(max=probs.shape[-1] - 1).squeeze(-1)
+
+
 def sample_next(logits: torch.Tensor, temperature: float, top_p: float, gen: torch.Generator) -> torch.Tensor:
     """Next token per row: greedy at temperature 0, else nucleus sampling over the tempered distribution."""
     if temperature <= 0:
@@ -107,9 +120,9 @@ def sample_next(logits: torch.Tensor, temperature: float, top_p: float, gen: tor
         # keep the smallest prefix whose mass reaches top_p (the first token is always kept)
         drop = (sorted_p.cumsum(-1) - sorted_p) >= top_p
         sorted_p = sorted_p.masked_fill(drop, 0.0)
-        choice = torch.multinomial(sorted_p, 1, generator=gen).squeeze(-1)
+        choice = draw(sorted_p, gen)
         return order.gather(-1, choice[:, None]).squeeze(-1)
-    return torch.multinomial(probs, 1, generator=gen).squeeze(-1)
+    return draw(probs, gen)
 
 
 def _find_stop(text: str, stop: list[str]) -> int:

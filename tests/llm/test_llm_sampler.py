@@ -84,3 +84,19 @@ def test_bad_inputs_are_keel_errors(tiny):
         sample(model, tok, [{"content": "no role"}])
     with pytest.raises(KeelError):
         load_model("/no/such/model/dir")
+
+
+def test_draw_matches_the_distribution_and_never_draws_zero_weight():
+    import torch
+
+    from keel.llm.sampler import draw
+
+    p = torch.tensor([0.0, 0.5, 0.0, 0.3, 0.15, 0.05, 0.0])
+    gen = torch.Generator().manual_seed(0)
+    x = draw(p.repeat(100_000, 1), gen)
+    freq = torch.bincount(x, minlength=len(p)).float() / len(x)
+    assert freq[p == 0].sum() == 0
+    assert torch.allclose(freq, p, atol=0.01), freq
+    # unnormalised weights (a top-p truncated row) give the renormalised distribution
+    x = draw((p * 3.0).repeat(100_000, 1), gen)
+    assert torch.allclose(torch.bincount(x, minlength=len(p)).float() / len(x), p, atol=0.01)
