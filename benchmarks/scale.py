@@ -132,26 +132,34 @@ def step_wall(run: Run) -> float:
     return statistics.median(t[k] - t[k - 1] for k in range(2, last) if k in t and k - 1 in t)
 
 
-def part_overhead(tmp: Path, steps: int) -> tuple[dict, list]:
+def part_overhead(tmp: Path, steps: int, reps: int = 3) -> tuple[dict, list]:
+    """In-process and sync Ray on the same job, `reps` times alternating (a pair's ratio is noisy on a shared
+    2-core machine: measured 0.01-0.13 across pairs); the goal is on the median ratio."""
     cfg = job(tmp, 0, steps, eval_every=0)
     cfg = validate(llm_job.Config, {**cfg.model_dump(mode="json"), "eval_base": True}, "benchmark")
-    ref = new_run(tmp, cfg, "inproc")
-    llm_job.train(cfg, ref, quiet=True)
-    rows = [r for r in ref.metrics() if r["step"] > 0]
-    compute = sum(r["gen_s"] + r["train_s"] for r in rows) / len(rows)
-    ray_run = new_run(tmp, cfg, "raysync")
-    train_on_ray(cfg, ray_run, False, True, ScaleConfig(rollout_workers=1))
-    # the same clock on both sides: wall time between consecutive logged steps (sampling, update, logging
-    # and, for Ray, the calls and the weight broadcast), the first step (warm-up) and the last (it evaluates) left out
-    inproc, ray_step = step_wall(ref), step_wall(ray_run)
-    diff = max(abs(a[k] - b[k]) for a, b in zip(rows, [r for r in ray_run.metrics() if r["step"] > 0], strict=True)
-               for k in ("reward", "loss", "grad_norm"))
-    slower = ray_step / inproc - 1
-    table = {"in_process_s_per_step": inproc, "ray_sync_s_per_step": ray_step, "ray_slower_by": slower,
-             "in_process_compute_s_per_step": compute, "measure": "median wall seconds between logged steps 2..N-1",
+    pairs, diff = [], 0.0
+    for _ in range(reps):
+        ref = new_run(tmp, cfg, "inproc")
+        llm_job.train(cfg, ref, quiet=True)
+        rows = [r for r in ref.metrics() if r["step"] > 0]
+        compute = sum(r["gen_s"] + r["train_s"] for r in rows) / len(rows)
+        ray_run = new_run(tmp, cfg, "raysync")
+        train_on_ray(cfg, ray_run, False, True, ScaleConfig(rollout_workers=1))
+        # the same clock on both sides: wall time between consecutive logged steps (sampling, update, logging
+        # and, for Ray, the calls and the weight broadcast), the first step (warm-up) and the last (it evaluates) left out
+        inproc, ray_step = step_wall(ref), step_wall(ray_run)
+        diff = max(diff, max(abs(a[k] - b[k]) for a, b in zip(rows, [r for r in ray_run.metrics() if r["step"] > 0],
+                                                               strict=True) for k in ("reward", "loss", "grad_norm")))
+        pairs.append({"in_process_s_per_step": inproc, "ray_sync_s_per_step": ray_step,
+                      "ray_slower_by": ray_step / inproc - 1, "in_process_compute_s_per_step": compute})
+        print("overhead pair", pairs[-1], flush=True)
+    slower = statistics.median(p["ray_slower_by"] for p in pairs)
+    table = {"pairs": pairs, "ray_slower_by_median": slower,
+             "measure": "median wall seconds between logged steps 2..N-1, per pair; goal on the median over pairs",
              "max_abs_diff_reward_loss_gradnorm": diff, "steps": steps}
     print("overhead", table, flush=True)
-    return table, [goal("sync Ray slower than in-process on the same work", slower, 0.15, "fraction", slower <= 0.15),
+    return table, [goal("sync Ray slower than in-process on the same work (median of pairs)", slower, 0.15,
+                        "fraction", slower <= 0.15),
                    goal("sync Ray numbers = in-process (max abs diff of reward, loss, grad norm)", diff, 1e-4,
                         "abs", diff <= 1e-4)]
 

@@ -140,6 +140,9 @@ def load_model(source: str = "smollm2", dtype=torch.float32, seed: int = 0):
     """
     from transformers import AutoModelForCausalLM
 
+    from keel.malloc import keep_buffers
+
+    keep_buffers()  # a process that runs a language model reuses its tensor buffers (see keel.malloc)
     if source == "tiny":
         tok = load_tokenizer(tokenizer_dir())
         model = tiny_model(len(tok), seed=seed, dtype=dtype)

@@ -2,7 +2,7 @@
 
 - `Sampler`: a rollout worker. Holds a copy of the policy; each call loads the newest weights if it is
   behind, samples one job's groups with GRPO's own `rollout` (same sampler, scorer and advantages as
-  in-process) and returns the `Rollout` with the policy version it was sampled with.
+  in-process) and returns a header (the policy version it was sampled with, timings) and the `Rollout`.
 - `Learner`: holds the optimiser; `update` concatenates the groups it is given and calls GRPO's own
   `update`, then returns the metrics and the new trainable weights (which go into the object store once
   and are read by every worker from there).
@@ -21,6 +21,7 @@ from keel.config import validate
 from keel.rl.grpo import GRPO, cat_rollouts
 from keel.rl.llm_job import Config
 from keel.scale.prefix import token_counts
+from keel.scale.wire import weights_in, weights_out
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,10 @@ def build(cfg: Config):
     return model, tok, make_task(cfg.task, **cfg.task_options)
 
 
-def _trainable(trainer: GRPO) -> dict[str, torch.Tensor]:
-    return trainer.state_dict()["model"]
+def _trainable(trainer: GRPO) -> dict:
+    """The trainable weights as numpy arrays: Ray hands those over without pickling their data (measured
+    ~2.5x faster than torch tensors for a 12 MB state dict)."""
+    return weights_out(trainer.state_dict()["model"])
 
 
 class Sampler:
@@ -63,12 +66,14 @@ class Sampler:
     def rollout(self, weights: dict | None, version: int, key: JobKey) -> dict[str, Any]:
         t0 = time.perf_counter()
         if weights is not None and version != self.version:
-            self.trainer.model.load_state_dict(weights, strict=False)
+            self.trainer.model.load_state_dict(weights_in(weights), strict=False)
             self.version = version
         c = self.cfg
         roll = self.trainer.rollout(list(key.problems), self.task, c.reward, seed=key.seed, system=c.system)
-        return {"roll": roll, "version": self.version, "key": key, "worker": self.worker,
-                "gen_s": time.perf_counter() - t0, "samples": len(roll.completion_ids)}
+        # two objects: the driver reads only the small header; the rollout goes from the object store straight
+        # to the learner
+        return ({"version": self.version, "key": key, "worker": self.worker,
+                 "gen_s": time.perf_counter() - t0, "samples": len(roll.completion_ids)}, roll)
 
 
 class Learner:
@@ -84,10 +89,10 @@ class Learner:
     def weights(self) -> dict:
         return _trainable(self.trainer)
 
-    def update(self, seed: int, *results: dict) -> tuple[dict, dict]:
+    def update(self, seed: int, gen_s: float, *rolls) -> tuple[dict, dict]:
         """GRPO's update on the concatenated groups -> (metrics as GRPO.step logs them, new weights)."""
         t0 = time.perf_counter()
-        roll = cat_rollouts([r["roll"] for r in results])
+        roll = cat_rollouts(list(rolls))
         info = self.trainer.update(roll, seed=seed)
         tokens = int(roll.mask.sum())
         metrics = {
@@ -95,7 +100,7 @@ class Learner:
             "accuracy": float(roll.correct.float().mean()),
             "completion_len": tokens / len(roll.completion_ids),
             **info,
-            "gen_s": max(r["gen_s"] for r in results),
+            "gen_s": gen_s,
             "train_s": time.perf_counter() - t0,
             **token_counts(roll.prompt_ids, roll.completion_ids),
         }

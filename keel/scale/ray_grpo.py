@@ -49,7 +49,8 @@ class Workers:
         self.handles = handles
         self.alive = [True] * len(handles)
         self.version = [-1] * len(handles)
-        self.pending: dict[Any, tuple[int, Job, int]] = {}  # ref -> (worker, job, version sent)
+        self.pending: dict[Any, tuple[int, Job, int]] = {}  # header ref -> (worker, job, version sent)
+        self.rolls: dict[Any, Any] = {}  # header ref -> the ref of the rollout it describes
         self.lost = self.restarts = 0
         self.busy_s = 0.0
 
@@ -65,13 +66,16 @@ class Workers:
 
     def submit(self, i: int, job: Job, weights_ref, version: int) -> None:
         send = weights_ref if self.version[i] != version else None  # the object store holds one copy
-        ref = self.handles[i].rollout.remote(send, version, job.key)
+        ref, roll = self.handles[i].rollout.options(num_returns=2).remote(send, version, job.key)
         self.version[i] = version
         self.pending[ref] = (i, job, version)
+        self.rolls[ref] = roll
 
     def collect(self, ref) -> tuple[Job, dict | None]:
-        """(job, result) for a finished call; result None when the work was lost (counted, to re-collect)."""
+        """(job, header) for a finished call, the header's "roll" the rollout's ref; header None when the work
+        was lost (counted, to re-collect)."""
         i, job, version = self.pending.pop(ref)
+        roll = self.rolls.pop(ref)
         try:
             res = self.ray.get(ref)
         except (self.ray.exceptions.RayActorError, self.ray.exceptions.ActorUnavailableError):
@@ -81,7 +85,7 @@ class Workers:
             self._failed(i)
             return job, None
         self.busy_s += res["gen_s"]
-        return job, res
+        return job, {**res, "roll": roll}
 
     def _failed(self, i: int) -> None:
         self.lost += 1
@@ -209,35 +213,53 @@ class _Loop:
         if self.hooks is not None:
             self.hooks.after_step(step, self.workers)
 
+    def _update(self, step: int, results: list[dict]):
+        """The learner's update on these rollouts (refs: Ray hands them from the workers to the learner)."""
+        gen_s = max(r["gen_s"] for r in results)
+        return self.learner.update.options(num_returns=2).remote(self._seed(step), gen_s,
+                                                                  *[r["roll"] for r in results])
+
     def train_seconds(self) -> float:
         """Wall time of the training loop without the evaluations (they are not training work)."""
         return time.perf_counter() - self.t0 - self.eval_s
 
     # --- synchronous: the in-process loop, sampling on the workers -----------------------------------
+    def _sync_jobs(self, step: int) -> tuple[list[JobKey], deque[JobKey]]:
+        """Step `step`'s problems and seeds split over the live workers: (their order, the ones to submit)."""
+        problems = random.Random(f"{self.cfg.seed}|{step}").sample(self.pool, self.P)
+        n = min(self.workers.n_alive(), self.P)
+        cuts = [round(s * self.P / n) for s in range(n + 1)]
+        keys = [JobKey(step, tuple(problems[cuts[s]:cuts[s + 1]]),
+                       self._seed(step) if n == 1 else self._seed(step) + 7919 * s) for s in range(n)]
+        return keys, deque(keys)
+
+    def _submit_idle(self, keys: deque[JobKey], weights_ref, version: int) -> None:
+        for i in self.workers.idle():
+            if keys:
+                self.workers.submit(i, Job(id=0, key=keys.popleft()), weights_ref, version)
+
     def run_sync(self) -> None:
+        ahead = None
         while self.step < self.cfg.steps:
             step = self.step + 1
-            problems = random.Random(f"{self.cfg.seed}|{step}").sample(self.pool, self.P)
-            n = min(self.workers.n_alive(), self.P)
-            cuts = [round(s * self.P / n) for s in range(n + 1)]
-            keys = deque(JobKey(step, tuple(problems[cuts[s]:cuts[s + 1]]),
-                                self._seed(step) if n == 1 else self._seed(step) + 7919 * s) for s in range(n))
-            order = list(keys)
+            order, keys = ahead or self._sync_jobs(step)
             done: dict[JobKey, Any] = {}
-            version = self.step
             while len(done) < len(order):
-                for i in self.workers.idle():
-                    if keys:
-                        self.workers.submit(i, Job(id=0, key=keys.popleft()), self.weights, version)
+                self._submit_idle(keys, self.weights, self.step)
                 ready, _ = self.ray.wait(list(self.workers.pending), num_returns=1)
                 job, res = self.workers.collect(ready[0])
                 if res is None:
                     keys.appendleft(job.key)  # re-collect the lost share, same problems and seed
                 else:
-                    done[job.key] = ready[0]
+                    done[job.key] = res
                     self.generated_samples += res["samples"]
-            refs = [done[k] for k in order]
-            m_ref, w_ref = self.learner.update.options(num_returns=2).remote(self._seed(step), *refs)
+            m_ref, w_ref = self._update(step, [done[k] for k in order])
+            # the next step's rollouts are queued now, on the weights this update will return: Ray starts them
+            # the moment the learner finishes, while the driver logs (still synchronous: they sample with the
+            # newest policy, so the numbers are the in-process ones)
+            ahead = self._sync_jobs(step + 1) if step < self.cfg.steps else None
+            if ahead:
+                self._submit_idle(ahead[1], w_ref, step)
             self._after_update(self.ray.get(m_ref), w_ref, [0] * self.P)
 
     # --- asynchronous: AReaL-style admission, windowed FIFO, staleness cap ----------------------------
@@ -283,8 +305,7 @@ class _Loop:
                 if len(batch) == P:
                     stale = [version - j.version for j in batch for _ in j.key.problems]  # per group
                     self._stale_batch = stale
-                    learner_ref, w_next = self.learner.update.options(num_returns=2).remote(
-                        self._seed(self.step + 1), *[j.result for j in batch])
+                    learner_ref, w_next = self._update(self.step + 1, [j.result for j in batch])
                     batch = []
             waits = list(self.workers.pending) + ([learner_ref] if learner_ref is not None else [])
             ready, _ = self.ray.wait(waits, num_returns=1)
@@ -298,11 +319,12 @@ class _Loop:
                 fifo.remove(job.id)
                 retry.appendleft(job.key)
             else:
-                fifo.finish(job.id, res["version"], ref)
+                fifo.finish(job.id, res["version"], res)
                 self.generated_samples += res["samples"]
         self.dropped_stale = fifo.dropped_stale
         for ref in list(self.workers.pending):  # work in flight at the end is not trained on; say so
             self.workers.pending.pop(ref)
+            self.workers.rolls.pop(ref)
 
     # --- the summary ------------------------------------------------------------------------------
     def summary(self, decoupled: bool) -> dict:
