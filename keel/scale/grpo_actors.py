@@ -72,7 +72,7 @@ class Sampler:
         roll = self.trainer.rollout(list(key.problems), self.task, c.reward, seed=key.seed, system=c.system)
         # two objects: the driver reads only the small header; the rollout goes from the object store straight
         # to the learner
-        return ({"version": self.version, "key": key, "worker": self.worker,
+        return ({"version": self.version, "key": key, "worker": self.worker, "pid": os.getpid(),
                  "gen_s": time.perf_counter() - t0, "samples": len(roll.completion_ids)}, roll)
 
 

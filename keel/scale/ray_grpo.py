@@ -49,6 +49,7 @@ class Workers:
         self.handles = handles
         self.alive = [True] * len(handles)
         self.version = [-1] * len(handles)
+        self.pids: list[int | None] = [None] * len(handles)  # the process each worker last answered from
         self.pending: dict[Any, tuple[int, Job, int]] = {}  # header ref -> (worker, job, version sent)
         self.rolls: dict[Any, Any] = {}  # header ref -> the ref of the rollout it describes
         self.lost = self.restarts = 0
@@ -84,12 +85,18 @@ class Workers:
         if res["version"] != version:  # restarted between calls: it sampled with its initial weights
             self._failed(i)
             return job, None
+        if self.pids[i] is not None and res["pid"] != self.pids[i]:
+            # restarted after its last job finished and before this one, and sent the weights again with this
+            # call: nothing was lost, but the restart is counted
+            self.restarts += 1
+        self.pids[i] = res["pid"]
         self.busy_s += res["gen_s"]
         return job, {**res, "roll": roll}
 
     def _failed(self, i: int) -> None:
         self.lost += 1
         self.version[i] = -1  # a restarted actor has its initial weights: send them again
+        self.pids[i] = None  # its restart is counted here, not again when it answers from a new process
         self.alive[i] = self._wait_restart(self.handles[i])
         self.restarts += self.alive[i]
         if not any(self.alive):
