@@ -69,6 +69,9 @@ class FedText(KeelModel):
     train_pool: int = 96  # training problems, split among clients under coverage: split
     eval_n: int = 32  # held-out test problems per client task
     eval_max_new_tokens: int = 4
+    # held-out score: greedy accuracy, or the mean reward under `reward` (graded: partial credit tells
+    # apart models that exact accuracy puts on the same few values)
+    score: Literal["accuracy", "reward"] = "accuracy"
     local_steps: int = 2  # GRPO steps per client per round
     threads: int = 1
     grpo: GRPOConfig = Field(default_factory=_grpo_default)

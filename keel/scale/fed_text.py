@@ -87,10 +87,10 @@ def train(cfg: FedConfig, client: int, m: TextModel, rnd: int, mu: float = 0.0) 
 
 
 def score(cfg: FedConfig, m: TextModel, client: int) -> float:
-    """Greedy accuracy on the client task's held-out test problems."""
+    """Greedy accuracy (or mean reward, `text.score`) on the client task's held-out test problems."""
     from keel.rl.grpo import accuracy
 
     t = cfg.text
     task = task_of(cfg, client)
     test = task.problems("test", t.eval_n, 12345)
-    return float(accuracy(m.model, m.tok, task, test, t.eval_max_new_tokens, system=t.system, reward=t.reward)["accuracy"])
+    return float(accuracy(m.model, m.tok, task, test, t.eval_max_new_tokens, system=t.system, reward=t.reward)[t.score])

@@ -95,6 +95,9 @@ def test_text_clients_train_locally_and_prox_pulls_towards_global():
         dist.append(sum(float(np.sum((a - b) ** 2)) for a, b in zip(new, g, strict=True)))
     assert 0 < dist[1] < dist[0]  # trained, and FedProx's proximal step keeps it nearer the global weights
     assert 0.0 <= fed_world.score(cfg, g, 0) <= 1.0
+    by_reward = FedConfig.model_validate({**TEXT, "text": {**TEXT["text"], "score": "reward"}})
+    acc, rew = fed_world.score(cfg, g, 0), fed_world.score(by_reward, g, 0)
+    assert 0.0 <= acc <= rew <= 1.0  # partial credit: a correct reply earns full reward, others can earn some
 
 
 def test_text_config_errors():
