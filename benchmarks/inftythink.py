@@ -129,6 +129,10 @@ def trace_reference(p: dict) -> dict:
     return out
 
 
+def _number(text: str) -> int | float:
+    return float(text) if "." in text or "e-" in text else int(text)
+
+
 def _jsonable(p: dict) -> dict:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in p.items()}
 
@@ -138,12 +142,15 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="tiny random model, seconds")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--pilot", action="store_true", help="bounded rounds only, printed, no results file (tuning)")
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=INT", help="override an integer setting")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a setting (a number; pairs such as heldout as LO,HI)")
     args = ap.parse_args()
     p = dict(QUICK if args.quick else FULL)
     for kv in args.set:
         k, v = kv.split("=", 1)
-        p[k] = float(v) if "." in v or "e-" in v else int(v)
+        if k not in p:
+            raise SystemExit(f"--set {kv}: unknown setting {k!r}; known: {', '.join(sorted(p))}")
+        p[k] = tuple(_number(x) for x in v.split(",")) if isinstance(p[k], tuple) else _number(v)
     import torch
 
     torch.set_num_threads(p["threads"])
