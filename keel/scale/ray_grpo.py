@@ -62,6 +62,13 @@ class Workers:
         busy = {i for i, _, _ in self.pending.values()}
         return [i for i, a in enumerate(self.alive) if a and i not in busy]
 
+    def one_job_at_most(self, version: int) -> list[int]:
+        """Live workers running exactly one job, sent weights no newer than `version` (none queued ahead)."""
+        jobs: dict[int, list[int]] = {}
+        for i, _, v in self.pending.values():
+            jobs.setdefault(i, []).append(v)
+        return [i for i, vs in sorted(jobs.items()) if self.alive[i] and len(vs) == 1 and vs[0] <= version]
+
     def n_alive(self) -> int:
         return sum(self.alive)
 
@@ -288,23 +295,30 @@ class _Loop:
         taken = 0  # jobs moved out of the queue for training since the start
         batch: list[Job] = []
         learner_ref = w_next = None
+
+        def submit_job(i: int, weights, version: int) -> bool:
+            """Submit the next job to worker i, sampled with `version`; False when admission refuses it."""
+            # admission (AReaL): the k-th job trains in batch k // P (P jobs a step); start it only if it will then be
+            # at most `cap` versions old
+            k = taken + len(fifo.queue)
+            if version < self.start + k // P - cap:
+                return False
+            if retry:
+                key = retry.popleft()
+            else:
+                key, self.next_index = self._key(self.next_index, G), self.next_index + 1
+            job = Job(id=self.next_index * 1000 + len(fifo.queue) + taken, key=key)
+            fifo.submit(job)
+            self.workers.submit(i, job, weights, version)
+            return True
+
         while self.step < self.cfg.steps:
             version = self.step
             for j in fifo.expired(version):  # too stale to train on: collect the same problems again
                 retry.append(j.key)
             for i in self.workers.idle():
-                # admission (AReaL): the k-th job trains in batch k // P (P jobs a step); start it only if it will then be
-                # at most `cap` versions old
-                k = taken + len(fifo.queue)
-                if version < self.start + k // P - cap:
+                if not submit_job(i, self.weights, version):
                     break
-                if retry:
-                    key = retry.popleft()
-                else:
-                    key, self.next_index = self._key(self.next_index, G), self.next_index + 1
-                job = Job(id=self.next_index * 1000 + len(fifo.queue) + taken, key=key)
-                fifo.submit(job)
-                self.workers.submit(i, job, self.weights, version)
             if learner_ref is None:
                 while len(batch) < P and (j := fifo.take(version)) is not None:
                     batch.append(j)
@@ -314,6 +328,13 @@ class _Loop:
                     self._stale_batch = stale
                     learner_ref, w_next = self._update(self.step + 1, [j.result for j in batch])
                     batch = []
+            if learner_ref is not None:
+                # each busy worker gets its next job queued behind the current one, on the weights the update in
+                # flight will return: Ray starts it the moment both are ready, so between jobs a worker never waits
+                # for the driver to notice (admission is checked for that newer version, as for any job)
+                for i in self.workers.one_job_at_most(version):
+                    if not submit_job(i, w_next, version + 1):
+                        break
             waits = list(self.workers.pending) + ([learner_ref] if learner_ref is not None else [])
             ready, _ = self.ray.wait(waits, num_returns=1)
             ref = ready[0]
