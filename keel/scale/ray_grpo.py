@@ -103,25 +103,27 @@ class Workers:
     def _failed(self, i: int) -> None:
         self.lost += 1
         self.version[i] = -1  # a restarted actor has its initial weights: send them again
-        self.pids[i] = None  # its restart is counted here, not again when it answers from a new process
-        self.alive[i] = self._wait_restart(self.handles[i])
-        self.restarts += self.alive[i]
+        pid = self._wait_restart(self.handles[i])
+        self.alive[i] = pid is not None
+        # one restart can lose two jobs (the one running and the one queued behind it): count it once
+        if pid is not None and pid != self.pids[i]:
+            self.restarts += 1
+        self.pids[i] = pid  # and not again when it answers from that new process
         if not any(self.alive):
             raise KeelError("every rollout worker died; rerun with --resume (the last checkpoint is kept)")
 
-    def _wait_restart(self, handle, timeout_s: float = 300.0) -> bool:
-        """True once Ray has restarted the actor; False when it is out of restarts (the run goes on)."""
+    def _wait_restart(self, handle, timeout_s: float = 300.0) -> int | None:
+        """The restarted actor's pid once Ray has restarted it; None when it is out of restarts (the run goes on)."""
         ex = self.ray.exceptions
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             try:
-                self.ray.get(handle.pid.remote(), timeout=timeout_s)
-                return True
+                return self.ray.get(handle.pid.remote(), timeout=timeout_s)
             except ex.ActorUnavailableError:  # restarting: ask again
                 time.sleep(0.5)
             except (ex.RayActorError, ex.GetTimeoutError):
-                return False
-        return False
+                return None
+        return None
 
 
 def train(cfg: Config, run, resume: bool, quiet: bool, scale: ScaleConfig, hooks: Hooks | None = None) -> dict:
