@@ -3,18 +3,23 @@
 Synchronous mode is the in-process loop with the sampling moved to workers: step k's problems and
 sampling seed are the in-process job's, so with one rollout worker the numbers are the same as
 `keel train` in-process (tested); with N workers each takes a contiguous share of the step's groups and
-samples it with its own seed (deterministic, not bit-equal to one batch).
+samples it with its own seed (deterministic, not bit-equal to one batch). The next step's rollouts are
+queued on the weights ref the update will return, so they start when the learner finishes, not when the
+driver has logged.
 
 Asynchronous mode follows AReaL (Fu et al. 2025, arXiv 2505.24298) and Forge: workers never wait for the
 learner. Each job is one group, sampled with the newest weights the worker has. A job may start only if
 it will be at most `max_staleness` versions old when trained (AReaL's admission rule); finished jobs are
 taken through a windowed FIFO (`keel.scale.window`); a job that still ends up too stale is dropped and
-its problems re-collected. Stale samples are corrected off-policy: with `grpo.loss: cispo` by CISPO's
-clipped importance weight (against the behaviour log-probs the worker recorded), with `grpo.loss: dapo`
-by AReaL's decoupled objective (`keel.scale.decoupled`).
+its problems re-collected. A busy worker also gets its next job queued behind its current one, on the
+weights of the update in flight, so it never waits for the driver between jobs. Stale samples are
+corrected off-policy: with `grpo.loss: cispo` by CISPO's clipped importance weight (against the behaviour
+log-probs the worker recorded), with `grpo.loss: dapo` by AReaL's decoupled objective
+(`keel.scale.decoupled`).
 
 Faults: a worker that dies mid-job is restarted by Ray (up to `max_restarts`), or the run goes on with
-fewer; its job is re-collected with the same problems and seed, and counted (`lost_jobs`). The learner
+fewer; its jobs are re-collected with the same problems and seeds, and counted (`lost_jobs`; a restart is
+counted once, also one that happened between two jobs, seen from the worker's new process id). The learner
 checkpoints like the in-process job (same checkpoint format, so `keel eval` and `--resume` work).
 """
 
