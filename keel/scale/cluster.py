@@ -47,8 +47,8 @@ def connect(address: str | None, num_cpus: float) -> Session:
     from keel.malloc import ENV
 
     # workers inherit the driver's environment; keep their torch/BLAS pools at one thread per CPU, and their
-    # malloc reusing large buffers (in a Ray worker glibc never raises its mmap threshold by itself: measured
-    # 56k page faults per rollout, generation 2-3x slower than in-process; see keel.malloc)
+    # malloc reusing large buffers (without: measured 56k page faults per rollout in a rollout actor and
+    # generation 2-3x slower than in-process; see keel.malloc)
     env = {"env_vars": {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", **ENV}}
     try:
         if address:
