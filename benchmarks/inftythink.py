@@ -30,8 +30,8 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.resultsfile import goal, write_results  # noqa: E402
 
 # sft_steps 120 on a 256-problem pool: with 16 on 64 neither policy learnt the task, with 48 the bounded one did
-# not (test accuracy 0.08 vs the chain 0.42); held-out
-# 10..13 steps: with 18..24 both scored 0, which compares nothing
+# not (test accuracy 0.08 vs the chain 0.42); held-out 10..13 steps: with 18..24 both scored 0, which
+# compares nothing
 FULL = dict(model="smollm2", train=(4, 8), heldout=(10, 13), max_operand=1, round_tokens=48, max_rounds=14, pool=256,
             sft_steps=120, sft_batch=4, sft_lr=3e-4, train_layers=6, rl_steps=1, group=4, prompts=1, rl_lr=1e-5,
             eval_n=12, eval_batch=12, threads=2, splits=("test", "heldout"))
