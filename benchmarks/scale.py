@@ -296,9 +296,9 @@ class _KillMidJob:
 
         if self.killed:
             return
-        for ref, (i, _, _) in list(workers.pending.items()):
+        for ref, call in list(workers.pending.items()):
             if not ray.wait([ref], timeout=0)[0]:
-                ray.kill(workers.handles[i], no_restart=False)
+                ray.kill(workers.handles[call.worker], no_restart=False)
                 self.killed += 1
                 return
 

@@ -17,7 +17,7 @@ runs a language model.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+from functools import cache
 
 MMAP_THRESHOLD = 32 << 20
 TRIM_THRESHOLD = 1 << 30
@@ -25,12 +25,11 @@ ENV = {"MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD), "MALLOC_TRIM_THRESHOLD_": 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameter numbers from glibc's malloc.h
 
 
+@cache  # process-wide and sticky: once is enough, however many models the process loads
 def keep_buffers() -> bool:
     """Apply the thresholds to this process; False where the C library has no mallopt (not glibc)."""
-    name = ctypes.util.find_library("c")
     try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError, TypeError):
+        mallopt = ctypes.CDLL(None).mallopt  # the symbols already loaded into this process, libc's among them
+    except (OSError, AttributeError):
         return False
     return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from keel.config import validate
-from keel.rl.grpo import GRPO, cat_rollouts
+from keel.rl.grpo import GRPO, Rollout, cat_rollouts
 from keel.rl.llm_job import Config
 from keel.scale.prefix import token_counts
 from keel.scale.wire import weights_in, weights_out
@@ -63,7 +63,7 @@ class Sampler:
     def pid(self) -> int:
         return os.getpid()
 
-    def rollout(self, weights: dict | None, version: int, key: JobKey) -> dict[str, Any]:
+    def rollout(self, weights: dict | None, version: int, key: JobKey) -> tuple[dict[str, Any], Rollout]:
         t0 = time.perf_counter()
         if weights is not None and version != self.version:
             self.trainer.model.load_state_dict(weights_in(weights), strict=False)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter, deque
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from keel.errors import KeelError
 from keel.rl.llm_job import Config
@@ -44,6 +44,15 @@ class Hooks(Protocol):
     def after_step(self, step: int, workers: Workers) -> None: ...
 
 
+class InFlight(NamedTuple):
+    """A rollout call the driver is waiting for."""
+
+    worker: int
+    job: Job
+    version: int  # of the weights it was sent
+    roll: Any  # the ref of the Rollout; the driver waits on the header's
+
+
 class Workers:
     """The rollout actors, which policy version each holds, their in-flight calls, and their failures."""
 
@@ -55,23 +64,22 @@ class Workers:
         self.alive = [True] * len(handles)
         self.version = [-1] * len(handles)
         self.pids: list[int | None] = [None] * len(handles)  # the process each worker last answered from
-        self.pending: dict[Any, tuple[int, Job, int]] = {}  # header ref -> (worker, job, version sent)
-        self.rolls: dict[Any, Any] = {}  # header ref -> the ref of the rollout it describes
+        self.pending: dict[Any, InFlight] = {}  # header ref -> the call it answers
         self.lost = self.restarts = 0
         self.busy_s = 0.0
 
     def busy(self) -> list[int]:
-        return sorted({i for i, _, _ in self.pending.values()})
+        return sorted({f.worker for f in self.pending.values()})
 
     def idle(self) -> list[int]:
-        busy = {i for i, _, _ in self.pending.values()}
+        busy = set(self.busy())
         return [i for i, a in enumerate(self.alive) if a and i not in busy]
 
     def one_job_at_most(self, version: int) -> list[int]:
         """Live workers running exactly one job, sent weights no newer than `version` (none queued ahead)."""
         jobs: dict[int, list[int]] = {}
-        for i, _, v in self.pending.values():
-            jobs.setdefault(i, []).append(v)
+        for f in self.pending.values():
+            jobs.setdefault(f.worker, []).append(f.version)
         return [i for i, vs in sorted(jobs.items()) if self.alive[i] and len(vs) == 1 and vs[0] <= version]
 
     def n_alive(self) -> int:
@@ -81,14 +89,12 @@ class Workers:
         send = weights_ref if self.version[i] != version else None  # the object store holds one copy
         ref, roll = self.handles[i].rollout.options(num_returns=2).remote(send, version, job.key)
         self.version[i] = version
-        self.pending[ref] = (i, job, version)
-        self.rolls[ref] = roll
+        self.pending[ref] = InFlight(i, job, version, roll)
 
     def collect(self, ref) -> tuple[Job, dict | None]:
         """(job, header) for a finished call, the header's "roll" the rollout's ref; header None when the work
         was lost (counted, to re-collect)."""
-        i, job, version = self.pending.pop(ref)
-        roll = self.rolls.pop(ref)
+        i, job, version, roll = self.pending.pop(ref)
         try:
             res = self.ray.get(ref)
         except (self.ray.exceptions.RayActorError, self.ray.exceptions.ActorUnavailableError):
@@ -97,11 +103,9 @@ class Workers:
         if res["version"] != version:  # restarted between calls: it sampled with its initial weights
             self._failed(i)
             return job, None
-        if self.pids[i] is not None and res["pid"] != self.pids[i]:
-            # restarted after its last job finished and before this one, and sent the weights again with this
-            # call: nothing was lost, but the restart is counted
-            self.restarts += 1
-        self.pids[i] = res["pid"]
+        # a new process: restarted after its last job finished and before this one, and sent the weights again
+        # with this call; nothing was lost, but the restart is counted
+        self._answered_from(i, res["pid"])
         self.busy_s += res["gen_s"]
         return job, {**res, "roll": roll}
 
@@ -110,12 +114,17 @@ class Workers:
         self.version[i] = -1  # a restarted actor has its initial weights: send them again
         pid = self._wait_restart(self.handles[i])
         self.alive[i] = pid is not None
-        # one restart can lose two jobs (the one running and the one queued behind it): count it once
-        if pid is not None and pid != self.pids[i]:
-            self.restarts += 1
-        self.pids[i] = pid  # and not again when it answers from that new process
+        if pid is not None:  # one restart can lose two jobs (the running one, the one queued behind): counted once
+            self._answered_from(i, pid, died=True)
         if not any(self.alive):
             raise KeelError("every rollout worker died; rerun with --resume (the last checkpoint is kept)")
+
+    def _answered_from(self, i: int, pid: int, died: bool = False) -> None:
+        """Worker i runs in process `pid`: a restart is counted the first time a new process is seen (after a
+        call died, even when the worker had never answered before)."""
+        if pid != self.pids[i] and (died or self.pids[i] is not None):
+            self.restarts += 1
+        self.pids[i] = pid
 
     def _wait_restart(self, handle, timeout_s: float = 300.0) -> int | None:
         """The restarted actor's pid once Ray has restarted it; None when it is out of restarts (the run goes on)."""
@@ -357,9 +366,7 @@ class _Loop:
                 fifo.finish(job.id, res["version"], res)
                 self.generated_samples += res["samples"]
         self.dropped_stale = fifo.dropped_stale
-        for ref in list(self.workers.pending):  # work in flight at the end is not trained on; say so
-            self.workers.pending.pop(ref)
-            self.workers.rolls.pop(ref)
+        self.workers.pending.clear()  # work in flight at the end is not trained on
 
     # --- the summary ------------------------------------------------------------------------------
     def summary(self, decoupled: bool) -> dict:
