@@ -153,7 +153,11 @@ def main() -> None:
         k, v = kv.split("=", 1)
         if k not in p:
             raise SystemExit(f"--set {kv}: unknown setting {k!r}; known: {', '.join(sorted(p))}")
-        p[k] = tuple(_number(x) for x in v.split(",")) if isinstance(p[k], tuple) else _number(v)
+        try:
+            p[k] = tuple(_number(x) for x in v.split(",")) if isinstance(p[k], tuple) else _number(v)
+        except ValueError:
+            want = "numbers LO,HI" if isinstance(p[k], tuple) else "a number"
+            raise SystemExit(f"--set {kv}: {k} takes {want}") from None
     import torch
 
     torch.set_num_threads(p["threads"])
