@@ -200,6 +200,23 @@ def keel_train(source: str, name: str, sets: list[str], runs_dir: Path, deadline
     return out
 
 
+def keel_eval(run: Path, split: str, sets: list[str], cache: Path) -> dict:
+    """`keel eval RUN --split SPLIT --set ...` in a subprocess (its JSON; the run's own policy.threads), kept in
+    `cache` so that a study split over invocations evaluates each run once."""
+    if cache.is_file():
+        return json.loads(cache.read_text())
+    cmd = [str(ROOT / ".venv" / "bin" / "keel"), "eval", str(run), "--split", split, "--json",
+           *[x for s in sets for x in ("--set", s)]]
+    t0 = time.time()
+    p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    if p.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{p.stderr[-3000:]}")
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    out = {**out, "wall_s": round(time.time() - t0, 1), "command": " ".join(["keel", *cmd[1:]])}
+    cache.write_text(json.dumps(out))
+    return out
+
+
 def _succ(d: dict, split: str):
     return d.get(split, {}).get("success")
 
@@ -236,6 +253,17 @@ def learning(a, save) -> tuple[dict, list]:
         if rl is None:
             return table, _learning_goals(t, a)
         t["sft_grpo"].append({"seed": seed, **rl["final"], **_timing(rl), "train_rollouts": rl_rollouts(rl)})
+        save(table, _learning_goals(t, a))
+    if a.heldout_wording:
+        # the same test tasks asked in words no training prompt uses (keel.envs.toolworld.wordings): does the
+        # agent read the request, or match the training sentence?
+        for arm, kind in (("sft", "sft"), ("sft_grpo", "grpo")):
+            for r in t[arm]:
+                name = f"{kind}-{tag}-s{r['seed']}"
+                ev = keel_eval(runs / name, "test", ["env.options.wording=heldout"], runs / f"{name}.wording.json")
+                r["test_heldout_wording"] = {k: ev[k] for k in ("success", "malformed_rate", "calls_per_task",
+                                                                 "denials_per_task", "episodes") if k in ev}
+                r["test_heldout_wording"]["command"] = ev["command"]
         save(table, _learning_goals(t, a))
     if a.compare_tag:
         # an earlier study's finished runs of the same seeds, side by side (e.g. uniform task draws)
@@ -397,6 +425,8 @@ def main() -> None:
                    help="run-name tag of the webworld/shopping runs (default: --tag), e.g. to reuse an earlier study's")
     p.add_argument("--compare-tag", default=None,
                    help="also tabulate an earlier study's finished toolworld runs of the same seeds (reused, never trained)")
+    p.add_argument("--heldout-wording", action="store_true",
+                   help="also evaluate every toolworld run on the test split worded as no training prompt is")
     p.add_argument("--budget-min", type=float, default=None,
                    help="start no training run after this many minutes (the lock's hold limit); rerun to go on")
     a = p.parse_args()

@@ -21,7 +21,7 @@ from keel.config import validate
 from keel.rl.grpo import GRPO, Rollout, cat_rollouts
 from keel.rl.llm_job import Config
 from keel.scale.prefix import token_counts
-from keel.scale.wire import weights_in, weights_out
+from keel.scale.wire import load_weights, weights_out
 
 
 @dataclass(frozen=True)
@@ -48,9 +48,10 @@ def build(cfg: Config):
 
 
 def _trainable(trainer: GRPO) -> dict:
-    """The trainable weights as numpy arrays: Ray hands those over without pickling their data (measured
-    ~2.5x faster than torch tensors for a 12 MB state dict)."""
-    return weights_out(trainer.state_dict()["model"])
+    """The trainable weights as numpy arrays sharing the parameters' memory, for an actor method to return:
+    Ray hands numpy over without pickling the data (measured ~2.5x faster than torch tensors for a 12 MB
+    state dict) and copies it into the object store on return (`keel.scale.wire.weights_out`)."""
+    return weights_out({k: p for k, p in trainer.model.named_parameters() if p.requires_grad}, copy=False)
 
 
 class Sampler:
@@ -66,7 +67,7 @@ class Sampler:
     def rollout(self, weights: dict | None, version: int, key: JobKey) -> tuple[dict[str, Any], Rollout]:
         t0 = time.perf_counter()
         if weights is not None and version != self.version:
-            self.trainer.model.load_state_dict(weights_in(weights), strict=False)
+            load_weights(self.trainer.model, weights)
             self.version = version
         c = self.cfg
         roll = self.trainer.rollout(list(key.problems), self.task, c.reward, seed=key.seed, system=c.system)

@@ -47,12 +47,15 @@ def unpack(batch: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def weights_out(weights: Any) -> Any:
-    """A state dict's torch tensors as numpy arrays (copies: the sender keeps training its own); weights
-    that are not a dict (QRM's Q table, already numpy) as they are."""
+def weights_out(weights: Any, copy: bool = True) -> Any:
+    """A state dict's torch tensors as numpy arrays; weights that are not a dict (QRM's Q table, already
+    numpy) as they are. `copy=False` shares the tensors' memory: only for an actor method's return value,
+    which Ray serialises into the object store before the actor runs its next call (so the sender's next
+    update cannot change what was sent); anything kept longer needs the copy."""
     if not isinstance(weights, dict):
         return weights
-    return {k: v.detach().cpu().numpy().copy() if hasattr(v, "detach") else v for k, v in weights.items()}
+    return {k: (v.detach().cpu().numpy().copy() if copy else v.detach().cpu().numpy()) if hasattr(v, "detach")
+            else v for k, v in weights.items()}
 
 
 def weights_in(weights: Any) -> Any:
@@ -63,3 +66,17 @@ def weights_in(weights: Any) -> Any:
     import torch
 
     return {k: torch.from_numpy(np.array(v)) if isinstance(v, np.ndarray) else v for k, v in weights.items()}
+
+
+def load_weights(model: Any, weights: dict[str, Any]) -> None:
+    """`model.load_state_dict(weights_in(weights), strict=False)` without the intermediate copy: the tensors
+    alias the (read-only) arrays Ray handed over, which is safe because `load_state_dict` only reads them
+    into the model's own parameters."""
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        model.load_state_dict({k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v
+                               for k, v in weights.items()}, strict=False)

@@ -33,3 +33,22 @@ def test_weights_round_trip_as_numpy_and_tables_pass_through():
     assert not torch.equal(back["a"], w["a"])
     q = np.ones((2, 3))
     assert weights_out(q) is q and weights_in(q) is q
+
+
+def test_load_weights_reads_read_only_arrays_into_the_models_own_parameters():
+    import warnings
+
+    from keel.scale.wire import load_weights
+
+    src, dst = torch.nn.Linear(4, 3), torch.nn.Linear(4, 3)
+    sent = weights_out(dict(src.named_parameters()), copy=False)
+    assert np.shares_memory(sent["weight"], src.weight.detach().numpy())  # no copy on the sender's side
+    for v in sent.values():
+        v.setflags(write=False)  # what the object store hands over
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_weights(dst, sent)
+    assert torch.equal(dst.weight, src.weight) and torch.equal(dst.bias, src.bias)
+    with torch.no_grad():
+        dst.weight += 1  # the receiver's parameters are its own, not the arrays it was handed
+    assert not np.array_equal(sent["weight"], dst.weight.detach().numpy())

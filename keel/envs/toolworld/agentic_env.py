@@ -34,6 +34,7 @@ from keel.envs.agentic_space import clean, text_space
 from keel.envs.toolworld.env import Observation, ToolEnv
 from keel.envs.toolworld.generator import TEMPLATE_NAMES, GeneratedTask, generate, get_task, split_ids
 from keel.envs.toolworld.tasks import Call
+from keel.envs.toolworld.wordings import reworded
 from keel.errors import KeelError
 from keel.guard import Guard, builtin_policy, load_policy
 from keel.redteam.attacks import ATTACKS, select
@@ -57,6 +58,9 @@ class ToolworldEnvConfig(KeelModel):
     denied_penalty: float = Field(0.0, ge=0)  # subtracted from the reward per refused call
     call_reward: float = Field(0.0, ge=0)  # shaping: per new well-formed call that ran
     max_result_chars: int = Field(400, gt=0)  # tool output shown to the model (small models lose long contexts)
+    # the user's words: the generator's own sentence, or a held-out rewording of the same task (evaluation
+    # only: keel.envs.toolworld.wordings)
+    wording: Literal["original", "heldout"] = "original"
     attacks: list[str] = []  # attack names for attack_rate (keel redteam attacks)
     attack_rate: float = Field(0.0, ge=0, le=1)  # share of resets with a random attack in place
 
@@ -147,15 +151,16 @@ class ToolworldAgentEnv(gym.Env):
         self.attack, self.injection = self._pick_attack(options, rng)
         self.env = ToolEnv(suite, task, injections_for(suite, task, self.attack, self.injection))
         self.tool_names = set(self.env.tools)
-        prompt, self.turns_left = task.prompt, []
+        request = task.prompt if self.cfg.wording == "original" else reworded(self.gen.template, self.gen.params)
+        prompt, self.turns_left = request, []
         if self.attack is not None:
             texts = self.attack.render(self.injection)
             if self.attack.channel == "user":
-                prompt = f"{task.prompt}\n{texts[0]}"
+                prompt = f"{request}\n{texts[0]}"
             elif self.attack.channel == "turns":
                 self.turns_left = list(texts)
         if self.guard is not None:
-            self.guard.reset(task.prompt)  # only the genuine request is trusted
+            self.guard.reset(request)  # only the genuine request is trusted
             if self.attack is not None and self.attack.channel in ("user", "turns"):
                 self.guard.observe(self.attack.render(self.injection))
         self.progress = 0  # ground-truth calls done, in order (the expert's place)
