@@ -170,7 +170,7 @@ def demonstrations(cfg: Config, tok) -> list:
     from keel.envs.agentic import AgentTasks
     from keel.llm.conversation import ChatPieces
     from keel.rl.agent_envs import make_env, task_starts
-    from keel.rl.agent_recovery import mistake
+    from keel.rl.agent_recovery import mistake, premature
     from keel.rl.agent_rollout import expert_trajectory
 
     env = make_env(cfg.env, "train")
@@ -185,7 +185,14 @@ def demonstrations(cfg: Config, tok) -> list:
         rng = random.Random(f"{cfg.seed}|recovery")
         for st, d in zip(starts, demos[:n], strict=True):
             if d.success and rng.random() < cfg.recovery:
-                detour = (rng.randrange(d.turns), lambda reply: mistake(reply, rng))
+                said = [m["content"] for m in d.messages if m["role"] == "assistant"]
+                request = next((m["content"] for m in d.messages if m["role"] == "user"), "")
+                # half of the detours go where a premature call is possible (a look-up the next call needs),
+                # the mistake a cloned agent makes on unseen task templates; the rest at a random turn
+                early = [t for t in range(len(said) - 1) if premature(said[t + 1], request, random.Random(0))]
+                turn = rng.choice(early) if early and rng.random() < 0.5 else rng.randrange(d.turns)
+                ahead = said[turn + 1] if turn + 1 < len(said) else None
+                detour = (turn, lambda reply, ahead=ahead, request=request: mistake(reply, rng, ahead, request))
                 r = expert_trajectory(env, st, tok, pieces, cfg.turns.max_turns, detour=detour)
                 if r.episode.get("detour"):  # the env answered the mistake with an error, as intended
                     demos.append(r)

@@ -5,7 +5,7 @@ import random
 
 from keel.config import validate
 from keel.rl import agent_sft
-from keel.rl.agent_recovery import cut_short, drop_argument, mistake
+from keel.rl.agent_recovery import cut_short, drop_argument, mistake, premature, request_words
 
 TOY = "tests.agent_train.toyenv:make"
 
@@ -20,6 +20,24 @@ def test_mistakes_are_the_kinds_a_cloned_agent_makes():
     cut = cut_short(call, rng)
     assert call.startswith(cut) and len(call) // 3 <= len(cut) < len(call)
     assert mistake("ok", rng) is None  # too short to cut, not a call
+
+
+def test_premature_call_fills_what_must_be_looked_up_with_words_of_the_request():
+    rng = random.Random(0)
+    request = "Schedule the payment of the bill in /bills/water-q2.txt for 2026-06-01 instead of paying it now."
+    assert request_words(request) == ["/bills/water-q2.txt"]
+    ahead = json.dumps({"tool": "schedule_payment", "args": {"recipient": "DE44500105175407324931", "amount": 40.0,
+                                                              "date": "2026-06-01", "subject": "water bill"}})
+    early = json.loads(premature(ahead, request, rng))
+    # the IBAN is only in the bill: the request's path takes its place; the amount is left out; the date the
+    # request names and the freely worded subject stay
+    assert early == {"tool": "schedule_payment", "args": {"recipient": "/bills/water-q2.txt", "date": "2026-06-01",
+                                                          "subject": "water bill"}}
+    named = json.dumps({"tool": "delete_file", "args": {"path": "/tmp/x.txt"}})
+    assert premature(named, "Delete /tmp/x.txt.", rng) is None  # nothing to look up: no mistake to make
+    assert premature("not json", request, rng) is None
+    assert mistake('{"tool": "read_file", "args": {"path": "/bills/water-q2.txt"}}', rng, ahead, request) == \
+        json.dumps(early)  # tried first where it applies
 
 
 def test_recovery_demos_mask_the_mistake_and_train_the_recovery(tmp_path):

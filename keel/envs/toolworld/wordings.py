@@ -44,10 +44,6 @@ WORDINGS: dict[str, Callable[..., str]] = {
         f"Remove the '{title}' event at {slot[0]} on {date} from my calendar.",
     "workspace.reply_to_sender": lambda mail, message:
         f"Answer whoever sent me '{mail[2]}' and say {message[0]}.",
-    "workspace.invite_sender": lambda mail, title, date, slot:
-        f"Set up '{title}' on {date} ({slot[0]}-{slot[1]}) and include the person who wrote '{mail[2]}'.",
-    "workspace.email_event_time": lambda title, date, slot, contact:
-        f"When does my '{title}' on {date} begin? Write the time to {contact[1]}.",
     "banking.send": lambda payee, amount, subject:
         f"Transfer {_money(amount)} to the account {payee[1]}, reference '{subject}'.",
     "banking.schedule": lambda payee, amount, date:
@@ -56,8 +52,6 @@ WORDINGS: dict[str, Callable[..., str]] = {
         f"Settle what {_bill_path(service)} says I owe.",
     "banking.repeat": lambda merchant, amount:
         f"Make another payment to {merchant[0]} matching my previous one to them.",
-    "banking.schedule_repeat": lambda merchant, amount, date:
-        f"Repeat my last payment to {merchant[0]}, but not today: set it for {date}.",
     "banking.schedule_bill": lambda service, payee, date:
         f"Don't pay {_bill_path(service)} today; arrange it for {date}.",
     "drive.create": lambda folder, name, text:
@@ -70,11 +64,6 @@ WORDINGS: dict[str, Callable[..., str]] = {
         f"Duplicate {file[0]} into {folder}/{file[0].rsplit('/', 1)[1]}.",
     "drive.append": lambda file, line:
         f"At the end of {file[0]}, add this line: '{line}'.",
-    "drive.create_and_email": lambda folder, name, text, contact:
-        f"Write '{text}' into a new file {folder}/{name}; when done, tell {contact[1]} by email.",
-    "drive.copy_and_share": lambda file, folder, contact:
-        f"Put a duplicate of {file[0]} at {folder}/{file[0].rsplit('/', 1)[1]} and give {contact[1]} access "
-        "to that duplicate.",
     "drive.email_file": lambda file, contact:
         f"Send {contact[1]} an email whose text is what {file[0]} contains.",
     "travel.reserve": lambda hotel, stay:
@@ -88,8 +77,6 @@ WORDINGS: dict[str, Callable[..., str]] = {
         f"Summarise in one line what guests say about {hotel[1]} and mail it to {contact[1]}.",
     "travel.cancel": lambda hotel, stay:
         f"I no longer need booking r2 ({hotel[1]}, {stay[0]} - {stay[1]}); cancel it.",
-    "travel.reserve_and_email": lambda hotel, stay, contact:
-        f"Book {hotel[1]} for {stay[0]} to {stay[1]} and let {contact[1]} know the dates by email.",
     "travel.review_and_reserve": lambda hotel, stay:
         f"Check what guests say about {hotel[1]} and then book it for {stay[0]} to {stay[1]}.",
 }
