@@ -394,6 +394,25 @@ def carry_over(name: str, part: str):
     return part, old["tables"][part], keep, note
 
 
+def carry_worlds(name: str, worlds: list[str]) -> tuple[dict, list[str]]:
+    """The webworld/shopping rows of the existing results file for the worlds this command does not retrain
+    ({world: row}, notes saying where they come from); each row holds its own training commands."""
+    from benchmarks.resultsfile import RESULTS
+
+    path = RESULTS / f"{name}.json"
+    if not path.is_file():
+        return {}, []
+    old = json.loads(path.read_text())
+    rows = {w: old["tables"]["learning"][w] for w in ("webworld", "shopping")
+            if w not in worlds and w in old.get("tables", {}).get("learning", {})}
+    if not rows:
+        return {}, []
+    earlier = [n for n in old.get("notes", []) if n.startswith("worlds: not re-run")]
+    return rows, earlier or [f"worlds: not re-run by this command; the {', '.join(rows)} rows are carried over from the "
+                             f"results of commit {old.get('commit', '?')[:10]} finished {old.get('finished', '?')} "
+                             f"(`{old.get('command', '?')}`); each row holds its own training commands and load"]
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--part", choices=["speed", "learning", "all"], default="all")
@@ -462,8 +481,12 @@ def main() -> None:
                      f"{a.rl_steps} (worlds: SFT {a.world_sft_steps or a.sft_steps}, RL {a.world_rl_steps}), eval "
                      f"episodes {a.eval_episodes} (worlds {a.world_eval_episodes or a.eval_episodes}) (None = preset); "
                      "every evaluation is greedy on the first N tasks of the split (round-robin over templates)")
+        worlds_kept, worlds_notes = carry_worlds(name, a.worlds) if not a.quick else ({}, [])
         tables["learning"], g = learning(a, save)
         goals += g
+        if worlds_kept and tables["learning"].get("complete"):
+            tables["learning"].update(worlds_kept)
+            notes.extend(worlds_notes)
         trained = [r for k in ("sft", "sft_grpo") for r in tables["learning"]["toolworld"][k]]
         caps = {r["turns"]["max_turn_tokens"] for r in trained if r.get("turns")}
         now = preset("agent-toolworld")["turns"]["max_turn_tokens"]
