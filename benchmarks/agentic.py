@@ -292,6 +292,23 @@ def learning(a, save) -> tuple[dict, list]:
         t["sft_recovery"] = {"seed": seed, "recovery": a.recovery_arm, "recovery_demos": rec.get("recovery_demos"),
                              "demos": rec.get("demos"), **rec["final"], **_timing(rec)}
         save(table, _learning_goals(t, a))
+    if a.wording_arm:
+        # ablation: the first seed's SFT again with its training tasks asked in varied words (the generator's
+        # sentence or one of two paraphrases per episode, keel.envs.toolworld.train_wordings); test tasks keep
+        # the generator's words, and the held-out wording evaluation asks them in words neither run saw
+        seed = a.seeds[0] if a.seeds else 0
+        name = f"sft-varied-{tag}-s{seed}"
+        var = keel_train("agent-sft", name, [
+            f"seed={seed}", "env.options.wording=varied", *_opt("steps", a.sft_steps), *_opt("demos", a.demos),
+            *_opt("sft.batch_size", a.sft_batch), "eval_base=false", *ev, *model], runs, deadline)
+        if var is None:
+            return table, _learning_goals(t, a)
+        t["sft_varied"] = {"seed": seed, **var["final"], **_timing(var)}
+        ev_h = keel_eval(runs / name, "test", ["env.options.wording=heldout"], runs / f"{name}.wording.json")
+        t["sft_varied"]["test_heldout_wording"] = {**{k: ev_h[k] for k in ("success", "malformed_rate", "calls_per_task",
+                                                                          "denials_per_task", "episodes") if k in ev_h},
+                                                   "command": ev_h["command"]}
+        save(table, _learning_goals(t, a))
     for world in a.worlds:
         # the base model solves nothing in these worlds (no reward for GRPO to learn from), so each is warm-started
         # like toolworld: behaviour cloning of that world's expert (agent-sft with the world preset's env, turns
@@ -444,6 +461,8 @@ def main() -> None:
                    help="run-name tag of the webworld/shopping runs (default: --tag), e.g. to reuse an earlier study's")
     p.add_argument("--compare-tag", default=None,
                    help="also tabulate an earlier study's finished toolworld runs of the same seeds (reused, never trained)")
+    p.add_argument("--wording-arm", action="store_true",
+                   help="also train the first seed's SFT with its training tasks asked in varied words (ablation)")
     p.add_argument("--heldout-wording", action="store_true",
                    help="also evaluate every toolworld run on the test split worded as no training prompt is")
     p.add_argument("--budget-min", type=float, default=None,
@@ -506,6 +525,12 @@ def main() -> None:
             if tables["learning"]["toolworld"].get("base_from"):
                 notes.append(f"toolworld base row: evaluated in {tables['learning']['toolworld']['base_from']} "
                              "(the same greedy evaluation of the untrained model)")
+        var = tables["learning"]["toolworld"].get("sft_varied")
+        if var:
+            notes.append(f"sft_varied: an ablation, seed {var['seed']} only: the same SFT with each training task asked "
+                         "in one of three wordings (the generator's sentence or one of two paraphrases, "
+                         "keel.envs.toolworld.train_wordings), drawn per episode; compare with the sft row of the same "
+                         "seed on test (generator's words) and test_heldout_wording (words no run trained on)")
         rec = tables["learning"]["toolworld"].get("sft_recovery")
         if rec:
             notes.append(f"sft_recovery: an ablation, seed {rec['seed']} only: the same SFT with recovery "

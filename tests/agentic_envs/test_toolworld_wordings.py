@@ -47,3 +47,46 @@ def test_unknown_wording_is_refused_with_a_clear_message():
         ToolworldAgentEnv(wording="pirate")
     with pytest.raises(KeelError, match="no held-out wording"):
         reworded("banking.nope", {})
+
+
+def test_training_paraphrases_cover_the_trained_templates_and_never_use_a_heldout_sentence():
+    from collections import Counter
+
+    from keel.envs.toolworld.generator import HELD_OUT_TEMPLATES, split_ids
+    from keel.envs.toolworld.train_wordings import TRAIN_WORDINGS
+
+    assert set(TRAIN_WORDINGS) == set(TEMPLATE_NAMES) - set(HELD_OUT_TEMPLATES)
+    env = ToolworldAgentEnv(wording="varied", max_turns=4)
+    tasks = generate()
+    firsts = {}
+    for tid in split_ids("train"):
+        firsts.setdefault(tasks[tid].template, tasks[tid])
+    for g in firsts.values():
+        heard = Counter()
+        for seed in range(24):
+            obs, _ = env.reset(seed=seed, options={"task": g.id})
+            heard[obs] += 1
+            if seed < 3:  # solvable under the guard, whichever wording was drawn
+                while True:
+                    _, _, term, trunc, info = env.step(env.expert_reply())
+                    if term or trunc:
+                        break
+                assert info["episode"]["success"] and info["episode"]["denied"] == 0, (g.template, obs)
+        assert len(heard) == 3 and g.task.prompt in heard, g.template  # the original and both paraphrases
+        assert reworded(g.template, g.params) not in heard
+
+
+def test_varied_wording_leaves_the_original_envs_draws_alone():
+    a, b = ToolworldAgentEnv(max_turns=4), ToolworldAgentEnv(max_turns=4, wording="varied")
+    for seed in range(5):
+        (_, ia), (_, ib) = a.reset(seed=seed), b.reset(seed=seed)
+        assert ia["task"] == ib["task"]  # same task drawn: only the words may differ
+
+
+def test_varied_wording_leaves_test_tasks_in_the_generators_words():
+    from keel.envs.toolworld.generator import split_ids
+
+    env = ToolworldAgentEnv(wording="varied", max_turns=4)
+    for tid in split_ids("test")[:20] + split_ids("test-templates")[:4]:
+        obs, _ = env.reset(seed=1, options={"task": tid})
+        assert obs == generate()[tid].task.prompt

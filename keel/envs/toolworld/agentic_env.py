@@ -32,8 +32,16 @@ from keel.agents.parsing import FORMAT_HINT, ParseError, parse_action
 from keel.config import KeelModel, validate
 from keel.envs.agentic_space import clean, text_space
 from keel.envs.toolworld.env import Observation, ToolEnv
-from keel.envs.toolworld.generator import TEMPLATE_NAMES, GeneratedTask, generate, get_task, split_ids
+from keel.envs.toolworld.generator import (
+    TEMPLATE_NAMES,
+    GeneratedTask,
+    generate,
+    get_task,
+    split_ids,
+    split_of,
+)
 from keel.envs.toolworld.tasks import Call
+from keel.envs.toolworld.train_wordings import varied
 from keel.envs.toolworld.wordings import reworded
 from keel.errors import KeelError
 from keel.guard import Guard, builtin_policy, load_policy
@@ -58,9 +66,10 @@ class ToolworldEnvConfig(KeelModel):
     denied_penalty: float = Field(0.0, ge=0)  # subtracted from the reward per refused call
     call_reward: float = Field(0.0, ge=0)  # shaping: per new well-formed call that ran
     max_result_chars: int = Field(400, gt=0)  # tool output shown to the model (small models lose long contexts)
-    # the user's words: the generator's own sentence, or a held-out rewording of the same task (evaluation
-    # only: keel.envs.toolworld.wordings)
-    wording: Literal["original", "heldout"] = "original"
+    # the user's words: the generator's own sentence; `varied`: for train-split tasks, that or one of two
+    # training paraphrases, drawn per episode (keel.envs.toolworld.train_wordings), test tasks unchanged;
+    # `heldout`: a rewording no training uses (evaluation only: keel.envs.toolworld.wordings)
+    wording: Literal["original", "varied", "heldout"] = "original"
     attacks: list[str] = []  # attack names for attack_rate (keel redteam attacks)
     attack_rate: float = Field(0.0, ge=0, le=1)  # share of resets with a random attack in place
 
@@ -151,7 +160,11 @@ class ToolworldAgentEnv(gym.Env):
         self.attack, self.injection = self._pick_attack(options, rng)
         self.env = ToolEnv(suite, task, injections_for(suite, task, self.attack, self.injection))
         self.tool_names = set(self.env.tools)
-        request = task.prompt if self.cfg.wording == "original" else reworded(self.gen.template, self.gen.params)
+        request = task.prompt
+        if self.cfg.wording == "heldout":
+            request = reworded(self.gen.template, self.gen.params)
+        elif self.cfg.wording == "varied" and split_of(self.gen.id, self.gen.template) == "train":
+            request = varied(self.gen.template, self.gen.params, task.prompt, rng)  # test tasks keep theirs
         prompt, self.turns_left = request, []
         if self.attack is not None:
             texts = self.attack.render(self.injection)
