@@ -260,10 +260,10 @@ def learning(a, save) -> tuple[dict, list]:
         for arm, kind in (("sft", "sft"), ("sft_grpo", "grpo")):
             for r in t[arm]:
                 name = f"{kind}-{tag}-s{r['seed']}"
-                ev = keel_eval(runs / name, "test", ["env.options.wording=heldout"], runs / f"{name}.wording.json")
-                r["test_heldout_wording"] = {k: ev[k] for k in ("success", "malformed_rate", "calls_per_task",
-                                                                 "denials_per_task", "episodes") if k in ev}
-                r["test_heldout_wording"]["command"] = ev["command"]
+                ev_h = keel_eval(runs / name, "test", ["env.options.wording=heldout"], runs / f"{name}.wording.json")
+                r["test_heldout_wording"] = {k: ev_h[k] for k in ("success", "malformed_rate", "calls_per_task",
+                                                                   "denials_per_task", "episodes") if k in ev_h}
+                r["test_heldout_wording"]["command"] = ev_h["command"]
         save(table, _learning_goals(t, a))
     if a.compare_tag:
         # an earlier study's finished runs of the same seeds, side by side (e.g. uniform task draws)
