@@ -203,6 +203,8 @@ def keel_train(source: str, name: str, sets: list[str], runs_dir: Path, deadline
 def keel_eval(run: Path, split: str, sets: list[str], cache: Path) -> dict:
     """`keel eval RUN --split SPLIT --set ...` in a subprocess (its JSON; the run's own policy.threads), kept in
     `cache` so that a study split over invocations evaluates each run once."""
+    from keel.io import atomic_write_json
+
     if cache.is_file():
         return json.loads(cache.read_text())
     cmd = [str(ROOT / ".venv" / "bin" / "keel"), "eval", str(run), "--split", split, "--json",
@@ -213,7 +215,7 @@ def keel_eval(run: Path, split: str, sets: list[str], cache: Path) -> dict:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{p.stderr[-3000:]}")
     out = json.loads(p.stdout.strip().splitlines()[-1])
     out = {**out, "wall_s": round(time.time() - t0, 1), "command": " ".join(["keel", *cmd[1:]])}
-    cache.write_text(json.dumps(out))
+    atomic_write_json(cache, out)  # a cut run never leaves half a cache file to be reused
     return out
 
 

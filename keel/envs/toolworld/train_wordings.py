@@ -14,13 +14,8 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-
-def _money(x: float) -> str:
-    return f"{x:.2f}"
-
-
-def _bill(service: tuple[str, str]) -> str:
-    return f"/bills/{service[1]}.txt"
+from keel.envs.toolworld.generator import _money
+from keel.envs.toolworld.wordings import bill_path as _bill
 
 
 def _best(best: bool) -> str:

@@ -14,14 +14,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from keel.envs.toolworld.generator import _money
 from keel.errors import KeelError
 
 
-def _money(x: float) -> str:
-    return f"{x:.2f}"
-
-
-def _bill_path(service: tuple[str, str]) -> str:
+def bill_path(service: tuple[str, str]) -> str:
+    """Where the generator puts the bill of `service` (banking templates)."""
     return f"/bills/{service[1]}.txt"
 
 
@@ -49,11 +47,11 @@ WORDINGS: dict[str, Callable[..., str]] = {
     "banking.schedule": lambda payee, amount, date:
         f"On {date}, {payee[0]} ({payee[1]}) should get {_money(amount)} from me; set that up for that day.",
     "banking.pay_bill": lambda service, payee, amount:
-        f"Settle what {_bill_path(service)} says I owe.",
+        f"Settle what {bill_path(service)} says I owe.",
     "banking.repeat": lambda merchant, amount:
         f"Make another payment to {merchant[0]} matching my previous one to them.",
     "banking.schedule_bill": lambda service, payee, date:
-        f"Don't pay {_bill_path(service)} today; arrange it for {date}.",
+        f"Don't pay {bill_path(service)} today; arrange it for {date}.",
     "drive.create": lambda folder, name, text:
         f"Make a new file {folder}/{name} and write '{text}' in it.",
     "drive.share": lambda file, contact:
