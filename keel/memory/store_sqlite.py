@@ -179,31 +179,55 @@ class SQLiteStore:
         self._touched: set[tuple[str, str]] = set()  # (namespace, kind) indexes the open transaction changes
         # os.access also sees the immutable flag, which binds root too
         self.read_only = self.path.is_file() and not os.access(self.path, os.W_OK)
-        try:
-            if self.read_only:
-                uri = f"file:{self.path.resolve().as_posix()}?mode=ro"
-                self.db = sqlite3.connect(uri, uri=True, timeout=60.0, isolation_level=None,
-                                          check_same_thread=False)
-            else:
-                self.db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None, check_same_thread=False)
-                self.db.execute("PRAGMA journal_mode=WAL")
-                self.db.execute("PRAGMA synchronous=FULL")
-            self.db.execute("PRAGMA busy_timeout=60000")
-            if not self.read_only:
-                self.db.executescript(_SCHEMA)  # idempotent CREATE ... IF NOT EXISTS, each autocommitted
-            self.db.execute("CREATE VIRTUAL TABLE temp.stemmer USING fts5(t, tokenize='porter unicode61')")
-            self.db.execute("CREATE VIRTUAL TABLE temp.stemmer_v USING fts5vocab(temp, stemmer, 'row')")
-            self.db.execute("CREATE VIRTUAL TABLE temp.stemmer_i USING fts5vocab(temp, stemmer, 'instance')")
-            if self.read_only:
+        self.db: sqlite3.Connection | None = None
+        deadline = time.monotonic() + BUSY_TIMEOUT
+        while True:
+            try:
+                self._connect(embedder_name)
+                break
+            except sqlite3.OperationalError as e:
+                # Two processes opening a new file at once: switching it to WAL and creating the schema take
+                # locks for which SQLite may answer "locked" at once instead of calling its busy handler.
+                # Those steps are idempotent, so start over on a fresh connection.
+                if self.db is not None:
+                    self.db.close()
+                if ("locked" not in str(e) and "busy" not in str(e)) or time.monotonic() > deadline:
+                    raise self._unreadable(e) from None
+                time.sleep(random.uniform(0.001, 0.02))
+            except sqlite3.DatabaseError as e:
+                if self.db is not None:
+                    self.db.close()
+                raise self._unreadable(e) from None
+
+    def _unreadable(self, e: sqlite3.DatabaseError) -> KeelError:
+        if "locked" in str(e) or "busy" in str(e):
+            return KeelError(f"{self.path} is busy: another process held it locked for {BUSY_TIMEOUT:.0f} s "
+                             "while this one opened it; try again when it is done")
+        return KeelError(
+            f"{self.path} is not a readable Keel memory ({e}); restore it from a backup or an export "
+            "(keel memory import), or choose a new path"
+        )
+
+    def _connect(self, embedder_name: str) -> None:
+        """Open the connection, make sure of WAL mode and the schema, and check the file's metadata."""
+        if self.read_only:
+            uri = f"file:{self.path.resolve().as_posix()}?mode=ro"
+            self.db = sqlite3.connect(uri, uri=True, timeout=60.0, isolation_level=None, check_same_thread=False)
+        else:
+            self.db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute("PRAGMA busy_timeout=60000")
+        if not self.read_only:
+            self.db.executescript(_SCHEMA)  # idempotent CREATE ... IF NOT EXISTS, each autocommitted
+        self.db.execute("CREATE VIRTUAL TABLE temp.stemmer USING fts5(t, tokenize='porter unicode61')")
+        self.db.execute("CREATE VIRTUAL TABLE temp.stemmer_v USING fts5vocab(temp, stemmer, 'row')")
+        self.db.execute("CREATE VIRTUAL TABLE temp.stemmer_i USING fts5vocab(temp, stemmer, 'instance')")
+        if self.read_only:
+            self._check_meta(embedder_name)
+        else:
+            with self._tx():
                 self._check_meta(embedder_name)
-            else:
-                with self._tx():
-                    self._check_meta(embedder_name)
-        except sqlite3.DatabaseError as e:
-            raise KeelError(
-                f"{self.path} is not a readable Keel memory ({e}); restore it from a backup or an export "
-                "(keel memory import), or choose a new path"
-            ) from None
 
     # -- plumbing ---------------------------------------------------------------------------------
     class _Tx:

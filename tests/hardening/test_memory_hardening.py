@@ -171,10 +171,11 @@ m.close()
 def test_two_writers_both_make_progress(tmp_path):
     """Two processes adding to one file: each commits while the other is still writing (no starvation)."""
     db = str(tmp_path / "c.db")
-    procs = [subprocess.Popen([sys.executable, "-c", _WRITER, db, ns, "150"], stdout=subprocess.PIPE, text=True,
-                              cwd=os.getcwd()) for ns in ("a", "b")]
-    stamps = [[float(x) for x in p.communicate(timeout=300)[0].split()] for p in procs]
-    assert all(p.returncode == 0 for p in procs)
+    procs = [subprocess.Popen([sys.executable, "-c", _WRITER, db, ns, "150"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, cwd=os.getcwd()) for ns in ("a", "b")]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err[-2000:] for _, err in outs]
+    stamps = [[float(x) for x in out.split()] for out, _ in outs]
     assert [len(s) for s in stamps] == [150, 150]
     first_done = min(s[-1] for s in stamps)
     # the writer that finished last had committed part of its work before the other one finished
