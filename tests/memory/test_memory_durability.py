@@ -86,6 +86,39 @@ def test_corrupt_file_is_a_clear_error(tmp_path):
         Memory(tmp_path, embedder=HashEmbedder())
 
 
+def test_open_waits_out_a_lock_taken_while_another_process_creates_the_file(tmp_path, monkeypatch):
+    """SQLite may answer "database is locked" at once (no busy handler) while a second process switches a new
+    file to WAL or creates its schema: the open starts over instead of failing (CI saw it fail)."""
+    from keel.memory.store_sqlite import SQLiteStore
+
+    real, tries = SQLiteStore._connect, []
+
+    def flaky(self, embedder_name):
+        tries.append(1)
+        if len(tries) < 3:
+            self.db = sqlite3.connect(":memory:")
+            raise sqlite3.OperationalError("database is locked")
+        real(self, embedder_name)
+
+    monkeypatch.setattr(SQLiteStore, "_connect", flaky)
+    m = Memory(tmp_path / "m.db", embedder=HashEmbedder())
+    assert len(tries) == 3 and m.add("kept")
+    m.close()
+
+
+def test_open_gives_up_on_a_lock_that_is_never_released_with_a_busy_error(tmp_path, monkeypatch):
+    from keel.memory import store_sqlite
+
+    def locked(self, embedder_name):
+        self.db = sqlite3.connect(":memory:")
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(store_sqlite.SQLiteStore, "_connect", locked)
+    monkeypatch.setattr(store_sqlite, "BUSY_TIMEOUT", 0.05)
+    with pytest.raises(KeelError, match="is busy"):
+        Memory(tmp_path / "m.db", embedder=HashEmbedder())
+
+
 def test_wrong_embedder_is_refused(tmp_path):
     path = tmp_path / "m.db"
     Memory(path, embedder=HashEmbedder(384)).close()
