@@ -22,7 +22,7 @@ import torch
 from keel.config import KeelModel
 from keel.errors import KeelError
 from keel.llm.conversation import ChatPieces, Trajectory, prompt_messages
-from keel.llm.sampler import _cache_kw, _eos_ids, _find_stop, left_pad, model_step, sample_next
+from keel.llm.sampler import _cache_kw, _eos_ids, _find_stop, left_pad, model_step, sample_next_logp
 
 
 class TurnConfig(KeelModel):
@@ -54,11 +54,6 @@ def episode_success(info: dict, reward: float) -> bool:
     if "correct" in info:
         return bool(info["correct"])
     return reward > 0
-
-
-def tempered_logprobs(logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Log-probs of the distribution sampled from: logits / T (untempered for greedy, T = 0)."""
-    return torch.log_softmax(logits / temperature if temperature > 0 else logits, dim=-1)
 
 
 @torch.no_grad()
@@ -112,15 +107,15 @@ def run_episodes(model, tokenizer, envs: list, starts: list[Start], cfg: TurnCon
         ended_eos = [False] * n
         cut: list[str | None] = [None] * n
         for t in range(cfg.max_turn_tokens):
-            tok = sample_next(logits, temperature, top_p, gen)
-            lp = tempered_logprobs(logits, temperature).gather(-1, tok[:, None]).squeeze(-1)
+            tok, lp = sample_next_logp(logits, temperature, top_p, gen)
+            tok_list, lp_list = tok.tolist(), lp.tolist()
             feed = torch.full((n,), pad_id, dtype=torch.long)
             fmask = torch.zeros(n, dtype=torch.long)
             for j, r in enumerate(rows):
                 if not live[j]:
                     continue
-                tr, token = trajs[r], int(tok[j])
-                tr.add_model(token, float(lp[j]))
+                tr, token = trajs[r], tok_list[j]
+                tr.add_model(token, lp_list[j])
                 turn_ids[j].append(token)
                 generated += 1
                 end = token in eos

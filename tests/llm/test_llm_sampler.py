@@ -100,3 +100,34 @@ def test_draw_matches_the_distribution_and_never_draws_zero_weight():
     # unnormalised weights (a top-p truncated row) give the renormalised distribution
     x = draw((p * 3.0).repeat(100_000, 1), gen)
     assert torch.allclose(torch.bincount(x, minlength=len(p)).float() / len(x), p, atol=0.01)
+
+
+def test_draw_across_blocks_matches_the_distribution():
+    import torch
+
+    from keel.llm.sampler import draw_with_total
+
+    # 600 entries: blocks of 256 with a padded tail; zeros at block edges and a whole empty block
+    w = torch.zeros(600)
+    w[[0, 255, 256, 300, 599]] = torch.tensor([1.0, 2.0, 3.0, 0.5, 1.5])
+    gen = torch.Generator().manual_seed(1)
+    x, total = draw_with_total(w.repeat(200_000, 1), gen)
+    assert torch.allclose(total, torch.full_like(total, 8.0))
+    freq = torch.bincount(x, minlength=600).float() / len(x)
+    assert freq[w == 0].sum() == 0
+    assert torch.allclose(freq, w / w.sum(), atol=0.01), freq[w > 0]
+
+
+def test_sampled_logprobs_are_those_of_the_tempered_distribution():
+    import torch
+
+    from keel.llm.sampler import sample_next_logp
+
+    logits = torch.randn(32, 1000) * 4
+    logits[:, 7] = float("-inf")  # a masked entry: never drawn, the rest unaffected
+    for temperature in (0.0, 0.7, 1.0, 1.3):
+        for top_p in (1.0, 0.9):
+            tok, lp = sample_next_logp(logits, temperature, top_p, torch.Generator().manual_seed(0))
+            ref = torch.log_softmax(logits / temperature if temperature > 0 else logits, -1)
+            assert (tok != 7).all()
+            assert torch.allclose(lp, ref.gather(-1, tok[:, None]).squeeze(-1), atol=1e-5)
