@@ -79,7 +79,7 @@ def time_to_target(curve) -> float | None:
     return next((t for t, _, acc in curve if acc >= TARGET), None)
 
 
-def part_async(tmp: Path, seeds: list[int], steps: int, epochs: int = 1) -> tuple[dict, list]:
+def part_async(tmp: Path, seeds: list[int], steps: int, epochs: int = 1, staleness: int = 1) -> tuple[dict, list]:
     """`epochs` > 1: the learner makes that many passes over each batch (PPO practice), so that training
     costs about as much as sampling, the regime where overlapping them can pay (with 1 pass the learner is
     busy ~1/5 of the loop and overlap can give at most ~1.3x)."""
@@ -89,7 +89,7 @@ def part_async(tmp: Path, seeds: list[int], steps: int, epochs: int = 1) -> tupl
         for mode in ("sync", "async"):
             cfg = job(tmp, seed, steps, eval_every=max(1, steps // 5), epochs=epochs)
             s = train_on_ray(cfg, new_run(tmp, cfg, mode), False, True,
-                             ScaleConfig(rollout_workers=1, mode=mode, max_staleness=1))
+                             ScaleConfig(rollout_workers=1, mode=mode, max_staleness=staleness))
             rows[mode].append({
                 "seed": seed, "samples_per_s": s["samples_per_s"], "train_seconds": s["train_seconds"],
                 "time_to_target_s": time_to_target(s["accuracy_curve"]), "base_accuracy": s["base_test_accuracy"],

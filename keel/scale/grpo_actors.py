@@ -64,9 +64,19 @@ class Sampler:
     def pid(self) -> int:
         return os.getpid()
 
-    def rollout(self, weights: dict | None, version: int, key: JobKey) -> tuple[dict[str, Any], Rollout]:
+    def rollout(self, weights: dict | None, version: int, key: JobKey,
+                newer: list | None = None) -> tuple[dict[str, Any], Rollout]:
+        """One job's groups sampled with the policy of `version` (weights None: the worker holds it already).
+        `newer`: [the ref of version + 1's weights], nested so that Ray does not wait for it: taken if the
+        update that makes them has finished by the time this job starts (the newest policy at the start, as in
+        AReaL), else the job runs on `version` without waiting for the learner."""
         t0 = time.perf_counter()
-        if weights is not None and version != self.version:
+        if newer is not None:
+            import ray
+
+            if ray.wait(newer, timeout=0)[0]:
+                weights, version = ray.get(newer[0]), version + 1
+        if weights is not None and version > self.version:  # never back to an older policy
             load_weights(self.trainer.model, weights)
             self.version = version
         c = self.cfg

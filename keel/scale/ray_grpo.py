@@ -51,6 +51,7 @@ class InFlight(NamedTuple):
     job: Job
     version: int  # of the weights it was sent
     roll: Any  # the ref of the Rollout; the driver waits on the header's
+    newer: bool = False  # it may have upgraded to version + 1 at its start (`Sampler.rollout`)
 
 
 class Workers:
@@ -85,22 +86,27 @@ class Workers:
     def n_alive(self) -> int:
         return sum(self.alive)
 
-    def submit(self, i: int, job: Job, weights_ref, version: int) -> None:
+    def submit(self, i: int, job: Job, weights_ref, version: int, newer=None) -> None:
+        """Job to worker i on the weights of `version`; `newer`: the ref of version + 1's, taken if ready when
+        the job starts."""
         send = weights_ref if self.version[i] != version else None  # the object store holds one copy
-        ref, roll = self.handles[i].rollout.options(num_returns=2).remote(send, version, job.key)
+        extra = () if newer is None else ([newer],)  # nested: Ray does not wait for it
+        ref, roll = self.handles[i].rollout.options(num_returns=2).remote(send, version, job.key, *extra)
         self.version[i] = version
-        self.pending[ref] = InFlight(i, job, version, roll)
+        self.pending[ref] = InFlight(i, job, version, roll, newer is not None)
 
     def collect(self, ref) -> tuple[Job, dict | None]:
         """(job, header) for a finished call, the header's "roll" the rollout's ref; header None when the work
         was lost (counted, to re-collect)."""
-        i, job, version, roll = self.pending.pop(ref)
+        i, job, version, roll, newer = self.pending.pop(ref)
         try:
             res = self.ray.get(ref)
         except (self.ray.exceptions.RayActorError, self.ray.exceptions.ActorUnavailableError):
             self._failed(i)
             return job, None
-        if res["version"] != version:  # restarted between calls: it sampled with its initial weights
+        if res["version"] == version + 1 and newer:  # it took the newer weights at its start
+            self.version[i] = max(self.version[i], version + 1)
+        elif res["version"] != version:  # restarted between calls: it sampled with its initial weights
             self._failed(i)
             return job, None
         # a new process: restarted after its last job finished and before this one, and sent the weights again
@@ -249,6 +255,12 @@ class _Loop:
         return self.learner.update.options(num_returns=2).remote(self._seed(step), gen_s,
                                                                   *[r["roll"] for r in results])
 
+    def _pauses(self, step: int) -> bool:
+        """Whether finishing `step` makes calls to the learner (an evaluation, a checkpoint)."""
+        c = self.cfg
+        return step == c.steps or bool(c.eval_every and step % c.eval_every == 0) or bool(
+            c.checkpoint_every and step % c.checkpoint_every == 0)
+
     def train_seconds(self) -> float:
         """Wall time of the training loop without the evaluations (they are not training work)."""
         return time.perf_counter() - self.t0 - self.eval_s
@@ -312,8 +324,9 @@ class _Loop:
         batch: list[Job] = []
         learner_ref = w_next = None
 
-        def submit_job(i: int, weights, version: int) -> bool:
-            """Submit the next job to worker i, sampled with `version`; False when admission refuses it."""
+        def submit_job(i: int, weights, version: int, newer=None) -> bool:
+            """Submit the next job to worker i, sampled with `version` (or `newer`'s version + 1 if ready when it
+            starts); False when admission refuses it."""
             # admission (AReaL): the k-th job trains in batch k // P (P jobs a step); start it only if it will then be
             # at most `cap` versions old
             k = taken + len(fifo.queue)
@@ -325,8 +338,24 @@ class _Loop:
                 key, self.next_index = self._key(self.next_index, G), self.next_index + 1
             job = Job(id=self.next_index * 1000 + len(fifo.queue) + taken, key=key)
             fifo.submit(job)
-            self.workers.submit(i, job, weights, version)
+            self.workers.submit(i, job, weights, version, newer)
             return True
+
+        def start_update(version: int):
+            """The learner's update making version + 1, on the next P jobs fresh enough for `version`, as
+            (metrics ref, weights ref); (None, None) while fewer are ready."""
+            nonlocal batch, taken
+            if version >= self.cfg.steps:
+                return None, None
+            while len(batch) < P and (j := fifo.take(version)) is not None:
+                batch.append(j)
+                taken += 1
+            if len(batch) < P:
+                return None, None
+            self._stale_batch = [version - j.version for j in batch for _ in j.key.problems]  # per group
+            refs = self._update(version + 1, [j.result for j in batch])
+            batch = []
+            return refs
 
         while self.step < self.cfg.steps:
             version = self.step
@@ -336,27 +365,28 @@ class _Loop:
                 if not submit_job(i, self.weights, version):
                     break
             if learner_ref is None:
-                while len(batch) < P and (j := fifo.take(version)) is not None:
-                    batch.append(j)
-                    taken += 1
-                if len(batch) == P:
-                    stale = [version - j.version for j in batch for _ in j.key.problems]  # per group
-                    self._stale_batch = stale
-                    learner_ref, w_next = self._update(self.step + 1, [j.result for j in batch])
-                    batch = []
+                learner_ref, w_next = start_update(version)
             if learner_ref is not None:
-                # each busy worker gets its next job queued behind the current one, on the weights the update in
-                # flight will return: Ray starts it the moment both are ready, so between jobs a worker never waits
-                # for the driver to notice (admission is checked for that newer version, as for any job)
+                # each busy worker gets its next job queued behind the current one, so that between jobs it never
+                # waits for the driver to notice. On the current weights, upgraded at its start to those of the
+                # update in flight if it has finished (AReaL: the newest policy, and a worker never waits for the
+                # learner) when admission allows the current version; else on the update's weights, which Ray
+                # waits for (with max_staleness 1 the two roles then alternate in lock-step)
                 for i in self.workers.one_job_at_most(version):
-                    if not submit_job(i, w_next, version + 1):
+                    if not (submit_job(i, self.weights, version, newer=w_next) or submit_job(i, w_next, version + 1)):
                         break
             waits = list(self.workers.pending) + ([learner_ref] if learner_ref is not None else [])
             ready, _ = self.ray.wait(waits, num_returns=1)
             ref = ready[0]
             if learner_ref is not None and ref == learner_ref:
-                learner_ref = None
-                self._after_update(self.ray.get(ref), w_next, self._stale_batch)
+                metrics, done_w, done_stale = self.ray.get(ref), w_next, self._stale_batch
+                learner_ref = w_next = None
+                # the learner gets its next batch before the driver logs this step (the log, TensorBoard
+                # included, is ~8 ms a step, long enough to idle the learner), unless this step evaluates or
+                # checkpoints: those calls go to the learner and must see this step's weights
+                if not self._pauses(self.step + 1):
+                    learner_ref, w_next = start_update(version + 1)
+                self._after_update(metrics, done_w, done_stale)
                 continue
             job, res = self.workers.collect(ref)
             if res is None:
