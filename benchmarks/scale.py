@@ -8,7 +8,8 @@ here is the systems behaviour; its task is `instruct` with partial-credit reward
 which it learns a little (held-out greedy accuracy from 0 to about 0.1), enough for time-to-target.
 
 Parts:
-- async vs sync: same config, seeds, CPUs (learner 1 + one rollout worker 1); CISPO loss in both (in
+- async vs sync: same config, seeds, CPUs (learner 1 + one rollout worker 1), staleness cap 2 (and cap 1 for
+  comparison, no goal); CISPO loss in both (in
   async its clipped importance weight is the off-policy correction); samples trained per second, wall
   time to the target held-out accuracy, final accuracy, staleness histogram, idle ratios. Twice: as the
   job is configured (one learner pass per batch: the learner is busy ~1/5 of the loop), and with 4 passes
@@ -49,6 +50,10 @@ from keel.scale.config import ScaleConfig  # noqa: E402
 from keel.scale.ray_job import train as train_on_ray  # noqa: E402
 
 TARGET = 0.09  # held-out greedy accuracy the tiny model reaches within the budget (from 0.0)
+# async runs' staleness cap. With 1, a worker's next job needs the update in flight (admission), so the two roles
+# alternate in lock-step and every cycle pays max(sample, train) plus the hand-offs; with 2 a worker never waits
+# for the learner (AReaL runs caps of 4-8). The cap-1 runs are in the table `async_vs_sync_staleness1`.
+STALENESS = 2
 
 NOTES = [
     "2 shared cores: the learner and the one rollout worker each get one; async can at best overlap "
@@ -132,9 +137,9 @@ def step_wall(run: Run) -> float:
     return statistics.median(t[k] - t[k - 1] for k in range(2, last) if k in t and k - 1 in t)
 
 
-def part_overhead(tmp: Path, steps: int, reps: int = 3, reply_tokens: tuple[int, ...] = (4, 16)) -> tuple[dict, list]:
+def part_overhead(tmp: Path, steps: int, reps: int = 5, reply_tokens: tuple[int, ...] = (4, 16)) -> tuple[dict, list]:
     """In-process and sync Ray on the same job, `reps` times alternating (one pair's ratio is noisy on a shared
-    2-core machine: 0.01-0.32 measured across pairs), for replies of 4 and of 16 tokens. Ray adds a roughly
+    2-core machine: 0.01-0.34 measured across pairs), for replies of 4 and of 16 tokens. Ray adds a roughly
     fixed cost per step (calls, the weight broadcast), so its share shrinks as a step does more work; the
     goals are on the median ratio at each length, and the table gives that cost in milliseconds."""
     tables, goals = {}, []
@@ -346,12 +351,14 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as d:
             tmp = Path(d)
-            if (r := part("async_vs_sync", part_async, tmp, seeds, steps)) is not None:
+            if (r := part("async_vs_sync", part_async, tmp, seeds, steps, 1, STALENESS)) is not None:
                 tables["async_vs_sync"], g = r
                 goals += g
-            if (r := part("async_vs_sync_epochs4", part_async, tmp, seeds, steps, 4)) is not None:
+            if (r := part("async_vs_sync_epochs4", part_async, tmp, seeds, steps, 4, STALENESS)) is not None:
                 tables["async_vs_sync_epochs4"], g = r
                 goals += g
+            if (r := part("async_vs_sync_staleness1", part_async, tmp, seeds, steps, 1, 1)) is not None:
+                tables["async_vs_sync_staleness1"] = r[0]  # for comparison: the lock-step cap (no goal)
             if (r := part("spec_rl", part_spec, tmp, seeds, 2 if quick else 40)) is not None:
                 tables["spec_rl"], g = r
                 goals += g

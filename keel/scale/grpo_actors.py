@@ -117,6 +117,16 @@ class Learner:
         }
         return metrics, _trainable(self.trainer)
 
+    def update_checked(self, seed: int, version: int, n: int, *parts) -> tuple[dict, dict | None]:
+        """`update` queued before its rollouts were sampled (sync mode: Ray starts it the moment they are in,
+        with no round trip through the driver): `parts` are n headers then n rollouts. Refused, the weights
+        untouched, when a rollout was not sampled with `version` (its worker restarted between calls and
+        sampled with its initial weights); the driver then re-collects it and sends a plain `update`."""
+        headers, rolls = parts[:n], parts[n:]
+        if any(h["version"] != version for h in headers):
+            return {"refused": True}, None
+        return self.update(seed, max(h["gen_s"] for h in headers), *rolls)
+
     def evaluate(self) -> dict:
         from keel.rl.grpo import accuracy
 

@@ -280,28 +280,51 @@ class _Loop:
             if keys:
                 self.workers.submit(i, Job(id=0, key=keys.popleft()), weights_ref, version)
 
+    def _prequeue(self, step: int, order: list[JobKey], keys: deque[JobKey], version: int):
+        """Step `step`'s update queued on its rollouts in flight (`Learner.update_checked`), so that it starts
+        the moment they are in, without a round trip through the driver; None when a share is not submitted."""
+        if keys:
+            return None
+        calls = {f.job.key: (ref, f.roll) for ref, f in self.workers.pending.items()}
+        if any(k not in calls for k in order):
+            return None
+        heads, rolls = [calls[k][0] for k in order], [calls[k][1] for k in order]
+        return self.learner.update_checked.options(num_returns=2).remote(self._seed(step), version, len(order),
+                                                                          *heads, *rolls)
+
     def run_sync(self) -> None:
-        ahead = None
+        ahead, pre = None, None
         while self.step < self.cfg.steps:
             step = self.step + 1
             order, keys = ahead or self._sync_jobs(step)
+            if ahead is None:
+                self._submit_idle(keys, self.weights, self.step)
+                pre = self._prequeue(step, order, keys, self.step)
             done: dict[JobKey, Any] = {}
+            lost = False
             while len(done) < len(order):
                 self._submit_idle(keys, self.weights, self.step)
                 ready, _ = self.ray.wait(list(self.workers.pending), num_returns=1)
                 job, res = self.workers.collect(ready[0])
                 if res is None:
                     keys.appendleft(job.key)  # re-collect the lost share, same problems and seed
+                    lost = True
                 else:
                     done[job.key] = res
                     self.generated_samples += res["samples"]
-            m_ref, w_ref = self._update(step, [done[k] for k in order])
+            # the queued update failed (a worker died: Ray never runs it) or refuses (a rollout sampled with the
+            # wrong weights) exactly when a share was lost: then a plain update on what was re-collected
+            m_ref, w_ref = pre if pre is not None and not lost else self._update(step, [done[k] for k in order])
+            pre = None
             # the next step's rollouts are queued now, on the weights this update will return: Ray starts them
             # the moment the learner finishes, while the driver logs (still synchronous: they sample with the
-            # newest policy, so the numbers are the in-process ones)
+            # newest policy, so the numbers are the in-process ones); and their update behind them, unless
+            # this step evaluates or checkpoints (those learner calls must come first)
             ahead = self._sync_jobs(step + 1) if step < self.cfg.steps else None
             if ahead:
                 self._submit_idle(ahead[1], w_ref, step)
+                if not self._pauses(step):
+                    pre = self._prequeue(step + 1, ahead[0], ahead[1], step)
             self._after_update(self.ray.get(m_ref), w_ref, [0] * self.P)
 
     # --- asynchronous: AReaL-style admission, windowed FIFO, staleness cap ----------------------------
