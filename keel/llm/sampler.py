@@ -129,11 +129,6 @@ def draw_with_total(weights: torch.Tensor, gen: torch.Generator, block: int = 25
     return (k * bs + j).clamp_(max=V - 1).squeeze(-1), total
 
 
-def sample_next(logits: torch.Tensor, temperature: float, top_p: float, gen: torch.Generator) -> torch.Tensor:
-    """Next token per row: greedy at temperature 0, else nucleus sampling over the tempered distribution."""
-    return sample_next_logp(logits, temperature, top_p, gen)[0]
-
-
 def sample_next_logp(logits: torch.Tensor, temperature: float, top_p: float,
                      gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """(next token per row, its log-prob under softmax(logits / T)); greedy and untempered at T = 0.

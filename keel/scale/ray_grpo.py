@@ -233,14 +233,14 @@ class _Loop:
         if staleness:
             metrics["staleness_mean"] = sum(staleness) / len(staleness)
         step = self.step
-        if step == cfg.steps or (cfg.eval_every and step % cfg.eval_every == 0):
+        if self._evaluates(step):
             t = time.perf_counter()
             ev = self.ray.get(self.learner.evaluate.remote())
             self.eval_s += time.perf_counter() - t
             metrics.update(test_accuracy=ev["accuracy"], test_reward=ev["reward"])
             self.curve.append((self.train_seconds(), step, ev["accuracy"]))
         self.run.log(step, **metrics)
-        if step == cfg.steps or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
+        if self._checkpoints(step):
             st = self.ray.get(self.learner.state_dict.remote())
             self.run.save_checkpoint({"trainer": st, "base": self.base,
                                       "scale": {"mode": self.scale.mode, "next_index": self.next_index}}, step)
@@ -255,11 +255,15 @@ class _Loop:
         return self.learner.update.options(num_returns=2).remote(self._seed(step), gen_s,
                                                                   *[r["roll"] for r in results])
 
+    def _evaluates(self, step: int) -> bool:
+        return step == self.cfg.steps or bool(self.cfg.eval_every and step % self.cfg.eval_every == 0)
+
+    def _checkpoints(self, step: int) -> bool:
+        return step == self.cfg.steps or bool(self.cfg.checkpoint_every and step % self.cfg.checkpoint_every == 0)
+
     def _pauses(self, step: int) -> bool:
         """Whether finishing `step` makes calls to the learner (an evaluation, a checkpoint)."""
-        c = self.cfg
-        return step == c.steps or bool(c.eval_every and step % c.eval_every == 0) or bool(
-            c.checkpoint_every and step % c.checkpoint_every == 0)
+        return self._evaluates(step) or self._checkpoints(step)
 
     def train_seconds(self) -> float:
         """Wall time of the training loop without the evaluations (they are not training work)."""
@@ -368,8 +372,6 @@ class _Loop:
             """The learner's update making version + 1, on the next P jobs fresh enough for `version`, as
             (metrics ref, weights ref); (None, None) while fewer are ready."""
             nonlocal batch, taken
-            if version >= self.cfg.steps:
-                return None, None
             while len(batch) < P and (j := fifo.take(version)) is not None:
                 batch.append(j)
                 taken += 1
