@@ -262,6 +262,11 @@ def ensemble(a, save) -> tuple[dict, list[dict], list[str]]:
             f"{rows[str(n)]['single_best_of_n_prm']:.3f}")
         save({"setup": vars_of(a), "by_members": rows, "partial": f"members up to {n} of {a.members}"}, [],
              [f"Ensembles: partial, rows for N up to {n}."])  # a cut-short run keeps the finished rows
+        # the paired comparison behind the goal: problems one side solves and the other does not (McNemar's
+        # discordant pairs); with few of them a difference of one problem is not a finding
+        e_ok, s_ok = grade(ens_major), grade(single_major)
+        rows[str(n)]["majority_discordant"] = {"ensemble_only": sum(e and not s for e, s in zip(e_ok, s_ok, strict=True)),
+                                               "single_only": sum(s and not e for e, s in zip(e_ok, s_ok, strict=True))}
     base_acc = acc(sample(frozen, tok, prompts, n=1, max_new_tokens=a.tokens, temperature=0.0, seed=0).texts)
     top = str(n_max)
     ens, sgl = rows[top]["ensemble_majority"], rows[top]["single_majority"]
