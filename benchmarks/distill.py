@@ -245,14 +245,19 @@ def ensemble(a, save) -> tuple[dict, list[dict], list[str]]:
             single_tokens = sum(sum(c[:n]) for c in single_cost) / P
             single_pass = sum(any(task.score(test[i], t).correct for t in single_texts[i][:n]) for i in range(P)) / P
         avg_texts, avg_cost = logit_average_generate(members[:n], tok, prompts, a.tokens)
+        # the paired comparison behind the goal: problems one side solves and the other does not (McNemar's
+        # discordant pairs); with few of them a difference of one problem is not a finding
+        e_ok, s_ok = grade(ens_major), grade(single_major)
         rows[str(n)] = {
             "ensemble_tokens_per_problem": sum(sum(member_cost[k][i] for k in range(n)) for i in range(P)) / P,
-            "ensemble_majority": acc(ens_major),
+            "ensemble_majority": sum(e_ok) / P,
             "ensemble_best_of_n_prm": acc(ens_best),
             "ensemble_logit_average": acc(avg_texts),
             "ensemble_logit_average_tokens_per_problem": sum(avg_cost) / P,
             "single_tokens_per_problem": single_tokens,
-            "single_majority": acc(single_major),
+            "single_majority": sum(s_ok) / P,
+            "majority_discordant": {"ensemble_only": sum(e > s for e, s in zip(e_ok, s_ok, strict=True)),
+                                    "single_only": sum(s > e for e, s in zip(e_ok, s_ok, strict=True))},
             "single_best_of_n_prm": acc(single_best),
             "single_pass_at_n_oracle": single_pass,
         }
@@ -262,11 +267,6 @@ def ensemble(a, save) -> tuple[dict, list[dict], list[str]]:
             f"{rows[str(n)]['single_best_of_n_prm']:.3f}")
         save({"setup": vars_of(a), "by_members": rows, "partial": f"members up to {n} of {a.members}"}, [],
              [f"Ensembles: partial, rows for N up to {n}."])  # a cut-short run keeps the finished rows
-        # the paired comparison behind the goal: problems one side solves and the other does not (McNemar's
-        # discordant pairs); with few of them a difference of one problem is not a finding
-        e_ok, s_ok = grade(ens_major), grade(single_major)
-        rows[str(n)]["majority_discordant"] = {"ensemble_only": sum(e and not s for e, s in zip(e_ok, s_ok, strict=True)),
-                                               "single_only": sum(s and not e for e, s in zip(e_ok, s_ok, strict=True))}
     base_acc = acc(sample(frozen, tok, prompts, n=1, max_new_tokens=a.tokens, temperature=0.0, seed=0).texts)
     top = str(n_max)
     ens, sgl = rows[top]["ensemble_majority"], rows[top]["single_majority"]

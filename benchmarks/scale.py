@@ -215,10 +215,13 @@ def part_prefix(reps: int) -> dict:
     return out
 
 
+JOB_PPO_EPOCHS = spec_job._ppo_default().n_epochs  # what a spec_rl job runs unless told otherwise
+
+
 def spec_job_cfg(tmp: Path, seed: int, iterations: int, epochs: int = 1) -> spec_job.Config:
     """PPO in the quickstart world (16 rooms, "reach A then B, never a hazard", pre-emptive shield), by default
     one epoch per update so that collecting a batch and learning from it cost about the same here (the job's
-    own default, `epochs=4`, is the overhead part's second row)."""
+    own default, JOB_PPO_EPOCHS, is the overhead part's second row)."""
     return validate(spec_job.Config, {
         "kind": "spec_rl", "seed": seed, "learner": "ppo", "num_envs": 32, "total_steps": iterations * 128 * 32,
         "log_every": 10**9, "checkpoint_every": 10**9, "eval_episodes": 200, "runs_dir": str(tmp),
@@ -294,9 +297,9 @@ def part_spec(tmp: Path, seeds: list[int], iterations: int) -> tuple[dict, list]
             rows[m].append(row)
         print("spec", seed, {m: (round(v[-1]["samples_per_s"]), v[-1]["satisfaction"]) for m, v in rows.items()},
               flush=True)
-        # the same overhead at the job's own PPO settings (4 epochs a batch): Ray's cost per update is fixed,
+        # the same overhead at the job's own PPO settings (JOB_PPO_EPOCHS a batch): Ray's cost per update is fixed,
         # so it weighs less when the learner does the usual amount of work per batch
-        cfg4 = spec_job_cfg(tmp, seed, iterations, epochs=4)
+        cfg4 = spec_job_cfg(tmp, seed, iterations, epochs=JOB_PPO_EPOCHS)
         s4 = spec_job.train(cfg4, new_run(tmp, cfg4, "spec-inproc-e4"), quiet=True)
         r4 = train_on_ray(cfg4, new_run(tmp, cfg4, "spec-sync1-e4"), False, True, modes["sync1"])
         inproc4, ray4 = s4["env_steps"] / s4["wall_seconds"], r4["env_steps"] / r4["wall_seconds"]
@@ -319,7 +322,8 @@ def part_spec(tmp: Path, seeds: list[int], iterations: int) -> tuple[dict, list]
         goal("spec-RL PPO: sync Ray (1 worker) numbers = in-process, every seed", same, True, "bool", same),
         goal("spec-RL PPO: sync Ray slower than in-process (mean over seeds)", statistics.mean(overhead), 0.15,
              "fraction", statistics.mean(overhead) <= 0.15),
-        goal("spec-RL PPO at the job's default 4 epochs a batch: sync Ray slower than in-process (mean over seeds)",
+        goal(f"spec-RL PPO at the job's default {JOB_PPO_EPOCHS} epochs a batch: sync Ray slower than in-process "
+             "(mean over seeds)",
              statistics.mean(overhead4), 0.15, "fraction", statistics.mean(overhead4) <= 0.15),
         goal("spec-RL PPO: async / sync samples per second, 2 workers + learner, same CPUs (mean over seeds)",
              statistics.mean(ratio), 1.5, "x", statistics.mean(ratio) >= 1.5),
