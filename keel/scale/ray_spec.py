@@ -6,7 +6,8 @@ evaluation and summary (`keel.rl.spec_job.train`) run unchanged around it; only 
 `learn` happen moves (`keel.rl.learner.SplitLearner`).
 
 - sync: each turn every worker collects with the newest weights, the learner learns on the batches
-  merged side by side. With one rollout worker this is the in-process run step for step: same env
+  merged side by side. The learner actor drives the turn (`SpecLearnerActor.sync_step`), so batches and
+  weights go worker <-> learner directly; the driver only starts the turn and reads its infos. With one rollout worker this is the in-process run step for step: same env
   copies, seeds, random streams and updates, so the same numbers (tested).
 - async: while the learner learns on batch k, the workers already collect batch k+1 with the weights
   they have (one version older): one batch in flight per worker, so every batch is exactly one policy
@@ -74,17 +75,14 @@ class RayLearner:
     def train_step(self) -> dict[str, float]:
         if self.t_first is None:
             self.t_first = time.perf_counter()
+        if self.scale.mode == "sync":
+            return self._sync_step()
         if self.inflight is None:
             self.inflight = self._collect()
         batch_refs, info_refs, version = self.inflight
         # the update is queued before the driver waits: Ray starts it the moment the batches are in
         info_ref, w_ref = self.learner.learn.options(num_returns=2).remote(*batch_refs)
-        infos = self._get(info_refs)
-        self._env_steps = sum(i["env_steps"] for i in infos)
-        self._finished = any(i["finished"] for i in infos)
-        self.collect_s += sum(i["collect_s"] for i in infos)
-        self.staleness[self.version - version] += 1
-        self.trained_steps += steps_per_batch(self.cfg)
+        self._note(self._get(info_refs), version)
         self.inflight = None
         if self.scale.mode == "async" and not self._finished and self._env_steps < self.cfg.total_steps:
             self.inflight = self._collect()  # with the weights before this update: one version stale
@@ -94,7 +92,26 @@ class RayLearner:
         self.t_last = time.perf_counter()
         return info
 
+    def _sync_step(self) -> dict[str, float]:
+        info, infos = self._get([self.learner.sync_step.remote(self.version)])[0]
+        self._note(infos, self.version)
+        self.learn_s += info.pop("learn_s")
+        self.weights_ref, self.version = None, self.version + 1  # fetched from the learner when asked for
+        self.sent = [self.version] * len(self.workers)
+        self.t_last = time.perf_counter()
+        return info
+
+    def _note(self, infos: list[dict], version: int) -> None:
+        """Book the workers' collect infos of a batch collected with policy `version`."""
+        self._env_steps = sum(i["env_steps"] for i in infos)
+        self._finished = any(i["finished"] for i in infos)
+        self.collect_s += sum(i["collect_s"] for i in infos)
+        self.staleness[self.version - version] += 1
+        self.trained_steps += steps_per_batch(self.cfg)
+
     def policy(self) -> Any:
+        if self.weights_ref is None:
+            self.weights_ref = self.learner.weights.remote()
         self.local.set_weights(weights_in(self.ray.get(self.weights_ref)))
         return self.local.policy()
 
@@ -220,7 +237,7 @@ def train(cfg: Config, run, resume: bool, quiet: bool, scale: ScaleConfig) -> di
                    for i in range(N)]
         session.actors = [learner, *workers]
         # every actor built (imports, world, shield) before the loop starts: its clock and errors are the loop's
-        ray.get([learner.updates.remote(), *(w.pid.remote() for w in workers)])
+        ray.get([learner.attach.remote(workers), *(w.pid.remote() for w in workers)])
         built: list[RayLearner] = []
 
         def on_ray(world) -> RayLearner:

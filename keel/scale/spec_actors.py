@@ -7,7 +7,10 @@
   seed and budget); with N, worker i gets a contiguous share of `num_envs`, seed + 7919 i, and the same
   share of the step budget (so PPO's whole-rollout budget and QRM's epsilon schedule stay the job's).
 - `SpecLearnerActor`: the job's learner built as in-process; it only `learn`s, on the workers' batches
-  merged side by side (`merge`), and returns its new weights (they go into the object store once).
+  merged side by side (`merge`), and returns its new weights (they go into the object store once). In sync
+  mode it also drives the workers itself (`sync_step`): a batch then travels worker -> learner and the
+  weights learner -> worker directly, where a driver-led turn relays both through the driver (each Ray
+  hand-over costs ~1-2 ms here against a ~40 ms update: `benchmarks/scale.py`, table ray_call_ms).
 """
 
 from __future__ import annotations
@@ -78,9 +81,27 @@ class SpecLearnerActor:
         return weights_out(self.learner.weights())
 
     def learn(self, *batches: Batch) -> tuple[dict, Any]:
+        return self._learn(batches), weights_out(self.learner.weights())
+
+    def _learn(self, batches) -> dict:
         t0 = time.perf_counter()
         info = self.learner.learn(self.learner.merge([unpack(b) for b in batches]))
-        return {**info, "learn_s": time.perf_counter() - t0}, weights_out(self.learner.weights())
+        return {**info, "learn_s": time.perf_counter() - t0}
+
+    def attach(self, workers: list) -> None:
+        """The rollout workers' handles, for `sync_step`."""
+        self.workers = workers
+
+    def sync_step(self, version: int) -> tuple[dict, list[dict]]:
+        """One synchronous turn: every worker collects with the current weights, then one update on the
+        batches merged. Returns the update's info and the workers' collect infos, in worker order."""
+        import ray
+
+        w = weights_out(self.learner.weights())
+        if len(self.workers) > 1:
+            w = ray.put(w)  # one copy in the object store, read by every worker
+        outs = ray.get([wk.collect.remote(w, version) for wk in self.workers])
+        return self._learn([b for b, _ in outs]), [i for _, i in outs]
 
     def updates(self) -> int:
         return self.learner.counters().updates
