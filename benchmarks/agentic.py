@@ -502,6 +502,11 @@ def main() -> None:
                      f"{a.rl_steps} (worlds: SFT {a.world_sft_steps or a.sft_steps}, RL {a.world_rl_steps}), eval "
                      f"episodes {a.eval_episodes} (worlds {a.world_eval_episodes or a.eval_episodes}) (None = preset); "
                      "every evaluation is greedy on the first N tasks of the split (round-robin over templates)")
+        from keel.envs.toolworld.generator import HELD_OUT_TEMPLATES, TEMPLATE_NAMES
+
+        notes.append(f"toolworld: {len(TEMPLATE_NAMES) - len(HELD_OUT_TEMPLATES)} training templates, "
+                     f"{len(HELD_OUT_TEMPLATES)} held out ({', '.join(HELD_OUT_TEMPLATES)}); see "
+                     "keel.envs.toolworld.generator for the coverage templates added in round 2")
         worlds_kept, worlds_notes = carry_worlds(name, a.worlds) if not a.quick else ({}, [])
         tables["learning"], g = learning(a, save)
         goals += g

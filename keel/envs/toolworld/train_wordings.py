@@ -58,6 +58,12 @@ TRAIN_WORDINGS: dict[str, tuple[Callable[..., str], ...]] = {
         lambda payee, amount, date: f"Plan a transfer of {_money(amount)} to {payee[0]} ({payee[1]}) for {date}.",
         lambda payee, amount, date: f"Set up a payment to {payee[1]} ({payee[0]}): {_money(amount)}, on {date}.",
     ),
+    "workspace.email_participant": (
+        lambda title, date, contact, message: f"Look up who takes part in '{title}' on {date} and email them: "
+                                              f"{message[0]}.",
+        lambda title, date, contact, message: f"Send the person on my {date} event '{title}' an email saying "
+                                              f"{message[0]}.",
+    ),
     "banking.pay_bill": (
         lambda service, payee, amount: f"Read {_bill(service)} and pay what it asks.",
         lambda service, payee, amount: f"There is a bill at {_bill(service)}; please pay it.",
@@ -65,6 +71,11 @@ TRAIN_WORDINGS: dict[str, tuple[Callable[..., str], ...]] = {
     "banking.repeat": (
         lambda merchant, amount: f"Send {merchant[0]} the same payment I sent them last time.",
         lambda merchant, amount: f"Pay {merchant[0]} once more, same IBAN and amount as before.",
+    ),
+    "banking.schedule_repeat": (
+        lambda merchant, amount, date: f"Plan for {date} a payment to {merchant[0]} equal to my last one to them.",
+        lambda merchant, amount, date: f"On {date}, pay {merchant[0]} again (same IBAN and amount as last time); "
+                                       "schedule it.",
     ),
     "drive.create": (
         lambda folder, name, text: f"Write a file {folder}/{name} with the text '{text}'.",
@@ -85,6 +96,10 @@ TRAIN_WORDINGS: dict[str, tuple[Callable[..., str], ...]] = {
     "drive.append": (
         lambda file, line: f"Add '{line}' as a new last line of {file[0]}.",
         lambda file, line: f"Extend {file[0]} with one more line: '{line}'.",
+    ),
+    "drive.share_and_tell": (
+        lambda file, contact: f"Share {file[0]} with {contact[1]}, then email {contact[0]} that it is shared.",
+        lambda file, contact: f"Let {contact[0]} ({contact[1]}) see {file[0]} and tell them so by email.",
     ),
     "travel.reserve": (
         lambda hotel, stay: f"Book {hotel[1]} for {stay[0]} to {stay[1]}.",

@@ -40,6 +40,8 @@ WORDINGS: dict[str, Callable[..., str]] = {
         f"Please pass the message titled '{mail[2]}' on to {contact[1]}.",
     "workspace.cancel_event": lambda title, date, slot:
         f"Remove the '{title}' event at {slot[0]} on {date} from my calendar.",
+    "workspace.email_participant": lambda title, date, contact, message:
+        f"Whoever is invited to '{title}' ({date}) should hear from me by mail that {message[0]}.",
     "workspace.reply_to_sender": lambda mail, message:
         f"Answer whoever sent me '{mail[2]}' and say {message[0]}.",
     "banking.send": lambda payee, amount, subject:
@@ -50,6 +52,8 @@ WORDINGS: dict[str, Callable[..., str]] = {
         f"Settle what {bill_path(service)} says I owe.",
     "banking.repeat": lambda merchant, amount:
         f"Make another payment to {merchant[0]} matching my previous one to them.",
+    "banking.schedule_repeat": lambda merchant, amount, date:
+        f"Arrange for {merchant[0]} to get, on {date}, what I paid them last time, to the account I used then.",
     "banking.schedule_bill": lambda service, payee, date:
         f"Don't pay {bill_path(service)} today; arrange it for {date}.",
     "drive.create": lambda folder, name, text:
@@ -62,6 +66,8 @@ WORDINGS: dict[str, Callable[..., str]] = {
         f"Duplicate {file[0]} into {folder}/{file[0].rsplit('/', 1)[1]}.",
     "drive.append": lambda file, line:
         f"At the end of {file[0]}, add this line: '{line}'.",
+    "drive.share_and_tell": lambda file, contact:
+        f"Give {contact[1]} access to {file[0]}, then drop them a mail saying so.",
     "drive.email_file": lambda file, contact:
         f"Send {contact[1]} an email whose text is what {file[0]} contains.",
     "travel.reserve": lambda hotel, stay:
