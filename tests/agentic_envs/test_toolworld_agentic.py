@@ -58,6 +58,23 @@ def test_held_out_templates_use_only_tools_the_training_templates_use():
     assert held <= trained
 
 
+def test_training_meets_each_destination_argument_both_written_in_the_request_and_looked_up():
+    # the coverage rule of keel.envs.toolworld.generator: an agent that only ever saw a recipient written in
+    # the request calls the action at once on a task whose recipient must be looked up first
+    tasks = generate()
+    seen: dict[tuple[str, str], set[str]] = {}
+    for t in split_ids("train"):
+        g = tasks[t]
+        for c in g.task.ground_truth:
+            for arg in ("to", "recipient", "hotel"):
+                if arg in c.args:
+                    src = "request" if str(c.args[arg]) in g.task.prompt else "lookup"
+                    seen.setdefault((c.tool, arg), set()).add(src)
+    for key in [("send_email", "to"), ("send_money", "recipient"), ("schedule_payment", "recipient"),
+                ("reserve_hotel", "hotel")]:
+        assert seen.get(key) == {"request", "lookup"}, (key, seen.get(key))
+
+
 def test_every_template_is_solved_by_its_ground_truth_and_not_by_doing_nothing():
     tasks = generate()
     rng = random.Random(0)
