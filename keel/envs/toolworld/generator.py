@@ -158,6 +158,15 @@ def _reserved(w: World, hotel: str, start: str, end: str) -> bool:
     return any(r["hotel"] == hotel and r["start"] == start and r["end"] == end for r in w.reservations)
 
 
+def _scheduled(w: World, iban: str, amount: float, date: str) -> bool:
+    return any(t.recipient == iban and abs(t.amount - amount) < 0.005 and t.date == date for t in w.scheduled)
+
+
+def _sentence(msg: str) -> str:
+    """A message as the body of an e-mail: capitalised, with a full stop."""
+    return msg[0].upper() + msg[1:] + "."
+
+
 def _money(x: float) -> str:
     return f"{x:.2f}"
 
@@ -166,7 +175,7 @@ def _money(x: float) -> str:
 def ws_email_contact(contact, message) -> Spec:
     (name, addr), (msg, kw) = contact, message
     return Spec(f"Email {name} ({addr}) to say {msg}.",
-                (Call("send_email", {"to": addr, "subject": "Quick note", "body": msg[0].upper() + msg[1:] + "."}),),
+                (Call("send_email", {"to": addr, "subject": "Quick note", "body": _sentence(msg)}),),
                 lambda pre, post: sent_to(post, addr, kw))
 
 
@@ -213,7 +222,7 @@ def ws_email_participant(title, date, contact, message) -> Spec:
 
     return Spec(f"Email the participant of my '{title}' event on {date} to say {msg}.",
                 (Call("list_events", {"date": date}),
-                 Call("send_email", {"to": addr, "subject": title, "body": msg[0].upper() + msg[1:] + "."})),
+                 Call("send_email", {"to": addr, "subject": title, "body": _sentence(msg)})),
                 lambda pre, post: sent_to(post, addr, kw), setup)
 
 
@@ -221,7 +230,7 @@ def ws_reply_to_sender(mail, message) -> Spec:
     (_mid, sender, subject, _kw), (msg, kw) = mail, message
     return Spec(f"Reply to the email '{subject}' and tell the sender {msg}.",
                 (Call("search_emails", {"query": subject}),
-                 Call("send_email", {"to": sender, "subject": f"Re: {subject}", "body": msg[0].upper() + msg[1:] + "."})),
+                 Call("send_email", {"to": sender, "subject": f"Re: {subject}", "body": _sentence(msg)})),
                 lambda pre, post: sent_to(post, sender, kw))
 
 
@@ -238,8 +247,7 @@ def bank_schedule(payee, amount, date) -> Spec:
     return Spec(f"Schedule a payment of {_money(amount)} to {who} ({iban}) on {date}.",
                 (Call("schedule_payment", {"recipient": iban, "amount": amount, "date": date,
                                            "subject": f"Payment to {who}"}),),
-                lambda pre, post: any(t.recipient == iban and abs(t.amount - amount) < 0.005 and t.date == date
-                                      for t in post.scheduled))
+                lambda pre, post: _scheduled(post, iban, amount, date))
 
 
 def _bill(service: tuple[str, str], payee: tuple[str, str], amount: float) -> tuple[str, Setup]:
@@ -287,8 +295,7 @@ def bank_schedule_repeat(merchant, amount, date) -> Spec:
                 f"to {name}.",
                 (Call("list_transactions", {"n": 2}),
                  Call("schedule_payment", {"recipient": iban, "amount": amount, "date": date, "subject": name})),
-                lambda pre, post: any(t.recipient == iban and abs(t.amount - amount) < 0.005 and t.date == date
-                                      for t in post.scheduled) and not _one_more_tx(pre, post),
+                lambda pre, post: _scheduled(post, iban, amount, date) and not _one_more_tx(pre, post),
                 _past_payment(merchant, amount))
 
 
@@ -300,8 +307,7 @@ def bank_schedule_bill(service, payee, date) -> Spec:
                 (Call("read_file", {"path": path}),
                  Call("schedule_payment", {"recipient": iban, "amount": amount, "date": date,
                                            "subject": f"{service[0]} bill"})),
-                lambda pre, post: any(t.recipient == iban and abs(t.amount - amount) < 0.005 and t.date == date
-                                      for t in post.scheduled) and not paid(post, iban), setup)
+                lambda pre, post: _scheduled(post, iban, amount, date) and not paid(post, iban), setup)
 
 
 # ========================================== drive ==================================================
