@@ -99,9 +99,10 @@ def run_mode(mode: str, p: dict, seed: int = 0, verbose: bool = True) -> dict:
         out[split] = it.evaluate_problems(model, tok, stask, problems, rounds, cfg.eval_batch)
         if verbose:
             print(f"{mode} {split}: {out[split]}", flush=True)
-            _, (first, *_) = it.split_problems(cfg, split, 1)
-            trajs, _ = run_rounds(model, tok, [first.prompt], rounds)
-            print(" | ".join(r.text for r in trajs[0].rounds)[:600], flush=True)
+            _, shown = it.split_problems(cfg, split, 3)
+            trajs, _ = run_rounds(model, tok, [q.prompt for q in shown], rounds)
+            for q, t in zip(shown, trajs, strict=True):
+                print(f"{q.prompt} [{q.answer}]\n  " + " | ".join(r.text for r in t.rounds)[:900], flush=True)
     return out
 
 
@@ -154,7 +155,10 @@ def main() -> None:
         if k not in p:
             raise SystemExit(f"--set {kv}: unknown setting {k!r}; known: {', '.join(sorted(p))}")
         try:
-            p[k] = tuple(_number(x) for x in v.split(",")) if isinstance(p[k], tuple) else _number(v)
+            if isinstance(p[k], str):
+                p[k] = v
+            else:
+                p[k] = tuple(_number(x) for x in v.split(",")) if isinstance(p[k], tuple) else _number(v)
         except ValueError:
             want = "numbers LO,HI" if isinstance(p[k], tuple) else "a number"
             raise SystemExit(f"--set {kv}: {k} takes {want}") from None
@@ -166,7 +170,7 @@ def main() -> None:
     ref = trace_reference(p)
     print(ref, flush=True)
     if args.pilot:
-        run_mode("rounds", {**p, "splits": ("test",)}, args.seed)
+        run_mode("rounds", p, args.seed)
         return
     name = "inftythink" + ("_quick" if args.quick else "")
     modes = {"rounds": run_mode("rounds", p, args.seed)}

@@ -63,8 +63,20 @@ def _check_lengths(name: str, lo: int, hi: int) -> None:
 @dataclass
 class ArithChain(ChainTask):
     """Start at a number and apply a numbered list of + / - steps with one-digit operands (values stay in
-    0..99): "Start at 23. Apply in order: (1) +7 (2) -4 ...". Trace line: "(2) 30-4=26"; summary: the
-    step reached and the running value."""
+    0..99): "Start at 23. Apply in order: (1) +7 (2) -4 (3) +3 ...". Trace line: "(2) -4: 30-4=26";
+    summary: "(3) +3 from 26", the next step exactly as its line will begin, and the value reached.
+
+    Both forms let the model find its place by copying rather than searching: a line writes the step's
+    number, then the operation that follows that number in the question (the pattern "(2) -4" is copied
+    from it), and a fresh round copies its first "(3) +3" from the summary beside it. Measured with
+    SmolLM2-135M (benchmarks/inftythink.py pilots, 120 SFT steps, top 6 layers), on training-length
+    test problems and 10-13-step held-out ones:
+      lines "(2) 30-4=26", summary "after step 2: 26": rounds lost their place, re-applying steps 3-6
+        until out of rounds (held-out accuracy 0);
+      the same with the operations left listed in the summary ("...; next +3 -1"): the model miscopied
+        the list (test accuracy 0.58 -> 0.25);
+      lines as now, summary "next (3) from 26": step numbers right, but a round's first operation was
+        often wrong, copied after the summary's "(3)" rather than the question's (test 0.5, held-out 0)."""
 
     name: ClassVar[str] = "arith_chain"
     min_steps: int = 6
@@ -90,12 +102,13 @@ class ArithChain(ChainTask):
         return Problem(prompt, str(value), {"start": start, "ops": ops})
 
     def trace(self, problem: Problem) -> Trace:
+        ops = problem.meta["ops"]
         value, steps, summaries = problem.meta["start"], [], []
-        for i, op in enumerate(problem.meta["ops"], 1):
+        for i, op in enumerate(ops, 1):
             b = int(op[1:])
             new = value + b if op[0] == "+" else value - b
-            steps.append(f"({i}) {value}{op[0]}{b}={new}")
-            summaries.append(f"after step {i}: {new}")
+            steps.append(f"({i}) {op}: {value}{op}={new}")
+            summaries.append(f"({i + 1}) {ops[i]} from {new}" if i < len(ops) else f"all steps done: {new}")
             value = new
         return Trace(tuple(steps), tuple(summaries), f"Answer: {value}")
 
