@@ -32,14 +32,14 @@ def test_arith_chain_trace_solves_and_score_is_exact():
 
 
 def test_arith_chain_lines_and_summaries_name_the_step_as_the_question_does():
-    """A line starts with the question's own "(i) op"; a summary names the next step so and the value reached."""
+    """A line starts with the question's own "(i) op"; a summary names the step reached and its value."""
     task = ArithChain(min_steps=5, max_steps=9)
     for p in task.problems("train", 20, seed=4):
         tr, ops = task.trace(p), p.meta["ops"]
         for i, (line, s) in enumerate(zip(tr.steps, tr.summaries, strict=True), 1):
             assert f"({i}) {ops[i - 1]}" in p.prompt and line.startswith(f"({i}) {ops[i - 1]}: ")
             value = line.split("=")[1]
-            assert s == (f"({i + 1}) {ops[i]} from {value}" if i < len(ops) else f"all steps done: {value}")
+            assert s == (f"({i}) done: {value}" if i < len(ops) else f"all steps done: {value}")
 
 
 def test_countdown_chain_search_finds_a_valid_solution_within_the_length_knob():
