@@ -35,7 +35,7 @@ from benchmarks.resultsfile import goal, write_results  # noqa: E402
 FULL = dict(model="smollm2", train=(4, 8), heldout=(10, 13), max_operand=1, round_tokens=48, max_rounds=14, pool=256,
             sft_steps=120, sft_batch=4, sft_lr=3e-4, train_layers=6, rl_steps=1, group=4, prompts=1, rl_lr=1e-5,
             eval_n=12, eval_batch=12, threads=2, splits=("test", "heldout"))
-QUICK = dict(model="tiny", train=(3, 4), heldout=(6, 7), max_operand=9, round_tokens=40, max_rounds=5, pool=8, sft_steps=2,
+QUICK = dict(model="tiny", train=(3, 4), heldout=(6, 7), max_operand=9, round_tokens=48, max_rounds=5, pool=8, sft_steps=2,
              sft_batch=2, sft_lr=1e-3, train_layers=1, rl_steps=1, group=2, prompts=1, rl_lr=1e-3, eval_n=4,
              eval_batch=4, threads=1, splits=("test", "heldout"))
 
@@ -68,7 +68,7 @@ def run_mode(mode: str, p: dict, seed: int = 0, verbose: bool = True) -> dict:
     rounds = it.effective_rounds(cfg)
     task, _ = it.tasks(cfg)
     pool = task.problems("train", cfg.train_pool, seed)
-    examples = it.cold_start_examples(task, pool, rounds, tok)
+    examples = it.cold_start_examples(task, pool, rounds, tok, it.cut_rng(cfg))
     out: dict = {"mode": mode, "round_tokens": rounds.round_tokens, "max_rounds": rounds.max_rounds,
                  "budget_tokens": rounds.budget,
                  "sft_rows_per_problem": sum(len(e) for e in examples) / len(examples),

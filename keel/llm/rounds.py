@@ -16,6 +16,7 @@ their prompts, so RL can train every round of a trajectory (`keel.rl.inftythink`
 
 from __future__ import annotations
 
+import random
 import re
 import time
 from dataclasses import dataclass, field
@@ -81,11 +82,16 @@ class RoundText:
     final: bool  # ends with the answer (then EOS follows), else with a summary (the stop string)
 
 
-def cut_trace(question: str, trace: Trace, cfg: RoundsConfig, count_tokens) -> list[RoundText]:
+def cut_trace(question: str, trace: Trace, cfg: RoundsConfig, count_tokens,
+              rng: random.Random | None = None) -> list[RoundText]:
     """The trace as rounds: each round takes as many whole steps as fit in `round_tokens` (counted with
     `count_tokens(text)`, plus one for the EOS after an answer), ending where the solver allows a cut with
     that point's summary; the last round ends with the answer. Raises if it needs more than `max_rounds`
-    rounds or one step does not fit in a round."""
+    rounds or one step does not fit in a round.
+
+    With `rng`, a round that does not conclude ends at a cut point drawn uniformly among those that fit,
+    so that over a training set rounds begin at every step, not only where greedy packing lands (with
+    greedy cuts of two steps, a policy never saw a round begin past step 8 and could not begin one at 9)."""
     steps, summaries, out, i = list(trace.steps), [], [], 0
     while True:
         prompt = round_prompt(question, summaries, cfg.history)
@@ -93,7 +99,7 @@ def cut_trace(question: str, trace: Trace, cfg: RoundsConfig, count_tokens) -> l
         if count_tokens(last) + 1 <= cfg.round_tokens:
             out.append(RoundText(prompt, last, True))
             break
-        best = None
+        fits = []
         for j in range(i + 1, len(steps) + 1):
             s = trace.summaries[j - 1]
             if s is None:
@@ -101,11 +107,11 @@ def cut_trace(question: str, trace: Trace, cfg: RoundsConfig, count_tokens) -> l
             text = summary_round(steps[i:j], s)
             if count_tokens(text) > cfg.round_tokens:
                 break
-            best = (j, s, text)
-        if best is None:
+            fits.append((j, s, text))
+        if not fits:
             raise KeelError(f"round_tokens={cfg.round_tokens} is too small for one step of this trace and its "
                             "summary; raise rounds.round_tokens")
-        i, s, text = best
+        i, s, text = rng.choice(fits) if rng is not None else fits[-1]
         out.append(RoundText(prompt, text, False))
         summaries.append(s)
         if len(out) >= cfg.max_rounds:

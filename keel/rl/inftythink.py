@@ -45,6 +45,9 @@ class Config(JobConfig):
     heldout_options: dict[str, Any] = Field(default_factory=lambda: {"min_steps": 16, "max_steps": 24})
     mode: Literal["rounds", "chain"] = "rounds"  # chain: one long chain of the same total budget (baseline)
     rounds: RoundsConfig = Field(default_factory=RoundsConfig)
+    # cold-start rounds end at random cut points (all that fit) or hold as many steps as fit ("full");
+    # random cuts make training rounds begin at every step (see keel.llm.rounds.cut_trace)
+    cuts: Literal["random", "full"] = "random"
     train_pool: int = 256  # training problems drawn once
     sft_steps: int = 100
     sft: SFTConfig = Field(default_factory=lambda: SFTConfig(lr=1e-4, batch_size=8))  # batch_size: problems
@@ -113,9 +116,11 @@ def split_problems(cfg: Config, split: str, n: int, seed: int = 12345) -> tuple[
 
 
 # --- 1. cold start -----------------------------------------------------------------------------------------
-def cold_start_examples(task: ChainTask, problems: list[Problem], rounds: RoundsConfig, tok) -> list[list]:
+def cold_start_examples(task: ChainTask, problems: list[Problem], rounds: RoundsConfig, tok,
+                        rng: random.Random | None = None) -> list[list]:
     """Per problem, its solver trace cut into rounds, as token-exact trajectories (mask 1 on the output,
-    which is the round's text then EOS after an answer; a summary round ends at its closing tag)."""
+    which is the round's text then EOS after an answer; a summary round ends at its closing tag). `rng`:
+    random cut points (`cut_trace`), else rounds as full as fit."""
     from keel.llm.conversation import Trajectory
 
     def encode(text: str) -> list[int]:
@@ -124,13 +129,18 @@ def cold_start_examples(task: ChainTask, problems: list[Problem], rounds: Rounds
     out = []
     for p in problems:
         rows = []
-        for rt in cut_trace(p.prompt, task.trace(p), rounds, lambda t: len(encode(t))):
+        for rt in cut_trace(p.prompt, task.trace(p), rounds, lambda t: len(encode(t)), rng):
             tr = Trajectory(prompt_ids=encode(rt.prompt))
             for t in encode(rt.completion) + ([tok.eos_token_id] if rt.final else []):
                 tr.add_model(t, 0.0)
             rows.append(tr)
         out.append(rows)
     return out
+
+
+def cut_rng(cfg: Config) -> random.Random | None:
+    """The cold start's cut points: seeded by the run's seed (exact resume), or None for full rounds."""
+    return random.Random(f"{cfg.seed}|cuts") if cfg.cuts == "random" else None
 
 
 # --- 2. trajectory-level RL --------------------------------------------------------------------------------
@@ -263,7 +273,7 @@ def train(cfg: Config, run, resume: bool = False, quiet: bool = False) -> dict:
         base = evaluate_splits(model, tok, cfg) if cfg.eval_base else {}
         for s, m in base.items():
             run.log(0, **{f"{s}/{k}": v for k, v in m.items()})
-    examples = cold_start_examples(task, pool, rounds, tok) if cfg.sft_steps > start else []
+    examples = cold_start_examples(task, pool, rounds, tok, cut_rng(cfg)) if cfg.sft_steps > start else []
     groups = RoundGroups(cfg, model, tok, task, pool)
     t0, last, final = time.time(), {}, {}
     with progress_bar(quiet) as bar:

@@ -32,14 +32,14 @@ def test_arith_chain_trace_solves_and_score_is_exact():
 
 
 def test_arith_chain_lines_and_summaries_name_the_step_as_the_question_does():
-    """A line starts with the question's own "(i) op"; a summary names the step reached and its value."""
+    """A line starts with the question's own "(i) op"; a summary names the next step so and the value reached."""
     task = ArithChain(min_steps=5, max_steps=9)
     for p in task.problems("train", 20, seed=4):
         tr, ops = task.trace(p), p.meta["ops"]
         for i, (line, s) in enumerate(zip(tr.steps, tr.summaries, strict=True), 1):
             assert f"({i}) {ops[i - 1]}" in p.prompt and line.startswith(f"({i}) {ops[i - 1]}: ")
             value = line.split("=")[1]
-            assert s == (f"({i}) done: {value}" if i < len(ops) else f"all steps done: {value}")
+            assert s == (f"({i + 1}) {ops[i]} from {value}" if i < len(ops) else f"all steps done: {value}")
 
 
 def test_countdown_chain_search_finds_a_valid_solution_within_the_length_knob():
@@ -162,3 +162,23 @@ def test_run_rounds_on_a_real_model_never_exceeds_round_tokens(tok):
             assert 1 <= len(r.completion_ids) <= cfg.round_tokens and len(r.logprobs) == len(r.completion_ids)
     with pytest.raises(KeelError):
         R.run_rounds(model, tok, ["q"], R.RoundsConfig(round_tokens=2))
+
+
+def test_random_cuts_begin_rounds_at_every_step_and_still_rebuild_the_trace(tok):
+    import random
+
+    task, cfg, count = ArithChain(min_steps=4, max_steps=8, max_operand=1), R.RoundsConfig(round_tokens=48), ntok(tok)
+    rng = random.Random(0)
+    starts = {"greedy": set(), "random": set()}
+    for p in task.problems("train", 64, 0):
+        tr = task.trace(p)
+        for name, r in (("greedy", None), ("random", rng)):
+            done = 0
+            for rt in R.cut_trace(p.prompt, tr, cfg, count, r):
+                assert count(rt.completion) + rt.final <= cfg.round_tokens
+                starts[name].add(done + 1)
+                lines = rt.completion.split("\n")[:-1]
+                assert lines == list(tr.steps[done:done + len(lines)])
+                done += len(lines)
+            assert done == len(tr.steps)
+    assert starts["greedy"] < starts["random"] and starts["random"] == set(range(1, 9))

@@ -64,23 +64,25 @@ def _check_lengths(name: str, lo: int, hi: int) -> None:
 class ArithChain(ChainTask):
     """Start at a number and apply a numbered list of + / - steps with one-digit operands (values stay in
     0..99): "Start at 23. Apply in order: (1) +7 (2) -4 (3) +3 ...". Trace line: "(2) -4: 30-4=26";
-    summary: "(2) done: 26", the step reached in the form its line began, and the value.
+    summary: "(3) +3 from 26", the next step exactly as its line will begin, and the value reached.
 
     Both forms let the model find its place by copying rather than searching: a line writes the step's
     number, then the operation that follows that number in the question (the pattern "(2) -4" is copied
-    from it); a fresh round goes on from the summary's "(2)" to "(3)" just as a line follows the line
-    before it in one chain, so counting past the training lengths is the same skill in both. Measured
-    with SmolLM2-135M (benchmarks/inftythink.py, 120 SFT steps, top 6 layers), on training-length test
-    problems and 10-13-step held-out ones:
+    from it), and a fresh round copies its first "(3) +3" from the summary beside it. Measured with
+    SmolLM2-135M (benchmarks/inftythink.py pilots, 120 SFT steps, top 6 layers), on training-length
+    test problems and 10-13-step held-out ones:
       lines "(2) 30-4=26", summary "after step 2: 26": rounds lost their place, re-applying steps 3-6
         until out of rounds (held-out accuracy 0);
       the same with the operations left listed in the summary ("...; next +3 -1"): the model miscopied
         the list (test accuracy 0.58 -> 0.25);
       lines as now, summary "next (3) from 26": step numbers right, but a round's first operation was
         often wrong, copied after the summary's "(3)" rather than the question's (test 0.5, held-out 0);
-      lines as now, summary "(3) +3 from 26": held-out 0.083 against one chain's 0.5; rounds never began
-        at step 9 or later in training (4-8 steps, two a round), and a held-out round that had to begin
-        at "(9)" wrote "(1)" or "(10)" instead (commit acfaa4b)."""
+      lines as now, summary "(2) done: 26" (go on from it as from a chain's last line): the same wrong
+        first operations, and off-by-one step numbers in summaries (test 0.5, held-out 0);
+      as now, with rounds cut greedily (two steps each): held-out 0.083 against one chain's 0.5; no
+        training round began at step 9 or later, and held-out rounds that had to wrote "(1)" or "(10)"
+        instead of the summary's "(9)" (commit acfaa4b). Hence random cuts in the cold start
+        (`keel.rl.inftythink.Config.cuts`)."""
 
     name: ClassVar[str] = "arith_chain"
     min_steps: int = 6
@@ -112,7 +114,7 @@ class ArithChain(ChainTask):
             b = int(op[1:])
             new = value + b if op[0] == "+" else value - b
             steps.append(f"({i}) {op}: {value}{op}={new}")
-            summaries.append(f"({i}) done: {new}" if i < len(ops) else f"all steps done: {new}")
+            summaries.append(f"({i + 1}) {ops[i]} from {new}" if i < len(ops) else f"all steps done: {new}")
             value = new
         return Trace(tuple(steps), tuple(summaries), f"Answer: {value}")
 
