@@ -155,10 +155,12 @@ def main() -> None:
         if k not in p:
             raise SystemExit(f"--set {kv}: unknown setting {k!r}; known: {', '.join(sorted(p))}")
         try:
-            if isinstance(p[k], str):
+            if isinstance(p[k], str):  # the model's name
                 p[k] = v
+            elif isinstance(p[k], tuple):
+                p[k] = tuple(_number(x) for x in v.split(","))
             else:
-                p[k] = tuple(_number(x) for x in v.split(",")) if isinstance(p[k], tuple) else _number(v)
+                p[k] = _number(v)
         except ValueError:
             want = "numbers LO,HI" if isinstance(p[k], tuple) else "a number"
             raise SystemExit(f"--set {kv}: {k} takes {want}") from None

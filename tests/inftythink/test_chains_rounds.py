@@ -32,7 +32,7 @@ def test_arith_chain_trace_solves_and_score_is_exact():
 
 
 def test_arith_chain_lines_and_summaries_name_the_step_as_the_question_does():
-    """A line starts with the question's own "(i) op"; a summary names the next step so and the value reached."""
+    """A line starts with the question's own "(i) op"; a summary names the next step and the value reached."""
     task = ArithChain(min_steps=5, max_steps=9)
     for p in task.problems("train", 20, seed=4):
         tr, ops = task.trace(p), p.meta["ops"]
@@ -68,10 +68,9 @@ def test_heldout_problems_are_longer_than_any_in_training(tok):
         make_chain_task("nope")
 
 
-@pytest.mark.parametrize(("task", "round_tokens"), [(ArithChain(min_steps=10, max_steps=14), 48),
-                                                    (CountdownChain(min_steps=12, max_steps=30), 48)])
-def test_cut_trace_rounds_fit_and_rebuild_the_trace(tok, task, round_tokens):
-    cfg = R.RoundsConfig(round_tokens=round_tokens, max_rounds=20)
+@pytest.mark.parametrize("task", [ArithChain(min_steps=10, max_steps=14), CountdownChain(min_steps=12, max_steps=30)])
+def test_cut_trace_rounds_fit_and_rebuild_the_trace(tok, task):
+    cfg = R.RoundsConfig(round_tokens=48, max_rounds=20)
     count = ntok(tok)
     for p in task.problems("train", 8, 0):
         tr = task.trace(p)
@@ -93,7 +92,7 @@ def test_cut_trace_rounds_fit_and_rebuild_the_trace(tok, task, round_tokens):
     with pytest.raises(KeelError):
         R.cut_trace(p.prompt, tr, R.RoundsConfig(round_tokens=6, max_rounds=20), count)
     with pytest.raises(KeelError):
-        R.cut_trace(p.prompt, tr, R.RoundsConfig(round_tokens=round_tokens, max_rounds=1), count)
+        R.cut_trace(p.prompt, tr, R.RoundsConfig(round_tokens=48, max_rounds=1), count)
 
 
 def test_round_prompt_keeps_only_question_and_latest_summaries():
